@@ -1,0 +1,7 @@
+"""Datasets: CIFAR-10 read from its pickle batches (no torchvision)."""
+from aimcsim.data.cifar10 import (CLASSES, CifarSplit, DatasetNotFoundError, default_root,
+                                  download_cifar10, load_cifar10, verify_cifar10)
+from aimcsim.data.loader import augment, iterate_batches, to_tensor
+
+__all__ = ["CLASSES", "CifarSplit", "DatasetNotFoundError", "default_root", "download_cifar10",
+           "load_cifar10", "verify_cifar10", "augment", "iterate_batches", "to_tensor"]

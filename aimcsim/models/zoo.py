@@ -1,0 +1,47 @@
+"""Named networks of the zoo, all built from :class:`aimcsim.models.resnet.ResNetSpec`.
+
+| name     | stages (depth x width)      | block, branches | shortcut | parameters |
+|----------|-----------------------------|-----------------|----------|------------|
+| f1net    | 3x16, 3x28, 3x56            | basic, 1        | B (1x1)  | 212,786    |
+| resnet20 | 3x16, 3x32, 3x64            | basic, 1        | A (pad)  | 269,722    |
+| resnet32 | 5x16, 5x32, 5x64            | basic, 1        | A (pad)  | 464,154    |
+| t500     | 1x32, 1x64, 1x96            | basic, 2        | B (1x1)  | 426,778    |
+
+``f1net`` is the network of figure F1 (targets.md). ResNet-20/32 are He et al. 2016's CIFAR
+networks (option-A shortcuts; ResNet-32 has 0.46M parameters as published). ``t500`` is our
+reconstruction of AnalogNAS T500 (Benmeziane et al. 2023, arXiv 2305.10459); see
+``docs/models.md`` for every choice and its source (the paper reports about 422K parameters).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aimcsim.models.resnet import ResNet, ResNetSpec, StageSpec
+
+
+def _stages(depths: tuple[int, ...], widths: tuple[int, ...]) -> tuple[StageSpec, ...]:
+    return tuple(StageSpec(d, w, 1 if i == 0 else 2) for i, (d, w) in enumerate(zip(depths, widths)))
+
+
+SPECS: dict[str, ResNetSpec] = {
+    "f1net": ResNetSpec(name="f1net", stages=_stages((3, 3, 3), (16, 28, 56)), shortcut="B"),
+    "resnet20": ResNetSpec(name="resnet20", stages=_stages((3, 3, 3), (16, 32, 64)), shortcut="A"),
+    "resnet32": ResNetSpec(name="resnet32", stages=_stages((5, 5, 5), (16, 32, 64)), shortcut="A"),
+    "t500": ResNetSpec(name="t500", stem_width=16, stages=_stages((1, 1, 1), (32, 64, 96)),
+                       branches=2, shortcut="B"),
+}
+
+
+def build_model(name: str, num_classes: int = 10) -> ResNet:
+    """Build a zoo network by name (see :data:`SPECS`), freshly initialised."""
+    if name not in SPECS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(SPECS)}")
+    spec = SPECS[name]
+    if num_classes != spec.num_classes:
+        from dataclasses import replace
+        spec = replace(spec, num_classes=num_classes)
+    return ResNet(spec)
+
+
+MODEL_NAMES: tuple[str, ...] = tuple(SPECS)
+BUILDERS: dict[str, Callable[[], ResNet]] = {n: (lambda n=n: build_model(n)) for n in SPECS}

@@ -1,0 +1,174 @@
+"""Supervised training of a classifier on CIFAR-10 with checkpoints every epoch and resume.
+
+The same loop serves FP32 training and hardware-aware training: the latter passes a model whose
+layers inject noise and quantise in their forward pass (see :mod:`aimcsim.training.hwa`).
+A killed run restarts from the last completed epoch with the same data order, learning-rate
+schedule and optimizer state.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aimcsim.data.cifar10 import CifarSplit
+from aimcsim.data.loader import iterate_batches
+
+SCHEDULES = ("onecycle", "cosine")
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run.
+
+    Attributes:
+        epochs: passes over the training set.
+        batch_size: images per SGD step.
+        lr: peak learning rate (one-cycle) or initial learning rate (cosine).
+        momentum: SGD momentum (Nesterov).
+        weight_decay: L2 penalty on all parameters.
+        schedule: ``onecycle`` or ``cosine``.
+        seed: seed of initialisation-independent randomness (data order, augmentation).
+        channels_last: use the channels_last memory format (faster convs on CPU).
+        threads: torch intra-op threads (0 keeps torch's default).
+        eval_batch_size: images per batch when testing.
+    """
+
+    epochs: int = 60
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    seed: int = 0
+    channels_last: bool = True
+    threads: int = 0
+    eval_batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: CifarSplit, batch_size: int = 500,
+             channels_last: bool = True, progress: bool = False) -> float:
+    """Top-1 accuracy (fraction 0-1) of ``model`` on ``split``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    batches = iterate_batches(split, batch_size, channels_last=channels_last)
+    total_batches = math.ceil(len(split) / batch_size)
+    for x, y in tqdm(batches, total=total_batches, disable=not progress, desc="eval",
+                     leave=False):
+        correct += int((model(x).argmax(1) == y).sum())
+    model.train(was_training)
+    return correct / len(split)
+
+
+def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    total = config.epochs * steps_per_epoch
+    if config.schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
+                                                   pct_start=0.15, div_factor=10.0,
+                                                   final_div_factor=100.0)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | None,
+                     config: TrainConfig, out_dir: str | os.PathLike,
+                     progress: bool = True) -> dict:
+    """Train ``model`` and return the history ``{"epochs": [...], "test_acc": ..., ...}``.
+
+    Writes ``out_dir/checkpoint.pt`` after every epoch (model, optimizer, scheduler, history),
+    ``out_dir/history.json`` and, at the end, ``out_dir/model.pt`` (state dict only). If a
+    checkpoint exists, training resumes after its last completed epoch.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}],
+                                lr=config.lr, momentum=config.momentum, nesterov=True)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
+    criterion = nn.CrossEntropyLoss()
+    history: dict = {"config": asdict(config), "epochs": []}
+    start_epoch = 0
+    ckpt_path = out / "checkpoint.pt"
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history = json.loads(state["history"])
+        start_epoch = int(state["epoch"])
+        if progress:
+            print(f"resuming {out} after epoch {start_epoch}/{config.epochs}")
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        started = time.time()
+        seen = correct = 0
+        loss_sum = 0.0
+        batches = iterate_batches(train, config.batch_size, shuffle=True, augment_data=True,
+                                  seed=config.seed * 100_003 + epoch,
+                                  channels_last=config.channels_last)
+        bar = tqdm(batches, total=steps_per_epoch, disable=not progress,
+                   desc=f"epoch {epoch + 1}/{config.epochs}")
+        for x, y in bar:
+            logits = model(x)
+            loss = criterion(logits, y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            seen += y.numel()
+            loss_sum += float(loss) * y.numel()
+            correct += int((logits.argmax(1) == y).sum())
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%",
+                            lr=f"{scheduler.get_last_lr()[0]:.3g}")
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+                  "seconds": time.time() - started}
+        if test is not None:
+            record["test_acc"] = evaluate(model, test, config.eval_batch_size,
+                                          config.channels_last)
+        history["epochs"].append(record)
+        if progress:
+            print(json.dumps(record), flush=True)
+        _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                      "history": json.dumps(history)}, ckpt_path)
+        (out / "history.json").write_text(json.dumps(history, indent=1))
+    history["wall_seconds"] = sum(r["seconds"] for r in history["epochs"])
+    if history["epochs"] and "test_acc" in history["epochs"][-1]:
+        history["test_acc"] = history["epochs"][-1]["test_acc"]
+    (out / "history.json").write_text(json.dumps(history, indent=1))
+    torch.save(model.to(memory_format=torch.contiguous_format).state_dict(), out / "model.pt")
+    return history
