@@ -1,2 +1,29 @@
-"""aimcsim: analog in-memory computing crossbar simulator."""
+"""aimcsim: analog in-memory computing (PCM crossbar) simulator for PyTorch models.
+
+Layers: ``aimcsim.devices`` (device physics, numpy only) -> ``aimcsim.tiles`` (crossbars and
+their periphery, numpy + Numba kernels) -> ``aimcsim.nn`` (torch layers, conversion) ->
+``aimcsim.training`` / ``aimcsim.experiments`` / ``aimcsim.system``.
+
+The torch-facing names below are imported lazily, so ``import aimcsim.devices`` does not import
+torch.
+"""
 __version__ = "0.1.0"
+
+_LAZY = {
+    "convert_to_analog": "aimcsim.nn", "program": "aimcsim.nn", "set_time": "aimcsim.nn",
+    "summary": "aimcsim.nn", "saturation": "aimcsim.nn", "digital": "aimcsim.nn",
+    "analog_layers": "aimcsim.nn", "HardwareAwareConfig": "aimcsim.nn",
+    "AnalogLinear": "aimcsim.nn", "AnalogConv1d": "aimcsim.nn", "AnalogConv2d": "aimcsim.nn",
+    "AnalogConfig": "aimcsim.tiles", "PeripheryConfig": "aimcsim.tiles",
+    "MappingConfig": "aimcsim.tiles", "DriftCompensationConfig": "aimcsim.tiles",
+    "AnalogTile": "aimcsim.tiles", "TiledMatrix": "aimcsim.tiles",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'aimcsim' has no attribute {name!r}")

@@ -1,0 +1,91 @@
+"""The tile periphery in plain torch, differentiable with straight-through gradients.
+
+This path runs wherever the Numba kernels cannot: during (hardware-aware) training, where
+gradients must flow, and on GPUs. It computes the same equations as ``aimcsim.tiles.periphery``:
+per-sample noise management, DAC clip + quantisation, the GEMM (a callback: linear or conv),
+optional per-MVM read noise, additive output noise, ADC clip + quantisation with iterative bound
+management, and rescaling. Quantisers use straight-through estimators (identity gradient); the
+clips pass gradients only inside the range.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from aimcsim.tiles.periphery import PeripheryConfig
+
+
+def ste_quantize(v: torch.Tensor, step: float) -> torch.Tensor:
+    """rint(v / step) * step in the forward pass, identity gradient (no-op for step <= 0)."""
+    if step <= 0:
+        return v
+    return v + (torch.round(v / step) * step - v).detach()
+
+
+def _sample_scale(x: torch.Tensor, periphery: PeripheryConfig) -> torch.Tensor:
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    if periphery.noise_management == "abs_max":
+        s = x.detach().abs().reshape(x.shape[0], -1).amax(dim=1)
+        s = torch.where(s > 0, s, torch.ones_like(s))
+    elif periphery.noise_management == "constant":
+        s = torch.full((x.shape[0],), periphery.nm_constant, dtype=x.dtype, device=x.device)
+    else:
+        s = torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
+    return s.reshape(shape)
+
+
+def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tensor],
+                      col_scale: torch.Tensor, periphery: PeripheryConfig,
+                      var_gemm: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """One tile's periphery around ``gemm`` for a batch ``x`` (N, ...).
+
+    Args:
+        x: inputs of the tile, first dimension the input vectors (samples).
+        gemm: maps DAC outputs (same shape as x) to raw outputs (N, C, ...) in ADC units.
+        col_scale: (C,) output scale per channel (weight scale x drift compensation).
+        periphery: DAC/ADC settings.
+        var_gemm: maps DAC outputs to the read-noise variance of each output (per-MVM noise).
+        generator: torch generator for the noise draws (None: the global one).
+    Returns:
+        (N, C, ...) outputs in the units of weight x input.
+    """
+    n = x.shape[0]
+    scale = _sample_scale(x, periphery)
+    bound_iterations = (periphery.max_bound_iterations
+                        if periphery.bound_management == "iterative"
+                        and periphery.out_bound is not None else 0)
+    pending = torch.arange(n, device=x.device)
+    pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for iteration in range(bound_iterations + 1):
+        xs = x if iteration == 0 else x[pending]
+        s = scale if iteration == 0 else scale[pending] * (2.0 ** iteration)
+        v = torch.clamp(xs / s, -periphery.inp_bound, periphery.inp_bound)
+        v = ste_quantize(v, periphery.inp_step)
+        y = gemm(v)
+        if var_gemm is not None:
+            std = torch.sqrt(var_gemm(v * v).clamp_min(0))
+            y = y + std * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        if periphery.out_noise > 0:
+            y = y + periphery.out_noise * torch.randn(y.shape, generator=generator,
+                                                      device=y.device, dtype=y.dtype)
+        shape = (1, -1) + (1,) * (y.dim() - 2)
+        if periphery.out_bound is not None:
+            clipped = (y.detach().abs() > periphery.out_bound).reshape(y.shape[0], -1).any(1)
+            y = torch.clamp(y, -periphery.out_bound, periphery.out_bound)
+        else:
+            clipped = torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
+        y = ste_quantize(y, periphery.out_step)
+        y = y * s.reshape((-1,) + (1,) * (y.dim() - 1)) * col_scale.reshape(shape)
+        if iteration == bound_iterations or not bool(clipped.any()):
+            pieces.append((pending, y))
+            break
+        keep = ~clipped
+        pieces.append((pending[keep], y[keep]))
+        pending = pending[clipped]
+    if len(pieces) == 1:
+        return pieces[0][1]
+    order = torch.cat([idx for idx, _ in pieces])
+    values = torch.cat([val for _, val in pieces])
+    return values[torch.argsort(order)]

@@ -1,0 +1,152 @@
+"""Configuration of analog tiles: device model, periphery, mapping, drift compensation.
+
+Everything round-trips through JSON (:meth:`AnalogConfig.to_dict` / :meth:`AnalogConfig.from_dict`).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+
+from aimcsim.devices import DeviceModel, PCMDevice, device_from_dict
+from aimcsim.tiles.periphery import PeripheryConfig
+
+WEIGHT_SCALING = ("tile", "column")
+READ_NOISE_SAMPLING = ("per_read", "per_mvm")
+GDC_GRANULARITY = ("tile", "column")
+
+
+@dataclass
+class MappingConfig:
+    """How a weight matrix is laid onto tiles.
+
+    Attributes:
+        rows: tile rows (inputs), >= 1; default 512.
+        cols: tile columns (outputs), >= 1; default 512.
+        weight_scaling: ``tile``: w_max = max|W| of the tile; ``column``: one w_max per output
+            column. The largest |w| maps to g_max.
+    """
+
+    rows: int = 512
+    cols: int = 512
+    weight_scaling: str = "tile"
+
+    def __post_init__(self) -> None:
+        for name in ("rows", "cols"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.weight_scaling not in WEIGHT_SCALING:
+            raise ValueError(f"weight_scaling must be one of {WEIGHT_SCALING}, "
+                             f"got {self.weight_scaling!r}")
+
+
+@dataclass
+class DriftCompensationConfig:
+    """Global drift compensation (GDC, physics.md section 6).
+
+    Right after programming (t = 0) a fixed calibration batch is read through the tile:
+    s0 = mean |y|. At time t: s(t) likewise, and outputs are multiplied by alpha = s0 / s(t).
+
+    Attributes:
+        enabled: apply GDC.
+        granularity: ``tile`` (one alpha per tile) or ``column`` (one per output column).
+        calibration_vectors: size of the calibration batch (inputs uniform in [-1, 1] from a
+            fixed seed), >= 1.
+    """
+
+    enabled: bool = True
+    granularity: str = "tile"
+    calibration_vectors: int = 32
+
+    def __post_init__(self) -> None:
+        if self.granularity not in GDC_GRANULARITY:
+            raise ValueError(f"granularity must be one of {GDC_GRANULARITY}, "
+                             f"got {self.granularity!r}")
+        if self.calibration_vectors < 1:
+            raise ValueError(f"calibration_vectors must be >= 1, got {self.calibration_vectors}")
+
+
+@dataclass
+class AnalogConfig:
+    """Everything that defines an analog tile.
+
+    Attributes:
+        device: the conductance device model (default: PCM of physics.md).
+        periphery: DAC, ADC, output noise, noise and bound management.
+        mapping: tile size and weight scaling.
+        drift_compensation: GDC settings.
+        read_noise_sampling: ``per_read``: one read-noise draw per "read the network at time t"
+            (weights fixed for a whole evaluation); ``per_mvm``: fresh read noise at every MVM
+            (what a chip does; costs one extra GEMM of x^2 with the per-device variances).
+    """
+
+    device: DeviceModel = field(default_factory=PCMDevice)
+    periphery: PeripheryConfig = field(default_factory=PeripheryConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    drift_compensation: DriftCompensationConfig = field(default_factory=DriftCompensationConfig)
+    read_noise_sampling: str = "per_read"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.device, DeviceModel):
+            raise ValueError(f"device must be a DeviceModel, got {type(self.device).__name__}")
+        if self.read_noise_sampling not in READ_NOISE_SAMPLING:
+            raise ValueError(f"read_noise_sampling must be one of {READ_NOISE_SAMPLING}, "
+                             f"got {self.read_noise_sampling!r}")
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable form."""
+        return {"device": self.device.to_dict(), "periphery": asdict(self.periphery),
+                "mapping": asdict(self.mapping),
+                "drift_compensation": asdict(self.drift_compensation),
+                "read_noise_sampling": self.read_noise_sampling}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AnalogConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown AnalogConfig keys {sorted(unknown)}; known: {sorted(known)}")
+        kwargs = {}
+        if "device" in data:
+            kwargs["device"] = device_from_dict(data["device"])
+        for name, kind in (("periphery", PeripheryConfig), ("mapping", MappingConfig),
+                           ("drift_compensation", DriftCompensationConfig)):
+            if name in data:
+                kwargs[name] = _dataclass_from_dict(kind, data[name])
+        if "read_noise_sampling" in data:
+            kwargs["read_noise_sampling"] = data["read_noise_sampling"]
+        return cls(**kwargs)
+
+    def replace(self, **changes) -> "AnalogConfig":
+        """A deep copy with some top-level fields or dotted sub-fields changed, e.g.
+        ``config.replace(**{"periphery.out_noise": 0.0, "read_noise_sampling": "per_mvm"})``."""
+        new = copy.deepcopy(self)
+        for key, value in changes.items():
+            target = new
+            *path, last = key.split(".")
+            for part in path:
+                if not hasattr(target, part):
+                    raise ValueError(f"unknown config field {key!r}")
+                target = getattr(target, part)
+            if not hasattr(target, last):
+                raise ValueError(f"unknown config field {key!r}")
+            setattr(target, last, value)
+            if hasattr(target, "__post_init__"):
+                target.__post_init__()
+        new.__post_init__()
+        return new
+
+    @classmethod
+    def ideal(cls) -> "AnalogConfig":
+        """Every non-ideality off: exact device, ideal converters, no GDC."""
+        from aimcsim.devices import IdealDevice
+        return cls(device=IdealDevice(), periphery=PeripheryConfig.ideal(),
+                   drift_compensation=DriftCompensationConfig(enabled=False))
+
+
+def _dataclass_from_dict(kind, data: dict):
+    known = {f.name for f in fields(kind)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown {kind.__name__} keys {sorted(unknown)}; known: {sorted(known)}")
+    return kind(**data)
