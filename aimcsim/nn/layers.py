@@ -181,7 +181,7 @@ class AnalogLayerMixin:
     def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Hardware-aware training: clipped, noisy float weights through the torch periphery."""
         w = self.weight
-        if self.hwa.clip_sigma is not None:
+        if self.hwa.clip_sigma is not None and w.numel() > 1:
             bound = (self.hwa.clip_sigma * w.detach().std()).clamp_min(1e-12)
             w = w + (torch.clamp(w.detach(), -bound, bound) - w.detach())
         blocks = []
