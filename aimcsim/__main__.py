@@ -8,8 +8,10 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimcsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    from aimcsim.experiments.cli import add_experiment_parsers
     from aimcsim.training.cli import add_train_parser
     add_train_parser(sub)
+    add_experiment_parsers(sub)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""``python -m aimcsim train``: FP32 training of a zoo network on CIFAR-10."""
+"""``python -m aimcsim train``: FP32 or hardware-aware training of a zoo network on CIFAR-10."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +21,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    p.add_argument("--hwa-from", default=None, metavar="WEIGHTS",
+                   help="hardware-aware fine-tuning from these FP32 weights (model.pt)")
+    p.add_argument("--weight-noise", type=float, default=0.03,
+                   help="HWA weight noise relative to max|W| of each tile")
+    p.add_argument("--clip-sigma", type=float, default=2.5,
+                   help="HWA weight clipping in standard deviations (0: off)")
     p.set_defaults(func=run_train)
 
 
@@ -33,6 +39,14 @@ def run_train(args: argparse.Namespace) -> None:
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                          threads=args.threads)
-    history = train_classifier(model, train, test, config, args.out)
+    if args.hwa_from:
+        from aimcsim.nn import HardwareAwareConfig
+        from aimcsim.training.hwa import hardware_aware_finetune, load_weights
+        load_weights(model, args.hwa_from)
+        hwa = HardwareAwareConfig(weight_noise=args.weight_noise,
+                                  clip_sigma=args.clip_sigma or None)
+        _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa)
+    else:
+        history = train_classifier(model, train, test, config, args.out)
     print(f"done: test accuracy {100 * history.get('test_acc', float('nan')):.2f}% after "
           f"{len(history['epochs'])} epochs, {history['wall_seconds'] / 60:.1f} min")

@@ -7,6 +7,7 @@ schedule and optimizer state.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -88,6 +89,14 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
 
+def _digital_weights(model: nn.Module):
+    """Evaluate analog (hardware-aware) models on their float weights during training."""
+    if not any(hasattr(m, "digital_eval") for m in model.modules()):
+        return contextlib.nullcontext()
+    from aimcsim.nn.model_api import digital
+    return digital(model)
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -157,8 +166,9 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
         record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                   "seconds": time.time() - started}
         if test is not None:
-            record["test_acc"] = evaluate(model, test, config.eval_batch_size,
-                                          config.channels_last)
+            with _digital_weights(model):
+                record["test_acc"] = evaluate(model, test, config.eval_batch_size,
+                                              config.channels_last)
         history["epochs"].append(record)
         if progress:
             print(json.dumps(record), flush=True)

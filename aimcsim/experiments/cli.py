@@ -1,0 +1,82 @@
+"""``python -m aimcsim drift`` and ``python -m aimcsim compare``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _times(text: str) -> tuple[float, ...]:
+    from aimcsim.experiments.drift import TIME_PRESETS
+    if text in TIME_PRESETS:
+        return TIME_PRESETS[text]
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--times takes a preset {sorted(TIME_PRESETS)} or comma-separated seconds") from None
+
+
+def _gdc(text: str) -> tuple[bool, ...]:
+    values = {"on": True, "off": False}
+    try:
+        return tuple(values[v] for v in text.split(","))
+    except KeyError:
+        raise argparse.ArgumentTypeError("--gdc takes on, off or on,off") from None
+
+
+def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
+    from aimcsim.models import MODEL_NAMES
+    p = sub.add_parser("drift", help="accuracy over time after programming (figure F1)")
+    p.add_argument("--model", choices=MODEL_NAMES, required=True)
+    p.add_argument("--fp32", required=True, help="FP32 weights (model.pt or checkpoint.pt)")
+    p.add_argument("--hwa", default=None, help="hardware-aware trained weights")
+    p.add_argument("--times", type=_times, default="f1",
+                   help="preset f1 (16 log-spaced 1e-5..1e5 s), f2, f1+month, or a list")
+    p.add_argument("--reps", type=int, default=5, help="programmings per series")
+    p.add_argument("--gdc", type=_gdc, default="on,off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default=None, help="folder holding cifar-10-batches-py")
+    p.add_argument("--limit", type=int, default=None, help="first N test images only")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--quick", action="store_true",
+                   help="500 test images, 2 programmings, 4 times: a smoke run")
+    p.add_argument("--out", required=True, help="folder for points.jsonl, CSV, JSON, PNG")
+    p.set_defaults(func=run_drift)
+
+    c = sub.add_parser("compare", help="networks at 1 s / 1 h / 1 day / 1 month (figure F2)")
+    c.add_argument("runs", nargs="+", help="output folders of 'drift' runs")
+    c.add_argument("--series", choices=("direct", "hwa"), default="hwa")
+    c.add_argument("--gdc", choices=("on", "off"), default="on")
+    c.add_argument("--out", required=True, help="folder for compare.md and compare.png")
+    c.set_defaults(func=run_compare)
+
+
+def run_drift(args: argparse.Namespace) -> None:
+    from aimcsim.data import load_cifar10
+    from aimcsim.experiments.drift import DriftStudyConfig, run_drift_study
+    from aimcsim.experiments.plots import plot_accuracy_over_time
+    times, reps, limit = args.times, args.reps, args.limit
+    if args.quick:
+        times, reps, limit = (1e-5, 1.0, 3600.0, 1e5), min(reps, 2), limit or 500
+    config = DriftStudyConfig(model=args.model, fp32_weights=args.fp32, hwa_weights=args.hwa,
+                              times=tuple(times), repetitions=reps, gdc=args.gdc,
+                              seed=args.seed, batch_size=args.batch_size, limit=limit)
+    test = load_cifar10(args.data, train=False)
+    results = run_drift_study(config, test, args.out)
+    png = Path(args.out) / f"accuracy_over_time_{args.model}.png"
+    plot_accuracy_over_time(results, png)
+    print(f"FP32 {100 * results['fp32']:.2f}%")
+    for r in results["rows"]:
+        print(f"{r['series']:>6} gdc={'on ' if r['gdc'] else 'off'} t={r['t']:>10.4g} s  "
+              f"{100 * r['mean']:6.2f}% ± {100 * r['std']:.2f} (n={r['n']})")
+    print(f"wrote {Path(args.out) / 'summary.csv'}, results.json and {png}")
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    from aimcsim.experiments.compare import compare_table, plot_compare
+    table, rows = compare_table(args.runs, args.series, args.gdc == "on")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.md").write_text(table + "\n")
+    plot_compare(rows, out / "compare.png")
+    print(table)

@@ -1,0 +1,70 @@
+"""Figure F2: accuracy of several networks at fixed times after programming, and the drop."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from aimcsim.experiments.drift import F2_TIMES  # noqa: E402
+
+LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "1 month"}
+#: Published AnalogNAS numbers (Benmeziane et al. 2023, via targets.md F2): at one day T500 is
+#: 1.86 points above ResNet-32; over one month T500 loses 1.8 points, ResNet-32 5.04.
+PUBLISHED_DROP_ONE_MONTH = {"t500": 1.8, "resnet32": 5.04}
+PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32 = 1.86
+
+
+def _row(results: dict, series: str, gdc: bool, t: float) -> dict | None:
+    for r in results["rows"]:
+        if r["series"] == series and r["gdc"] == gdc and abs(r["t"] - t) <= 1e-6 * max(t, 1):
+            return r
+    return None
+
+
+def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: bool = True,
+                  times=F2_TIMES) -> tuple[str, list[dict]]:
+    """Markdown table: per network, accuracy (mean +- std over programmings) at ``times`` and
+    the drop from the first to the last time, beside the published drop."""
+    rows = []
+    for d in run_dirs:
+        res = json.loads((Path(d) / "results.json").read_text())
+        cells = [_row(res, series, gdc, t) for t in times]
+        rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells})
+    head = ["network", "FP32"] + [LABELS.get(t, f"{t:g} s") for t in times] + \
+        ["drop (first to last)", "published drop (1 month)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        vals = [f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}" if c else "n/a"
+                for c in r["cells"]]
+        drop = (f"{100 * (r['cells'][0]['mean'] - r['cells'][-1]['mean']):.2f}"
+                if r["cells"][0] and r["cells"][-1] else "n/a")
+        pub = PUBLISHED_DROP_ONE_MONTH.get(r["model"])
+        lines.append("| " + " | ".join([r["model"], f"{100 * r['fp32']:.2f}" if r["fp32"]
+                                        else "n/a"] + vals + [drop, f"{pub}" if pub else "-"])
+                     + " |")
+    return "\n".join(lines), rows
+
+
+def plot_compare(rows: list[dict], path: str | os.PathLike, times=F2_TIMES,
+                 title: str = "Accuracy after programming (hardware-aware trained, GDC on)"
+                 ) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    xs = range(len(times))
+    for r in rows:
+        means = [100 * c["mean"] if c else float("nan") for c in r["cells"]]
+        errs = [100 * c["std"] if c else 0 for c in r["cells"]]
+        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=r["model"])
+    ax.set_xticks(list(xs), [LABELS.get(t, f"{t:g} s") for t in times])
+    ax.set_xlabel("time since programming")
+    ax.set_ylabel("CIFAR-10 test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

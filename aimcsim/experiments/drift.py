@@ -1,0 +1,194 @@
+"""Test accuracy over time after programming: FP32, direct-mapped FP32 weights, and
+hardware-aware ("custom") trained weights, N programmings each, with and without global drift
+compensation (figure F1 of targets.md).
+
+Every measured point is appended to ``points.jsonl`` as soon as it exists, keyed by
+(series, gdc, repetition, time); a restarted study skips the points it already has, and because
+programming and read seeds are derived from those keys, a resumed study gives the same numbers
+as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from aimcsim.data.cifar10 import CifarSplit
+from aimcsim.models import build_model
+from aimcsim.nn import convert_to_analog, program, set_time
+from aimcsim.tiles.config import AnalogConfig
+from aimcsim.training.hwa import load_weights
+from aimcsim.training.trainer import evaluate
+
+SERIES = ("fp32", "direct", "hwa")
+#: 15+ log-spaced times from 1e-5 s to 1e5 s (physics: t counts from the end of programming).
+F1_TIMES = tuple(float(t) for t in np.logspace(-5, 5, 16))
+MONTH = 30 * 24 * 3600.0
+#: 1 s, 1 h, 1 day, 1 month: the readings of figure F2.
+F2_TIMES = (1.0, 3600.0, 86400.0, MONTH)
+TIME_PRESETS = {"f1": F1_TIMES, "f2": F2_TIMES, "f1+month": F1_TIMES + (MONTH,)}
+
+
+@dataclass
+class DriftStudyConfig:
+    """What to measure.
+
+    Attributes:
+        model: zoo network name.
+        fp32_weights: FP32 weights (state dict or trainer checkpoint) of the direct mapping.
+        hwa_weights: hardware-aware trained weights, or None to skip that series.
+        times: seconds after programming.
+        repetitions: independent programmings per series and GDC setting (>= 1).
+        gdc: which drift-compensation settings to run (True = on).
+        seed: base seed of programming and reads.
+        batch_size: test images per batch.
+        limit: use only the first ``limit`` test images (quick runs).
+        analog: the analog configuration (GDC is overridden per run).
+    """
+
+    model: str
+    fp32_weights: str
+    hwa_weights: str | None = None
+    times: tuple[float, ...] = F1_TIMES
+    repetitions: int = 5
+    gdc: tuple[bool, ...] = (True, False)
+    seed: int = 0
+    batch_size: int = 500
+    limit: int | None = None
+    analog: AnalogConfig = field(default_factory=AnalogConfig)
+
+    def __post_init__(self) -> None:
+        if self.repetitions < 1:
+            raise ValueError(f"repetitions must be >= 1, got {self.repetitions}")
+        if not self.times or any(not np.isfinite(t) or t < 0 for t in self.times):
+            raise ValueError(f"times must be a non-empty list of seconds >= 0, got {self.times}")
+        for name in ("fp32_weights", "hwa_weights"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}: no such file {path!r}")
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d["analog"] = self.analog.to_dict()
+        return d
+
+
+def _key(series: str, gdc: bool, rep: int, t: float) -> str:
+    return f"{series}|{int(gdc)}|{rep}|{t:.6g}"
+
+
+def _load_points(path: Path) -> dict[str, dict]:
+    points: dict[str, dict] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                try:
+                    p = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill: measured again
+                    continue
+                points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p
+    return points
+
+
+def _model_with(name: str, weights: str) -> nn.Module:
+    return load_weights(build_model(name), weights).eval()
+
+
+def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | os.PathLike,
+                    progress: bool = True) -> dict:
+    """Measure every missing point, then write ``summary.csv``, ``results.json`` and return
+    the results (see :func:`summarise`)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config.describe(), indent=1))
+    points_path = out / "points.jsonl"
+    points = _load_points(points_path)
+    if config.limit is not None:
+        test = CifarSplit(test.images[:config.limit], test.labels[:config.limit])
+    series = [("direct", config.fp32_weights)]
+    if config.hwa_weights:
+        series.append(("hwa", config.hwa_weights))
+    todo = [(s, g, r, t) for s, _ in series for g in config.gdc
+            for r in range(config.repetitions) for t in config.times
+            if _key(s, g, r, t) not in points]
+    fp32_key = _key("fp32", False, 0, 0.0)
+    bar = tqdm(total=len(todo) + (fp32_key not in points), disable=not progress,
+               desc=f"drift {config.model}")
+    with open(points_path, "a") as sink, torch.no_grad():
+        def record(p: dict) -> None:
+            points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p
+            sink.write(json.dumps(p) + "\n")
+            sink.flush()
+            bar.update(1)
+            bar.set_postfix(last=f"{p['series']} t={p['t']:.3g}s {100 * p['accuracy']:.2f}%")
+
+        if fp32_key not in points:
+            acc = evaluate(_model_with(config.model, config.fp32_weights), test,
+                           config.batch_size)
+            record({"series": "fp32", "gdc": False, "rep": 0, "t": 0.0, "accuracy": acc})
+        for s, weights in series:
+            base = _model_with(config.model, weights)
+            for gdc in config.gdc:
+                analog_config = config.analog.replace(**{"drift_compensation.enabled": gdc})
+                for rep in range(config.repetitions):
+                    missing = [t for t in config.times if _key(s, gdc, rep, t) not in points]
+                    if not missing:
+                        continue
+                    analog = convert_to_analog(base, analog_config).eval()
+                    program(analog, seed=config.seed * 1000 + rep)
+                    for i, t in enumerate(config.times):
+                        if _key(s, gdc, rep, t) in points:
+                            continue
+                        set_time(analog, t, seed=(config.seed * 1000 + rep) * 100 + i)
+                        acc = evaluate(analog, test, config.batch_size)
+                        record({"series": s, "gdc": gdc, "rep": rep, "t": t, "accuracy": acc})
+    bar.close()
+    results = summarise(list(points.values()), config)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    write_summary_csv(results, out / "summary.csv")
+    return results
+
+
+def summarise(points: list[dict], config: DriftStudyConfig) -> dict:
+    """Group the points: per (series, gdc, t) the mean, std, min, max and the single runs."""
+    wanted = {f"{t:.6g}" for t in config.times}
+    fp32 = [p["accuracy"] for p in points if p["series"] == "fp32"]
+    rows = []
+    groups: dict[tuple, list[dict]] = {}
+    for p in points:
+        if p["series"] == "fp32" or f"{p['t']:.6g}" not in wanted:
+            continue
+        if p["rep"] >= config.repetitions or p["gdc"] not in config.gdc:
+            continue
+        groups.setdefault((p["series"], bool(p["gdc"]), float(p["t"])), []).append(p)
+    for (s, gdc, t), ps in sorted(groups.items()):
+        accs = np.array([p["accuracy"] for p in sorted(ps, key=lambda p: p["rep"])])
+        rows.append({"series": s, "gdc": gdc, "t": t, "n": int(accs.size),
+                     "mean": float(accs.mean()), "std": float(accs.std(ddof=1)) if accs.size > 1
+                     else 0.0, "min": float(accs.min()), "max": float(accs.max()),
+                     "runs": accs.tolist()})
+    return {"model": config.model, "fp32": fp32[0] if fp32 else None, "rows": rows,
+            "config": config.describe()}
+
+
+def write_summary_csv(results: dict, path: str | os.PathLike) -> None:
+    """One line per (series, gdc, t): accuracy mean, std, min, max in %, and n."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["model", "series", "gdc", "t_seconds", "n", "mean_pct", "std_pct",
+                         "min_pct", "max_pct"])
+        if results["fp32"] is not None:
+            writer.writerow([results["model"], "fp32", "", 0, 1,
+                             f"{100 * results['fp32']:.2f}", "0.00", "", ""])
+        for r in results["rows"]:
+            writer.writerow([results["model"], r["series"], "on" if r["gdc"] else "off",
+                             f"{r['t']:.6g}", r["n"], f"{100 * r['mean']:.2f}",
+                             f"{100 * r['std']:.2f}", f"{100 * r['min']:.2f}",
+                             f"{100 * r['max']:.2f}"])

@@ -1,0 +1,58 @@
+"""Figures of the drift study: accuracy over log-time after programming (layout of F1)."""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+STYLE = {"direct": ("tab:red", "Direct mapping of FP32 weights"),
+         "hwa": ("tab:blue", "Custom (hardware-aware) training")}
+
+
+def plot_accuracy_over_time(results: dict, path: str | os.PathLike,
+                            title: str | None = None, ylim: tuple[float, float] = (60, 100)) -> None:
+    """One panel per GDC setting: FP32 (dashed), and per analog series the mean with a min-max
+    band over programmings plus every single run (thin lines). Log time axis, accuracy in %."""
+    gdc_values = sorted({r["gdc"] for r in results["rows"]}, reverse=True) or [True]
+    fig, axes = plt.subplots(1, len(gdc_values), figsize=(6.2 * len(gdc_values), 4.4),
+                             squeeze=False, sharey=True)
+    for ax, gdc in zip(axes[0], gdc_values):
+        rows = [r for r in results["rows"] if r["gdc"] == gdc]
+        times = sorted({r["t"] for r in rows})
+        t_min = max(min(times), 1e-5) if times else 1e-5
+        t_plot = lambda ts: np.maximum(np.asarray(ts, float), t_min)  # noqa: E731
+        if results.get("fp32") is not None:
+            ax.axhline(100 * results["fp32"], color="k", ls="--", lw=1.5,
+                       label=f"FP32 ({100 * results['fp32']:.2f}%)")
+        for series, (colour, label) in STYLE.items():
+            srows = sorted((r for r in rows if r["series"] == series), key=lambda r: r["t"])
+            if not srows:
+                continue
+            ts = t_plot([r["t"] for r in srows])
+            mean = np.array([100 * r["mean"] for r in srows])
+            lo = np.array([100 * r["min"] for r in srows])
+            hi = np.array([100 * r["max"] for r in srows])
+            runs = np.array([[100 * a for a in r["runs"]] for r in srows
+                             if len(r["runs"]) == len(srows[0]["runs"])])
+            if runs.shape[0] == len(srows):
+                for k in range(runs.shape[1]):
+                    ax.plot(ts, runs[:, k], color=colour, lw=0.6, alpha=0.35)
+            ax.fill_between(ts, lo, hi, color=colour, alpha=0.15)
+            ax.plot(ts, mean, color=colour, lw=2, marker="o", ms=3.5,
+                    label=f"{label} (mean of {srows[0]['n']}, band min-max)")
+        ax.set_xscale("log")
+        ax.set_xlim(1e-5 * 0.7, max(1e5, max(times) if times else 1e5) * 1.4)
+        ax.set_ylim(*ylim)
+        ax.set_xlabel("time since programming t (s)")
+        ax.set_title(f"GDC {'on' if gdc else 'off'}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("CIFAR-10 test accuracy (%)")
+    axes[0][-1].legend(loc="lower left", fontsize=8)
+    fig.suptitle(title or f"{results['model']}: PCM accuracy over time after programming")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

@@ -1,0 +1,42 @@
+"""Hardware-aware ("custom") training: fine-tune FP32 weights with the analog noise model in the
+forward pass (physics.md section 7).
+
+The model is converted with :func:`aimcsim.convert_to_analog`; in training mode every analog
+layer clips its weights at ``clip_sigma`` standard deviations, adds Gaussian weight noise
+relative to each tile's max|W|, and runs the DAC/ADC quantisers (straight-through gradients),
+output noise and bound management of the analog config. The loop itself is
+:func:`aimcsim.training.trainer.train_classifier`, so checkpoints and resume work the same.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from torch import nn
+
+from aimcsim.data.cifar10 import CifarSplit
+from aimcsim.nn import HardwareAwareConfig, convert_to_analog
+from aimcsim.tiles.config import AnalogConfig
+from aimcsim.training.trainer import TrainConfig, train_classifier
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load a state dict (a ``model.pt`` or a trainer ``checkpoint.pt``) into ``model``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    model.load_state_dict(state)
+    return model
+
+
+def hardware_aware_finetune(model: nn.Module, train: CifarSplit, test: CifarSplit | None,
+                            config: TrainConfig, out_dir: str | os.PathLike,
+                            hwa: HardwareAwareConfig | None = None,
+                            analog_config: AnalogConfig | None = None,
+                            progress: bool = True) -> tuple[nn.Module, dict]:
+    """Convert ``model`` (holding its FP32 weights) to analog layers and fine-tune it with the
+    hardware noise model in the loop. Returns (analog model, history); ``out_dir/model.pt``
+    holds the float weights of the analog model (load them into a converted model)."""
+    analog = convert_to_analog(model, analog_config, hwa=hwa or HardwareAwareConfig())
+    history = train_classifier(analog, train, test, config, out_dir, progress=progress)
+    return analog, history
