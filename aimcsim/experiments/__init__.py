@@ -1,7 +1,4 @@
-"""Experiments: the drift study (figure F1) and the network comparison (figure F2)."""
-from aimcsim.experiments.drift import (F1_TIMES, F2_TIMES, TIME_PRESETS, DriftStudyConfig,
-                                       run_drift_study, summarise)
-from aimcsim.experiments.plots import plot_accuracy_over_time
-
-__all__ = ["F1_TIMES", "F2_TIMES", "TIME_PRESETS", "DriftStudyConfig", "run_drift_study",
-           "summarise", "plot_accuracy_over_time"]
+"""Experiments: the drift study (figure F1, :mod:`aimcsim.experiments.drift`), its plots
+(:mod:`aimcsim.experiments.plots`) and the network comparison (figure F2,
+:mod:`aimcsim.experiments.compare`). Submodules are imported on use, so the command line
+starts fast."""
