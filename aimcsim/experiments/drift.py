@@ -121,6 +121,13 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
     fp32_key = _key("fp32", False, 0, 0.0)
     bar = tqdm(total=len(todo) + (fp32_key not in points), disable=not progress,
                desc=f"drift {config.model}")
+    if points_path.exists() and points_path.stat().st_size:
+        with open(points_path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            cut = fh.read(1) != b"\n"
+        if cut:  # a kill cut the last line: start a new one
+            with open(points_path, "a") as fh:
+                fh.write("\n")
     with open(points_path, "a") as sink, torch.no_grad():
         def record(p: dict) -> None:
             points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p

@@ -1,0 +1,86 @@
+"""End to end on a tiny budget: train two batches, fine-tune hardware-aware, program, read at
+three times, plot; the drift study resumes without lost or duplicated points."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from aimcsim.data import CifarSplit, default_root, load_cifar10
+from aimcsim.experiments.compare import compare_table
+from aimcsim.experiments.drift import DriftStudyConfig, run_drift_study
+from aimcsim.experiments.plots import plot_accuracy_over_time
+from aimcsim.models import build_model
+from aimcsim.nn import HardwareAwareConfig
+from aimcsim.training import TrainConfig, train_classifier
+from aimcsim.training.hwa import hardware_aware_finetune
+
+
+def tiny_data() -> tuple[CifarSplit, CifarSplit]:
+    if default_root() is not None:
+        return load_cifar10(train=True, limit=256), load_cifar10(train=False, limit=120)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, 256)
+    return CifarSplit(images, labels), CifarSplit(images[:120], labels[:120])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    train, test = tiny_data()
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=1, batch_size=128, lr=0.05)
+    train_classifier(build_model("f1net"), train, test, cfg, root / "fp32", progress=False)
+    model = build_model("f1net")
+    model.load_state_dict(torch.load(root / "fp32" / "model.pt", weights_only=True))
+    _, history = hardware_aware_finetune(model, train, test, cfg, root / "hwa",
+                                         HardwareAwareConfig(weight_noise=0.04),
+                                         progress=False)
+    assert 0 <= history["test_acc"] <= 1
+    return root, test
+
+
+def test_drift_study_end_to_end_and_resume(trained):
+    root, test = trained
+    config = DriftStudyConfig(model="f1net", fp32_weights=str(root / "fp32" / "model.pt"),
+                              hwa_weights=str(root / "hwa" / "model.pt"),
+                              times=(1e-5, 3600.0, 1e5), repetitions=2, gdc=(True,),
+                              batch_size=60)
+    out = root / "drift"
+    results = run_drift_study(config, test, out, progress=False)
+    lines = (out / "points.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 2 * 3  # fp32 + 2 series x 2 programmings x 3 times
+    assert {(r["series"], r["t"]) for r in results["rows"]} == {
+        (s, t) for s in ("direct", "hwa") for t in (1e-5, 3600.0, 1e5)}
+    assert all(0 <= r["mean"] <= 1 and r["n"] == 2 for r in results["rows"])
+    # a kill that lost the last two points and cut a line in half: resumed, same numbers
+    (out / "points.jsonl").write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:10])
+    again = run_drift_study(config, test, out, progress=False)
+    assert again["rows"] == results["rows"]
+    kept = [json.loads(x) for x in (out / "points.jsonl").read_text().splitlines()
+            if x.strip().endswith("}")]
+    keys = [(p["series"], p["gdc"], p["rep"], p["t"]) for p in kept]
+    assert len(keys) == len(set(keys)) == 13
+    # nothing to do on a complete study
+    run_drift_study(config, test, out, progress=False)
+    assert len((out / "points.jsonl").read_text().splitlines()) == len(kept) + 1
+    assert (out / "summary.csv").read_text().count("\n") == 1 + 1 + 6
+    png = out / "f1.png"
+    plot_accuracy_over_time(again, png)
+    assert png.stat().st_size > 10_000
+    table, rows = compare_table([out], series="hwa", gdc=True, times=(1e-5, 1e5))
+    assert "f1net" in table and len(rows) == 1
+
+
+def test_drift_config_validation(tmp_path):
+    with pytest.raises(ValueError, match="fp32_weights"):
+        DriftStudyConfig(model="f1net", fp32_weights=str(tmp_path / "missing.pt"))
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"")
+    with pytest.raises(ValueError, match="repetitions"):
+        DriftStudyConfig(model="f1net", fp32_weights=str(weights), repetitions=0)
+    with pytest.raises(ValueError, match="times"):
+        DriftStudyConfig(model="f1net", fp32_weights=str(weights), times=(-1.0,))
