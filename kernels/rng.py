@@ -58,12 +58,17 @@ def fill_standard_normal(out: np.ndarray, seed: np.uint64, table: np.ndarray) ->
         state = block_state(seed, b)
         start = b * BLOCK
         stop = min(start + BLOCK, n)
-        word = np.uint64(0)
-        for i in range(start, stop):
-            k = (i - start) & 3
-            if k == 0:
-                state, word = splitmix64_next(state)
-            out[i] = table[np.int64((word >> np.uint64(16 * k)) & np.uint64(0xFFFF))]
+        full_words = (stop - start) // 4
+        for j in range(full_words):
+            state, word = splitmix64_next(state)
+            base = start + 4 * j
+            for q in range(4):
+                out[base + q] = table[np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
+        rest = start + 4 * full_words
+        if rest < stop:
+            state, word = splitmix64_next(state)
+            for q in range(stop - rest):
+                out[rest + q] = table[np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
 
 
 def standard_normal(n: int, seed: int) -> np.ndarray:
