@@ -23,12 +23,15 @@ class DeviceState:
         nu: drift exponent of each device, dimensionless (float32; 0 for non-drifting devices).
         active: True where the device was programmed; False for an idle device left reset at
             0 µS (it then has no programming noise, no drift and no read noise).
+        read_q: optional per-device read-noise amplitude (model-specific, e.g. PCM's Q_s),
+            precomputed at programming so that reads are fast; None if the model has none.
     """
 
     g_target: np.ndarray
     g_prog: np.ndarray
     nu: np.ndarray
     active: np.ndarray
+    read_q: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -26,7 +26,8 @@ def tiles_to_state(tiles: list[AnalogTile]) -> dict:
     for i, tile in enumerate(tiles):
         prefix = f"tile{i}."
         for f in fields(tile._state):
-            out[prefix + "state." + f.name] = _tensor(np.asarray(getattr(tile._state, f.name)))
+            value = getattr(tile._state, f.name)
+            out[prefix + "state." + f.name] = None if value is None else _tensor(np.asarray(value))
         for name in _ARRAYS:
             out[prefix + name] = _tensor(getattr(tile, name))
         seq = tile._read_seq

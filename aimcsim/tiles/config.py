@@ -139,8 +139,8 @@ class AnalogConfig:
     @classmethod
     def ideal(cls) -> "AnalogConfig":
         """Every non-ideality off: exact device, ideal converters, no GDC."""
-        from aimcsim.devices import IdealDevice
-        return cls(device=IdealDevice(), periphery=PeripheryConfig.ideal(),
+        from aimcsim.devices import ideal_device
+        return cls(device=ideal_device(), periphery=PeripheryConfig.ideal(),
                    drift_compensation=DriftCompensationConfig(enabled=False))
 
 
