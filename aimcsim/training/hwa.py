@@ -21,10 +21,14 @@ from aimcsim.training.trainer import TrainConfig, train_classifier
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
-    """Load a state dict (a ``model.pt`` or a trainer ``checkpoint.pt``) into ``model``."""
+    """Load a state dict (a ``model.pt`` or a trainer ``checkpoint.pt``, FP32 or hardware-aware)
+    into ``model``; analog extra state is dropped when ``model`` is digital."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
+    own = model.state_dict()
+    # analog metadata (tile state, configs) of a hardware-aware run: the float weights suffice
+    state = {k: v for k, v in state.items() if not k.endswith("_extra_state") or k in own}
     model.load_state_dict(state)
     return model
 

@@ -159,7 +159,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
             optimizer.step()
             scheduler.step()
             seen += y.numel()
-            loss_sum += float(loss) * y.numel()
+            loss_sum += float(loss.detach()) * y.numel()
             correct += int((logits.argmax(1) == y).sum())
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%",
                             lr=f"{scheduler.get_last_lr()[0]:.3g}")
