@@ -15,6 +15,7 @@ setup(
         "torch>=2.1",
         "matplotlib>=3.7",
         "tqdm>=4.60",
+        "threadpoolctl>=3.0",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6"],

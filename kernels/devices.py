@@ -1,12 +1,21 @@
-"""Numba kernel: read a whole programmed PCM array at time t in one fused pass.
+"""Numba kernels of the device layer: read a whole programmed PCM array at time t in one pass.
 
-Per device (physics.md sections 3-4), with L = ln((t + t0) / t0) and f = the read-noise time
-factor sqrt(ln((t + t0 + t_read) / (2 t_read))):
-    G_drift = G_prog * exp(-nu * L)
-    G_read  = max(0, G_drift + |G_drift| * Q_s * f * xi)   (active devices; idle ones stay put)
-xi are table normals (see ``kernels/rng.py``) from per-block streams, so the result depends only
-on the seed and the device index, not on the thread count. The plain numpy reference is
-``aimcsim.devices.PCMDevice.read(..., fast=False)``.
+``read_drifted`` fuses, per device i (physics.md sections 3-4; units µS, seconds):
+
+    G_drift = G_prog * exp(-nu * L),                      L = ln((t + t0) / t0)
+    G_read  = max(0, G_drift + |G_drift| * Q_s * a * xi),  a = sqrt(ln((t + t0 + t_read) /
+                                                                (2 t_read))) * read_noise_scale
+
+``xi`` is the table normal of element i of stream ``seed`` (``kernels/rng.py``): element i lives
+in block ``i // BLOCK``, word ``(i % BLOCK) // 4``, lane ``i % 4``, exactly as in
+``rng.fill_standard_normal``. So ``read_drifted`` equals the numpy reference fed with
+``rng.standard_normal(n, seed)``, and the result depends only on the seed and the device index,
+never on the thread count.
+
+``drift_only`` is G_drift alone.
+
+The plain numpy references are ``aimcsim.devices.PCMDevice.drifted`` and
+``PCMDevice.read(..., fast=False)`` / ``PCMDevice.read_given_normals``.
 """
 from __future__ import annotations
 
@@ -18,36 +27,47 @@ from .rng import BLOCK, block_state, splitmix64_next
 
 @nb.njit(parallel=True, cache=True)
 def read_drifted(g_prog: np.ndarray, nu: np.ndarray, q: np.ndarray, active: np.ndarray,
-                 log_ratio: float, time_factor: float, noise_scale: float, seed: np.uint64,
-                 table: np.ndarray, out: np.ndarray) -> None:
-    """Fill ``out`` (1-D float32) with one noisy read of every device (1-D arrays, µS)."""
+                 log_ratio: float, amplitude: float, seed: np.uint64, table: np.ndarray,
+                 out: np.ndarray) -> None:
+    """One noisy read of every device, into ``out``.
+
+    Args:
+        g_prog: (n,) float32 programmed conductances, µS (>= 0).
+        nu: (n,) float32 drift exponents.
+        q: (n,) float32 relative read-noise amplitudes Q_s.
+        active: (n,) bool; idle devices (False) get no read noise.
+        log_ratio: L = ln((t + t0) / t0).
+        amplitude: a = read-noise time factor x read_noise_scale (0: no read noise).
+        seed: stream of the table normals.
+        table: ``rng.NORMAL_TABLE``.
+        out: (n,) float32 output, µS.
+    """
     n = g_prog.shape[0]
     n_blocks = (n + BLOCK - 1) // BLOCK
-    amp = np.float32(time_factor * noise_scale)
+    amp = np.float32(amplitude)
     lr = np.float32(log_ratio)
-    noisy = noise_scale > 0.0
+    zero = np.float32(0.0)
     for b in nb.prange(n_blocks):
-        state = block_state(seed, b)
-        word = np.uint64(0)
         start = b * BLOCK
-        stop = min(start + BLOCK, n)
-        k = 0
-        for i in range(start, stop):
-            if k == 0:
-                state, word = splitmix64_next(state)
-            xi = table[np.int64((word >> np.uint64(16 * k)) & np.uint64(0xFFFF))]
-            k = (k + 1) & 3
+        m = min(BLOCK, n - start)
+        # pass 1: this block's normals (4 per 64-bit word)
+        xs = np.empty(BLOCK, np.float32)
+        state = block_state(seed, b)
+        for w in range(0, m, 4):
+            state, word = splitmix64_next(state)
+            for k in range(4):
+                xs[w + k] = table[np.int64((word >> np.uint64(16 * k)) & np.uint64(0xFFFF))]
+        # pass 2: drift, read noise and clamp, branch-free
+        for j in range(m):
+            i = start + j
             d = g_prog[i] * np.exp(-nu[i] * lr)
-            if active[i] and noisy:
-                v = d + abs(d) * q[i] * amp * xi
-                out[i] = v if v > 0.0 else np.float32(0.0)
-            else:
-                out[i] = d
+            s = q[i] * amp if active[i] else zero
+            out[i] = max(d + abs(d) * s * xs[j], zero)
 
 
 @nb.njit(parallel=True, cache=True)
 def drift_only(g_prog: np.ndarray, nu: np.ndarray, log_ratio: float, out: np.ndarray) -> None:
-    """Fill ``out`` with G_prog * exp(-nu * ln((t + t0) / t0)) (1-D float32, µS)."""
+    """``out[i] = g_prog[i] * exp(-nu[i] * log_ratio)`` (1-D float32, µS)."""
     lr = np.float32(log_ratio)
     for i in nb.prange(g_prog.shape[0]):
         out[i] = g_prog[i] * np.exp(-nu[i] * lr)

@@ -11,9 +11,9 @@ has A = channels, B = pixels; in channels_last layout A = pixels, B = channels).
 ``adc_accumulate``: per output value,
 ``q = Q_out(clip(y + sigma_out * xi + sqrt(var) * xi', -b_out, b_out))`` and
 ``out (+)= q * in_scale[n] * col_scale[channel]``; counts clipped values per sample. ``xi`` and
-``xi'`` are table normals (see ``kernels/rng.py``); each row ``(n, a)`` has its own stream
-seeded from ``(seed, n * A + a)``, so the draws depend only on the seed and the element index,
-never on the thread count.
+``xi'`` are table normals (see ``kernels/rng.py``); each sample ``n`` has its own streams
+seeded from ``(seed, 2n)`` and ``(seed, 2n + 1)``, so the draws depend only on the seed and the
+element index, never on the thread count.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ NM_CONSTANT = 2
 
 @nb.njit(parallel=True, cache=True)
 def dac_quantize(x: np.ndarray, out: np.ndarray, scales: np.ndarray, mode: int,
-                 constant: float, bound: float, step: float) -> None:
-    """DAC of a batch of input vectors, in place into ``out``; writes the scales used.
+                 constant: float, bound: float, step: float) -> bool:
+    """DAC of a batch of input vectors, into ``out``; writes the scales used.
 
     Args:
         x: (N, A, B) float32 input (any strides).
@@ -41,16 +41,25 @@ def dac_quantize(x: np.ndarray, out: np.ndarray, scales: np.ndarray, mode: int,
         constant: s for NM_CONSTANT.
         bound: input clip bound b_in (normalised units).
         step: quantisation step (<= 0: no quantisation).
+    Returns:
+        True when every input is finite (the caller raises on False: no silent NaN).
     """
     n_samples, size_a, size_b = x.shape
+    f_bound = np.float32(bound)
+    quantize = step > 0.0
+    f_step = np.float32(step)
+    inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
+    finite = np.ones(n_samples, np.bool_)
     for n in nb.prange(n_samples):
+        s = np.float32(0.0)
+        total = np.float32(0.0)
+        for a in range(size_a):
+            for b in range(size_b):
+                v = x[n, a, b]
+                total += v
+                s = max(s, abs(v))
+        finite[n] = np.isfinite(total) and np.isfinite(s)
         if mode == NM_ABS_MAX:
-            s = np.float32(0.0)
-            for a in range(size_a):
-                for b in range(size_b):
-                    v = abs(x[n, a, b])
-                    if v > s:
-                        s = v
             if s == 0.0:
                 s = np.float32(1.0)
         elif mode == NM_CONSTANT:
@@ -62,14 +71,11 @@ def dac_quantize(x: np.ndarray, out: np.ndarray, scales: np.ndarray, mode: int,
         inv = np.float32(1.0) / s
         for a in range(size_a):
             for b in range(size_b):
-                v = x[n, a, b] * inv
-                if v > bound:
-                    v = np.float32(bound)
-                elif v < -bound:
-                    v = np.float32(-bound)
-                if step > 0.0:
-                    v = np.float32(np.rint(v / step) * step)
+                v = min(max(x[n, a, b] * inv, -f_bound), f_bound)
+                if quantize:
+                    v = np.float32(np.rint(v * inv_step)) * f_step
                 out[n, a, b] = v
+    return finite.all()
 
 
 @nb.njit(parallel=True, cache=True)
@@ -97,6 +103,8 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
         saturated: (N,) int64, receives the number of clipped values per sample.
     """
     n_samples, size_a, size_b = y.shape
+    per_sample = size_a * size_b
+    n_words = (per_sample + 3) // 4
     two_pass = hold_saturated and accumulate
     noisy = out_noise > 0.0
     quantize = step > 0.0
@@ -104,33 +112,24 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
     f_step = np.float32(step)
     f_bound = np.float32(bound) if bound < 3.0e38 else np.float32(3.0e38)
     f_noise = np.float32(out_noise)
-    n_words = (size_b + 3) // 4
     for n in nb.prange(n_samples):
         count = 0
         sn = in_scale[n]
-        noise = np.zeros(4 * n_words, np.float32)
-        noise2 = np.zeros(4 * n_words, np.float32)
+        noise = np.zeros(4 * n_words if noisy else 1, np.float32)
+        noise2 = np.zeros(4 * n_words if use_var else 1, np.float32)
+        if noisy:
+            _fill_normals(noise, block_state(seed, 2 * n), f_noise, table, n_words)
+        if use_var:
+            _fill_normals(noise2, block_state(seed, 2 * n + 1), np.float32(1.0), table, n_words)
         row = np.empty(size_b, np.float32)
         for a in range(size_a):
-            if noisy or use_var:
-                state = block_state(seed, n * size_a + a)
-                if noisy:
-                    for j in range(n_words):
-                        state, word = splitmix64_next(state)
-                        for q in range(4):
-                            noise[4 * j + q] = f_noise * table[
-                                np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
-                if use_var:
-                    for j in range(n_words):
-                        state, word = splitmix64_next(state)
-                        for q in range(4):
-                            noise2[4 * j + q] = table[
-                                np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
-                    for b in range(size_b):
-                        noise[b] += np.sqrt(var[n, a, b]) * noise2[b]
-            factor = sn * col_scale[a] if channel_axis == 1 else sn
+            base = a * size_b
             for b in range(size_b):
-                v = y[n, a, b] + noise[b]
+                v = y[n, a, b]
+                if noisy:
+                    v += noise[base + b]
+                if use_var:
+                    v += np.sqrt(var[n, a, b]) * noise2[base + b]
                 count += (v > f_bound) | (v < -f_bound)
                 v = min(max(v, -f_bound), f_bound)
                 if quantize:
@@ -140,6 +139,7 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
                 for b in range(size_b):
                     y[n, a, b] = row[b]
             elif channel_axis == 1:
+                factor = sn * col_scale[a]
                 if accumulate:
                     for b in range(size_b):
                         out[n, a, b] += row[b] * factor
@@ -149,10 +149,10 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
             else:
                 if accumulate:
                     for b in range(size_b):
-                        out[n, a, b] += row[b] * factor * col_scale[b]
+                        out[n, a, b] += row[b] * sn * col_scale[b]
                 else:
                     for b in range(size_b):
-                        out[n, a, b] = row[b] * factor * col_scale[b]
+                        out[n, a, b] = row[b] * sn * col_scale[b]
         saturated[n] = count
         if two_pass and count == 0:
             for a in range(size_a):
@@ -161,16 +161,24 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
                     out[n, a, b] += y[n, a, b] * sn * col_scale[c]
 
 
+@nb.njit(inline="always")
+def _fill_normals(buf, state, scale, table, n_words):
+    for j in range(n_words):
+        state, word = splitmix64_next(state)
+        for q in range(4):
+            buf[4 * j + q] = scale * table[np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
+
+
 #: Below this many elements the single-threaded variants are faster (no thread wake-up).
 PARALLEL_MIN_ELEMENTS = 1 << 15
 dac_quantize_serial = nb.njit(cache=True)(dac_quantize.py_func)
 adc_accumulate_serial = nb.njit(cache=True)(adc_accumulate.py_func)
 
 
-def dac(x: np.ndarray, *args) -> None:
-    """:func:`dac_quantize`, single-threaded for small batches."""
+def dac(x: np.ndarray, *args) -> bool:
+    """:func:`dac_quantize`, single-threaded for small batches; True if all inputs are finite."""
     kernel = dac_quantize if x.size >= PARALLEL_MIN_ELEMENTS else dac_quantize_serial
-    kernel(x, *args)
+    return kernel(x, *args)
 
 
 def adc(y: np.ndarray, *args) -> None:

@@ -130,7 +130,7 @@ class PCMDevice(DeviceModel):
         t = check_time(t)
         c = self.config
         if fast if fast is not None else c.fast_read:
-            from aimcsim.kernels.devices import read_drifted
+            from aimcsim.kernels.devices import read as read_drifted
             from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
             out = np.empty(state.g_prog.size, np.float32)
             read_drifted(state.g_prog.reshape(-1), state.nu.reshape(-1),

@@ -1,29 +1,81 @@
-"""Input checks of the device models."""
+"""Input checks of the device models: clear ValueErrors that name the argument or config field."""
 from __future__ import annotations
 
 import math
+from numbers import Real
 
 import numpy as np
 
+#: Relative tolerance on the target range: values up to g_max * (1 + TOL) are clipped to g_max,
+#: values down to -g_max * TOL are clipped to 0 (float rounding of w / w_max * g_max).
+TARGET_TOLERANCE = 1e-4
 
-def check_targets(g_target, g_max: float, tolerance: float = 1e-4) -> np.ndarray:
-    """Target conductances as float32: finite and within [0, g_max] µS, else ValueError."""
-    g = np.asarray(g_target, dtype=np.float32)
+
+def check_targets(g_target, g_max: float, name: str = "g_target") -> np.ndarray:
+    """Target conductances as a float32 array: finite and within [0, g_max] µS, else ValueError.
+
+    Values within ``TARGET_TOLERANCE * g_max`` outside the range are clipped into it.
+    """
+    try:
+        g = np.asarray(g_target, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an array of numbers (µS), got "
+                         f"{type(g_target).__name__}") from None
     if not np.isfinite(g).all():
-        raise ValueError("g_target contains NaN or inf values")
-    if g.size and (g.min() < 0 or g.max() > g_max * (1 + tolerance)):
-        raise ValueError(f"g_target must lie in [0, g_max = {g_max}] µS, got values in "
+        raise ValueError(f"{name} contains NaN or inf values")
+    slack = g_max * TARGET_TOLERANCE
+    if g.size and (g.min() < -slack or g.max() > g_max + slack):
+        raise ValueError(f"{name} must lie in [0, g_max = {g_max}] µS, got values in "
                          f"[{g.min():.4g}, {g.max():.4g}]")
-    return np.minimum(g, np.float32(g_max))
+    return np.asarray(np.clip(g, 0.0, g_max), dtype=np.float32)
+
+
+def is_number(value) -> bool:
+    """A finite real number (Python or numpy), not a bool."""
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_config_numbers(config, positive=(), non_negative=()) -> None:
-    """Config fields must be finite numbers, > 0 or >= 0 as listed."""
+    """Config fields must be finite numbers, > 0 or >= 0 as listed; ValueError names the field."""
     for name in positive:
         v = getattr(config, name)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+        if not (is_number(v) and v > 0):
             raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
     for name in non_negative:
         v = getattr(config, name)
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+        if not (is_number(v) and v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+
+
+def check_config_flags(config, names) -> None:
+    """Config fields that must be bools."""
+    for name in names:
+        v = getattr(config, name)
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {v!r}")
+
+
+def as_number_tuple(config, name: str, size: int) -> tuple[float, ...]:
+    """Field ``name`` as a tuple of ``size`` finite floats (lists from JSON are accepted)."""
+    v = getattr(config, name)
+    try:
+        values = tuple(v)
+    except TypeError:
+        raise ValueError(f"{name} must be {size} numbers, got {v!r}") from None
+    if len(values) != size or not all(is_number(x) for x in values):
+        raise ValueError(f"{name} must be {size} finite numbers, got {v!r}")
+    return tuple(float(x) for x in values)
+
+
+def check_state(state, name: str = "state") -> None:
+    """A DeviceState whose arrays all have the same shape."""
+    from aimcsim.devices.base import DeviceState
+    if not isinstance(state, DeviceState):
+        raise ValueError(f"{name} must be a DeviceState (from program()), got "
+                         f"{type(state).__name__}")
+    shape = np.shape(state.g_prog)
+    for field in ("g_target", "nu", "active", "read_q"):
+        value = getattr(state, field)
+        if value is not None and np.shape(value) != shape:
+            raise ValueError(f"{name}.{field} has shape {np.shape(value)}, "
+                             f"g_prog has {shape}")

@@ -173,9 +173,15 @@ class AnalogLayerMixin:
         if self._cache is None:
             raise NotProgrammedError(f"{self.layer_name}: read before program(); call "
                                      f"aimcsim.program(model, seed) or layer.program(seed)")
-        self._check_input(x)
         if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
-            return self._kernel_forward(x)
+            try:
+                return self._kernel_forward(x)  # the DAC kernel checks finiteness on the way
+            except ValueError as err:
+                if "NaN" in str(err):
+                    raise ValueError(f"{self.layer_name} input contains NaN or inf values") \
+                        from None
+                raise
+        self._check_input(x)
         return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache])
 
     def _training_forward(self, x: torch.Tensor) -> torch.Tensor:

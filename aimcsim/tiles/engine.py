@@ -71,8 +71,9 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
                         and periphery.out_bound is not None else 0)
     scales = np.ones(n, np.float32)
     xq = np.empty(x.shape, np.float32)
-    dac(x, xq, scales, mode, periphery.nm_constant, periphery.inp_bound,
-                 periphery.inp_step)
+    if not dac(x, xq, scales, mode, periphery.nm_constant, periphery.inp_bound,
+               periphery.inp_step):
+        raise ValueError("input contains NaN or inf values")
     y = gemm(xq)
     if out is None:
         out = y

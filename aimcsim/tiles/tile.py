@@ -16,6 +16,7 @@ A tile may hold G independent diagonal blocks (grouped convolutions): its weight
 from __future__ import annotations
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from aimcsim.devices import DeviceState
 from aimcsim.tiles.config import AnalogConfig
@@ -24,6 +25,9 @@ from aimcsim.validation import check_finite, check_time
 
 #: Seed of the fixed calibration inputs of drift compensation.
 CALIBRATION_SEED = 20_2006
+#: Tile GEMMs are at most N x 512 x 512: one BLAS thread does them without waking (and leaving
+#: spinning) a BLAS thread pool that would compete with torch's and Numba's threads.
+_BLAS = ThreadpoolController()
 
 
 class NotProgrammedError(RuntimeError):
@@ -214,7 +218,9 @@ class AnalogTile:
 
         def gemm(xq: np.ndarray) -> np.ndarray:
             x = xq.reshape(xq.shape[0], groups, rows)
-            y = np.einsum("ngr,grc->ngc", x, w, optimize=True) if groups > 1 else x[:, 0] @ w[0]
+            with _BLAS.limit(limits=1, user_api="blas"):
+                y = np.einsum("ngr,grc->ngc", x, w, optimize=True) if groups > 1 \
+                    else x[:, 0] @ w[0]
             return np.ascontiguousarray(y, dtype=np.float32).reshape(xq.shape[0], 1, groups * cols)
         return gemm
 
