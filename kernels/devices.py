@@ -12,7 +12,8 @@ in block ``i // BLOCK``, word ``(i % BLOCK) // 4``, lane ``i % 4``, exactly as i
 ``rng.standard_normal(n, seed)``, and the result depends only on the seed and the device index,
 never on the thread count.
 
-``drift_only`` is G_drift alone.
+There is no drift-only kernel: numpy's SIMD ``exp`` computes G_drift alone faster than a Numba
+loop (no SVML), see benchmarks/README_devices.md, so ``PCMDevice.drifted`` stays numpy.
 
 The plain numpy references are ``aimcsim.devices.PCMDevice.drifted`` and
 ``PCMDevice.read(..., fast=False)`` / ``PCMDevice.read_given_normals``.
@@ -64,10 +65,3 @@ def read_drifted(g_prog: np.ndarray, nu: np.ndarray, q: np.ndarray, active: np.n
             s = q[i] * amp if active[i] else zero
             out[i] = max(d + abs(d) * s * xs[j], zero)
 
-
-@nb.njit(parallel=True, cache=True)
-def drift_only(g_prog: np.ndarray, nu: np.ndarray, log_ratio: float, out: np.ndarray) -> None:
-    """``out[i] = g_prog[i] * exp(-nu[i] * log_ratio)`` (1-D float32, µS)."""
-    lr = np.float32(log_ratio)
-    for i in nb.prange(g_prog.shape[0]):
-        out[i] = g_prog[i] * np.exp(-nu[i] * lr)

@@ -1,9 +1,10 @@
-"""A state-independent Gaussian device: the simplest model behind the same interface, and the
-template for users' own models.
+"""A state-independent Gaussian device: the simplest model behind the :class:`DeviceModel`
+interface, and the template for users' own models.
 
-    G_prog = max(0, G_target + prog_sigma * xi)                     [µS]
-    G_drift(t) = G_prog * ((t + t0) / t0) ^ (-nu)                   (one nu for every device)
-    G_read = max(0, G_drift(t) + read_sigma * xi')                  [µS]
+    G_prog = max(0, G_target + prog_sigma * xi)                 [µS], once per device
+    G_drift(t) = G_prog * ((t + t0) / t0) ^ (-nu)                (one nu for every device; 0: none)
+    G_read = max(0, G_drift(t) + read_sigma * xi')              [µS], xi' fresh at every read
+
 Idle devices (target exactly 0 µS) stay at 0 unless ``noise_idle_devices``.
 """
 from __future__ import annotations
@@ -14,14 +15,25 @@ import numpy as np
 
 from aimcsim.devices.base import DeviceModel, DeviceState
 from aimcsim.devices.drift import drift_factor
-from aimcsim.devices.validation import check_config_numbers, check_targets
+from aimcsim.devices.read_noise import add_read_noise
+from aimcsim.devices.validation import (check_config_flags, check_config_numbers, check_state,
+                                        check_targets)
 from aimcsim.validation import check_time
 
 
 @dataclass
 class GaussianDeviceConfig:
-    """Attributes: g_max (µS); prog_sigma, read_sigma (µS, >= 0); nu (drift exponent, >= 0);
-    t0 (s); noise_idle_devices (see PCMConfig)."""
+    """Constants of :class:`GaussianDevice`.
+
+    Attributes:
+        g_max: conductance of the largest weight magnitude, µS.
+        prog_sigma: programming-noise standard deviation, µS (>= 0).
+        read_sigma: read-noise standard deviation, µS (>= 0).
+        nu: drift exponent shared by every device (>= 0; 0: no drift).
+        t0: drift reference time, s.
+        noise_idle_devices: as in :class:`~aimcsim.devices.pcm.PCMConfig`: False leaves devices
+            with target 0 µS at exactly 0 forever; True programs and noises them too.
+    """
 
     g_max: float = 25.0
     prog_sigma: float = 0.5
@@ -33,45 +45,65 @@ class GaussianDeviceConfig:
     def __post_init__(self) -> None:
         check_config_numbers(self, positive=("g_max", "t0"),
                              non_negative=("prog_sigma", "read_sigma", "nu"))
+        check_config_flags(self, ("noise_idle_devices",))
 
 
 class GaussianDevice(DeviceModel):
-    """Devices with state-independent Gaussian programming and read noise."""
+    """Devices with state-independent Gaussian programming and read noise (σ in µS)."""
 
-    def __init__(self, config: GaussianDeviceConfig | None = None) -> None:
+    def __init__(self, config: GaussianDeviceConfig | None = None, **overrides) -> None:
         if config is not None and not isinstance(config, GaussianDeviceConfig):
             raise ValueError(f"config must be a GaussianDeviceConfig, got "
                              f"{type(config).__name__}")
+        if overrides:
+            from dataclasses import asdict, fields
+            known = {f.name for f in fields(GaussianDeviceConfig)}
+            unknown = set(overrides) - known
+            if unknown:
+                raise ValueError(f"unknown GaussianDeviceConfig fields {sorted(unknown)}; "
+                                 f"known: {sorted(known)}")
+            config = GaussianDeviceConfig(**{**asdict(config or GaussianDeviceConfig()),
+                                             **overrides})
         self.config = config or GaussianDeviceConfig()
+
+    def __repr__(self) -> str:
+        return f"GaussianDevice({self.config!r})"
 
     @property
     def g_max(self) -> float:
         return float(self.config.g_max)
 
     def program(self, g_target: np.ndarray, rng: np.random.Generator) -> DeviceState:
+        """G_prog = max(0, G_target + prog_sigma * xi); nu = config.nu for active devices."""
         c = self.config
         g = check_targets(g_target, self.g_max)
         active = np.ones(g.shape, bool) if c.noise_idle_devices else g > 0
-        noise = rng.standard_normal(g.shape, dtype=np.float32) * np.float32(c.prog_sigma)
-        g_prog = np.where(active, np.maximum(g + noise, 0), 0).astype(np.float32)
-        nu = np.where(active, np.float32(c.nu), 0).astype(np.float32)
-        return DeviceState(g_target=g, g_prog=g_prog, nu=nu, active=active)
+        xi = rng.standard_normal(g.shape, dtype=np.float32)
+        g_prog = np.where(active, np.maximum(g + np.float32(c.prog_sigma) * xi, 0), 0)
+        nu = np.where(active, np.float32(c.nu), np.float32(0.0))
+        return DeviceState(g_target=g, g_prog=np.asarray(g_prog, np.float32),
+                           nu=np.asarray(nu, np.float32), active=active)
 
     def drifted(self, state: DeviceState, t: float) -> np.ndarray:
+        """G_prog * ((t + t0) / t0)^(-nu), µS (float32)."""
         t = check_time(t)
-        return (state.g_prog * drift_factor(state.nu, t, self.config.t0)).astype(np.float32)
+        check_state(state)
+        return np.asarray(state.g_prog * drift_factor(state.nu, t, self.config.t0), np.float32)
 
     def read_noise_std(self, state: DeviceState, t: float) -> np.ndarray:
+        """read_sigma for active devices, 0 for idle ones, µS (float32)."""
         check_time(t)
-        return np.where(state.active, np.float32(self.config.read_sigma), 0).astype(np.float32)
+        check_state(state)
+        return np.asarray(np.where(state.active, np.float32(self.config.read_sigma),
+                                   np.float32(0.0)), np.float32)
 
     def read(self, state: DeviceState, t: float, rng: np.random.Generator) -> np.ndarray:
+        """max(0, G_drift(t) + read_sigma * xi) for active devices, µS (float32)."""
         drift = self.drifted(state, t)
         if self.config.read_sigma == 0:
-            return drift
-        noisy = drift + self.config.read_sigma * rng.standard_normal(drift.shape,
-                                                                     dtype=np.float32)
-        return np.where(state.active, np.maximum(noisy, 0), drift).astype(np.float32)
+            return drift  # noiseless: no draw needed
+        xi = rng.standard_normal(drift.shape, dtype=np.float32)
+        return add_read_noise(drift, self.read_noise_std(state, t), xi, state.active)
 
 
 def ideal_device(g_max: float = 25.0) -> GaussianDevice:
