@@ -72,7 +72,8 @@ def censored_normal(mu, s):
 
 def folded_normal(mu, s):
     """Mean and standard deviation of |N(mu, s^2)|."""
-    mean = s * math.sqrt(2 / math.pi) * math.exp(-mu * mu / (2 * s * s)) + mu * (1 - 2 * ndtr(-mu / s))
+    mean = (s * math.sqrt(2 / math.pi) * math.exp(-mu * mu / (2 * s * s))
+            + mu * (1 - 2 * ndtr(-mu / s)))
     return mean, math.sqrt(mu * mu + s * s - mean * mean)
 
 
@@ -125,7 +126,7 @@ def test_published_constants_of_the_formulas():
 @pytest.mark.parametrize("x", [0.01, 0.05, 0.2, 0.5, 0.84, 1.0])
 def test_programming_noise_sigma(x):
     """test_programming_noise_sigma: mean and std of G_prog at a level; at x = 0.01 and 0.05
-    the clamp at 0 is visible (20% / 0.03% of devices) and the censored-normal moments apply."""
+    the clamp at 0 is visible (19% / 0.03% of devices) and the censored-normal moments apply."""
     _, state = program_level(x, seed=int(1000 * x))
     g = state.g_prog.astype(np.float64)
     mean, std = censored_normal(x * G_MAX, sigma_prog(x))
@@ -291,10 +292,10 @@ def test_kernel_and_numpy_reads_have_the_same_distribution():
 
 
 # ---------------------------------------------------------------- weights: shrink with time
-def expected_mean_read(u, t, idle_x=None):
+def expected_mean_read(u, t):
     """E[G_read] / g_max for targets u * g_max (array), by numerical integration: G_prog over a
     4000-point quantile grid of xi, E[exp(-nu L)] of the folded normal in closed form, and the
-    clamped read noise in closed form. ``idle_x`` unused; u = 0 gives the noised idle device."""
+    clamped read noise in closed form. u = 0 gives the idle device when it is noised."""
     u = np.asarray(u, np.float64)[:, None]
     z = ndtri((np.arange(4000) + 0.5) / 4000)[None, :]
     g_prog = np.maximum(0.0, u * G_MAX + sigma_prog(u) * z)

@@ -10,7 +10,7 @@ docstrings of :mod:`~aimcsim.devices.programming_noise`, :mod:`~aimcsim.devices.
 The numpy methods of :class:`PCMDevice` are the reference implementation. ``read`` goes through
 the fused Numba kernel ``aimcsim.kernels.devices.read_drifted`` when ``fast`` (default: the
 config's ``fast_read``); it then draws table normals (kernels/rng.py) instead of numpy's exact
-Gaussians, and is about 5x faster (benchmarks/README_devices.md).
+Gaussians, and is about 3x faster (benchmarks/README_devices.md).
 """
 from __future__ import annotations
 

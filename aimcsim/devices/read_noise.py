@@ -1,6 +1,7 @@
 """PCM 1/f read noise (Nandakumar et al. 2019; Joshi et al. 2020; physics.md section 4).
 
-    Q_s(x) = min(q0 / max(x^e, x_floor), q_max),  (q0, e, x_floor, q_max) = (0.0088, 0.65, 1e-3, 0.2)
+    Q_s(x) = min(q0 / max(x^e, x_floor), q_max),
+             (q0, e, x_floor, q_max) = (0.0088, 0.65, 1e-3, 0.2)
     sigma_read(t) = |G_drift(t)| * Q_s(x) * sqrt(ln((t + t0 + t_read) / (2 t_read)))   [µS]
     G_read = max(0, G_drift(t) + sigma_read(t) * xi),  xi ~ N(0, 1), fresh at every read
 
