@@ -65,3 +65,15 @@ def read_drifted(g_prog: np.ndarray, nu: np.ndarray, q: np.ndarray, active: np.n
             s = q[i] * amp if active[i] else zero
             out[i] = max(d + abs(d) * s * xs[j], zero)
 
+
+
+#: Below this many devices the single-threaded variant is faster: a tile's read then does not
+#: wake (and leave spinning) the thread pool between the many small reads of ``set_time``.
+PARALLEL_MIN_DEVICES = 1 << 18
+read_drifted_serial = nb.njit(cache=True)(read_drifted.py_func)
+
+
+def read_devices(g_prog: np.ndarray, *args) -> None:
+    """:func:`read_drifted`, single-threaded for arrays below ``PARALLEL_MIN_DEVICES``."""
+    kernel = read_drifted if g_prog.size >= PARALLEL_MIN_DEVICES else read_drifted_serial
+    kernel(g_prog, *args)

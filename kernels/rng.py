@@ -7,9 +7,8 @@ and the element index, never on the number of threads or how ``prange`` splits t
 Gaussian draws: each 64-bit SplitMix64 output gives four 16-bit indices into a table of the
 standard normal quantiles ``Phi^-1((k + 0.5) / 65536)``, k = 0..65535 (inverse-CDF sampling on a
 65,536-level grid). Approximation, documented: the distribution is the standard normal
-quantised to 65,536 equiprobable levels, so the tails are cut at +-4.17 sigma (probability
-3e-5 of a draw beyond that in an exact normal); mean 0 and standard deviation 1 to better than
-1e-4. It is 5-10x faster than Box-Muller or ``torch.normal_`` and is used for output and read
+quantised to 65,536 equiprobable levels, so the tails are cut at +-4.32 sigma (an exact normal draw lies
+beyond that with probability 1.5e-5); mean 0 and standard deviation 1 - 1.0e-5. It is 5-10x faster than Box-Muller or ``torch.normal_`` and is used for output and read
 noise, where that precision is far below the device-to-device spread being modelled.
 """
 from __future__ import annotations
@@ -24,7 +23,7 @@ TABLE_BITS = 16
 #: Standard-normal quantile table, float32, 65,536 entries (256 KiB, stays in L2).
 NORMAL_TABLE = ndtri((np.arange(1 << TABLE_BITS, dtype=np.float64) + 0.5)
                      / (1 << TABLE_BITS)).astype(np.float32)
-#: Standard deviation of the table distribution (1 - 4e-5); kernels may divide by it.
+#: Standard deviation of the table distribution (1 - 1.0e-5).
 TABLE_STD = float(np.sqrt(np.mean(NORMAL_TABLE.astype(np.float64) ** 2)))
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -187,11 +187,11 @@ class PCMDevice(DeviceModel):
         if not (self.config.fast_read if fast is None else fast):
             xi = rng.standard_normal(np.shape(state.g_prog), dtype=np.float32)
             return self.read_given_normals(state, t, xi)
-        from aimcsim.kernels.devices import read_drifted
+        from aimcsim.kernels.devices import read_devices
         from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
         shape = np.shape(state.g_prog)
         out = np.empty(shape, np.float32)
-        read_drifted(np.ascontiguousarray(state.g_prog, np.float32).reshape(-1),
+        read_devices(np.ascontiguousarray(state.g_prog, np.float32).reshape(-1),
                      np.ascontiguousarray(state.nu, np.float32).reshape(-1),
                      np.ascontiguousarray(self._q(state), np.float32).reshape(-1),
                      np.ascontiguousarray(state.active, np.bool_).reshape(-1),
