@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 import numba
 import numpy as np
 import torch
 
+from timing import median_seconds  # benchmarks/timing.py
 from aimcsim.devices import PCMDevice
 from aimcsim.devices.drift import drift_log_ratio
 
@@ -33,15 +32,6 @@ def drift_only(g_prog: np.ndarray, nu: np.ndarray, log_ratio: float, out: np.nda
         out[i] = g_prog[i] * np.exp(-nu[i] * lr)
 
 
-def median_ms(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs after one warm-up, ms."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -62,15 +52,15 @@ def main(argv=None) -> None:
 
     rows = [
         ("read (drift + read noise + clamp)",
-         median_ms(lambda: device.read(state, args.t, rng, fast=True), args.repeats),
-         median_ms(lambda: device.read(state, args.t, rng, fast=False), args.repeats)),
+         1e3 * median_seconds(lambda: device.read(state, args.t, rng, fast=True), args.repeats),
+         1e3 * median_seconds(lambda: device.read(state, args.t, rng, fast=False), args.repeats)),
         ("drift only",
-         median_ms(lambda: drift_only(state.g_prog, state.nu, log_ratio, out), args.repeats),
-         median_ms(lambda: device.drifted(state, args.t), args.repeats)),
+         1e3 * median_seconds(lambda: drift_only(state.g_prog, state.nu, log_ratio, out), args.repeats),
+         1e3 * median_seconds(lambda: device.drifted(state, args.t), args.repeats)),
     ]
     numba.set_num_threads(1)
-    single = (median_ms(lambda: device.read(state, args.t, rng, fast=True), args.repeats),
-              median_ms(lambda: drift_only(state.g_prog, state.nu, log_ratio, out),
+    single = (1e3 * median_seconds(lambda: device.read(state, args.t, rng, fast=True), args.repeats),
+              1e3 * median_seconds(lambda: drift_only(state.g_prog, state.nu, log_ratio, out),
                         args.repeats))
     numba.set_num_threads(args.threads)
     print(f"devices: {args.devices:,}, t = {args.t:g} s, Numba threads: {args.threads}, "

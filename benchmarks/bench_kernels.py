@@ -13,26 +13,17 @@ Medians of ``--repeats`` runs, same process. Rows:
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numba
 import numpy as np
 import torch
 
+from timing import median_seconds  # benchmarks/timing.py
 from aimcsim.kernels.periphery import NM_ABS_MAX, adc_accumulate, dac_quantize
 from aimcsim.kernels.rng import NORMAL_TABLE, standard_normal
 from aimcsim.tiles.periphery import PeripheryConfig, reference_adc, reference_dac
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -68,14 +59,14 @@ def main(argv=None) -> None:
         return q * col_scale[None, :, None]
 
     rows = [
-        ("DAC (abs-max, 7 bit)", median_ms(dac_kernel, args.repeats),
-         median_ms(lambda: reference_dac(x, config), args.repeats)),
-        ("output noise + ADC (9 bit) + rescale", median_ms(adc_kernel, args.repeats),
-         median_ms(adc_reference, args.repeats)),
-        ("2.1M Gaussian draws", median_ms(lambda: standard_normal(y.size, 3), args.repeats),
-         median_ms(lambda: rng.standard_normal(y.size, dtype=np.float32), args.repeats)),
+        ("DAC (abs-max, 7 bit)", 1e3 * median_seconds(dac_kernel, args.repeats),
+         1e3 * median_seconds(lambda: reference_dac(x, config), args.repeats)),
+        ("output noise + ADC (9 bit) + rescale", 1e3 * median_seconds(adc_kernel, args.repeats),
+         1e3 * median_seconds(adc_reference, args.repeats)),
+        ("2.1M Gaussian draws", 1e3 * median_seconds(lambda: standard_normal(y.size, 3), args.repeats),
+         1e3 * median_seconds(lambda: rng.standard_normal(y.size, dtype=np.float32), args.repeats)),
     ]
-    torch_normal = median_ms(lambda: torch.empty(y.size).normal_(), args.repeats)
+    torch_normal = 1e3 * median_seconds(lambda: torch.empty(y.size).normal_(), args.repeats)
     print(f"threads: {args.threads}, values: {y.size:,}, medians of {args.repeats} runs")
     print("| work | Numba kernel (ms) | numpy reference (ms) | speed-up |")
     print("|---|---:|---:|---:|")

@@ -20,28 +20,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numba
 import torch
 
+from timing import median_seconds  # benchmarks/timing.py
 import aimcsim
 from aimcsim.models import build_model
 from aimcsim.tiles import AnalogConfig
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
@@ -53,7 +44,7 @@ def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
     x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=fmt)
     results = {}
     with torch.no_grad():
-        results["fp32"] = median_time(lambda: model(x), repeats)
+        results["fp32"] = median_seconds(lambda: model(x), repeats)
         variants = {"default": AnalogConfig(), "noise_off": AnalogConfig.ideal(),
                     "per_mvm": AnalogConfig(read_noise_sampling="per_mvm")}
         for name, config in variants.items():
@@ -61,10 +52,10 @@ def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
             aimcsim.program(analog, 0)
             aimcsim.set_time(analog, 3600.0)
             analog = analog.to(memory_format=fmt)
-            results[name] = median_time(lambda: analog(x), repeats)
+            results[name] = median_seconds(lambda: analog(x), repeats)
             if name == "default":
                 times = iter([86400.0 * (k + 1) for k in range(repeats + 1)])
-                results["reread"] = median_time(lambda: aimcsim.set_time(analog, next(times)),
+                results["reread"] = median_seconds(lambda: aimcsim.set_time(analog, next(times)),
                                                 repeats)
     return results
 

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from timing import median_seconds  # noqa: E402  (benchmarks/timing.py)
 from aimcsim.models.zoo import build_model  # noqa: E402  (torch-only module, no numba)
 
 
@@ -44,14 +43,6 @@ def peer_config():
     return config
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -70,9 +61,9 @@ def main(argv=None) -> None:
     analog.program_analog_weights()
     analog.drift_analog_weights(3600.0)
     with torch.no_grad():
-        fp32 = median_time(lambda: model(x), args.repeats)
-        peer = median_time(lambda: analog(x), args.repeats)
-        reread = median_time(lambda: analog.drift_analog_weights(86400.0), args.repeats)
+        fp32 = median_seconds(lambda: model(x), args.repeats)
+        peer = median_seconds(lambda: analog(x), args.repeats)
+        reread = median_seconds(lambda: analog.drift_analog_weights(86400.0), args.repeats)
     print(json.dumps({"aihwkit": __version__, "torch": torch.__version__, "fp32_s": fp32,
                       "analog_s": peer, "reread_s": reread}))
 

@@ -449,6 +449,19 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
 class _AnalogConvNd(AnalogLayerMixin):
     """Shared code of the analog convolutions (computed as 2-D convolutions)."""
 
+    @classmethod
+    def from_digital(cls, module: nn.Module, config: AnalogConfig | None = None,
+                     hwa: HardwareAwareConfig | None = None):
+        """The analog twin of a torch convolution, with its weights and bias."""
+        layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride,
+                    module.padding, module.dilation, module.groups, module.bias is not None,
+                    module.padding_mode, config, hwa, device=module.weight.device)
+        layer.load_state_dict(module.state_dict(), strict=False)
+        return layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._analog_forward(x)
+
     def _digital_forward(self, x):
         return self._conv_forward(x, self.weight, self.bias)
 
@@ -505,18 +518,6 @@ class AnalogConv2d(_AnalogConvNd, nn.Conv2d):
         self._padding_2d = self.padding
         self._init_analog(config, hwa)
 
-    @classmethod
-    def from_digital(cls, module: nn.Conv2d, config: AnalogConfig | None = None,
-                     hwa: HardwareAwareConfig | None = None) -> "AnalogConv2d":
-        layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride,
-                    module.padding, module.dilation, module.groups, module.bias is not None,
-                    module.padding_mode, config, hwa, device=module.weight.device)
-        layer.load_state_dict(module.state_dict(), strict=False)
-        return layer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._analog_forward(x)
-
     def _to_2d(self, x):
         return x
 
@@ -547,18 +548,6 @@ class AnalogConv1d(_AnalogConvNd, nn.Conv1d):
             self.padding)
         self._init_analog(config, hwa)
 
-    @classmethod
-    def from_digital(cls, module: nn.Conv1d, config: AnalogConfig | None = None,
-                     hwa: HardwareAwareConfig | None = None) -> "AnalogConv1d":
-        layer = cls(module.in_channels, module.out_channels, module.kernel_size, module.stride,
-                    module.padding, module.dilation, module.groups, module.bias is not None,
-                    module.padding_mode, config, hwa, device=module.weight.device)
-        layer.load_state_dict(module.state_dict(), strict=False)
-        return layer
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._analog_forward(x)
-
     def _to_2d(self, x):
         return x.unsqueeze(2)
 
@@ -567,9 +556,6 @@ class AnalogConv1d(_AnalogConvNd, nn.Conv1d):
 
     def _weight_2d(self, w):
         return w.unsqueeze(2) if w.dim() == 3 else w
-
-    def _digital_forward(self, x):
-        return self._conv_forward(x, self.weight, self.bias)
 
 
 ANALOG_LAYERS = (AnalogLinear, AnalogConv1d, AnalogConv2d)
