@@ -83,12 +83,29 @@ def _missing_message(root: Path, name: str) -> str:
             f"that holds '{FOLDER}'.")
 
 
+def _not_found_message() -> str:
+    """Message for ``root=None`` when no default location holds the data."""
+    searched = ", ".join(f"'{c}'" for c in DEFAULT_ROOTS)
+    return (f"CIFAR-10 not found: no '{FOLDER}' folder in $AIMCSIM_CIFAR10 "
+            f"({os.environ.get('AIMCSIM_CIFAR10') or 'not set'}) nor in the default locations "
+            f"{searched} (relative paths are tried from the working directory and from the "
+            f"repository). Set AIMCSIM_CIFAR10 to the folder that holds '{FOLDER}' (with "
+            f"data_batch_1..5 and test_batch), pass root= pointing at it, or fetch the official "
+            f"archive with aimcsim.data.download_cifar10('<root>').")
+
+
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with open(path, "rb") as fh:
-        entry = pickle.load(fh, encoding="latin1")
+        try:
+            entry = pickle.load(fh, encoding="latin1")
+        except (pickle.UnpicklingError, EOFError) as exc:
+            raise ValueError(f"{path}: not a readable pickle ({exc!r}); the file is truncated "
+                             f"or not a CIFAR-10 batch") from exc
     if not isinstance(entry, dict) or "data" not in entry:
         raise ValueError(f"{path}: not a CIFAR-10 batch (no 'data' key)")
     labels_key = "labels" if "labels" in entry else "fine_labels"
+    if labels_key not in entry:
+        raise ValueError(f"{path}: not a CIFAR-10 batch (no 'labels' key)")
     data = np.asarray(entry["data"])
     labels = np.asarray(entry[labels_key], dtype=np.int64)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
@@ -120,7 +137,7 @@ def load_cifar10(root: str | os.PathLike | None = None, train: bool = True,
     if root is None:
         found = default_root()
         if found is None:
-            raise DatasetNotFoundError(_missing_message(Path("data/cifar10"), TRAIN_FILES[0]))
+            raise DatasetNotFoundError(_not_found_message())
         root = found
     root = Path(root)
     images, labels = [], []
@@ -154,10 +171,11 @@ def verify_cifar10(root: str | os.PathLike) -> None:
         DatasetNotFoundError: a file is missing.  ValueError: a checksum does not match.
     """
     root = Path(root)
+    for name in BATCH_MD5:  # report a missing file before spending time on checksums
+        if not (root / FOLDER / name).is_file():
+            raise DatasetNotFoundError(_missing_message(root, name))
     for name, accepted in BATCH_MD5.items():
         path = root / FOLDER / name
-        if not path.is_file():
-            raise DatasetNotFoundError(_missing_message(root, name))
         digest = md5sum(path)
         if digest not in accepted:
             raise ValueError(f"{path}: md5 {digest} matches neither the official nor the "

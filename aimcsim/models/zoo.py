@@ -1,16 +1,19 @@
 """Named networks of the zoo, all built from :class:`aimcsim.models.resnet.ResNetSpec`.
 
-| name     | stages (depth x width)      | block, branches | shortcut | parameters |
-|----------|-----------------------------|-----------------|----------|------------|
-| f1net    | 3x16, 3x28, 3x56            | basic, 1        | B (1x1)  | 212,786    |
-| resnet20 | 3x16, 3x32, 3x64            | basic, 1        | A (pad)  | 269,722    |
-| resnet32 | 5x16, 5x32, 5x64            | basic, 1        | A (pad)  | 464,154    |
-| t500     | 1x32, 1x64, 1x96            | basic, 2        | B (1x1)  | 426,778    |
+| name     | first conv | stages (depth x width)  | block, branches  | shortcut | parameters |
+|----------|------------|-------------------------|------------------|----------|------------|
+| f1net    | 3x3, 16    | 3x16, 3x28, 3x56        | basic, 1         | B (1x1)  | 212,786    |
+| resnet20 | 3x3, 16    | 3x16, 3x32, 3x64        | basic, 1         | A (pad)  | 269,722    |
+| resnet32 | 3x3, 16    | 5x16, 5x32, 5x64        | basic, 1         | A (pad)  | 464,154    |
+| t500     | 5x5, 48    | 1x96, 1x192, 1x352      | bottleneck, 2    | B (1x1)  | 424,506    |
 
 ``f1net`` is the network of figure F1 (targets.md). ResNet-20/32 are He et al. 2016's CIFAR
 networks (option-A shortcuts; ResNet-32 has 0.46M parameters as published). ``t500`` is our
-reconstruction of AnalogNAS T500 (Benmeziane et al. 2023, arXiv 2305.10459); see
-``docs/models.md`` for every choice and its source (the paper reports about 422K parameters).
+reconstruction of AnalogNAS T500 (Benmeziane et al. 2023, arXiv 2305.10459), whose exact
+configuration is not published in text: a member of the AnalogNAS ResNet-like macro space with
+the traits the paper's T500 figure shows (larger first kernel, three stages of one block, two
+parallel bottleneck branches per block, wide convolutions) at about the paper's 422K parameters.
+``docs/models.md`` gives every choice, its source and what is uncertain.
 """
 from __future__ import annotations
 
@@ -27,7 +30,10 @@ SPECS: dict[str, ResNetSpec] = {
     "f1net": ResNetSpec(name="f1net", stages=_stages((3, 3, 3), (16, 28, 56)), shortcut="B"),
     "resnet20": ResNetSpec(name="resnet20", stages=_stages((3, 3, 3), (16, 32, 64)), shortcut="A"),
     "resnet32": ResNetSpec(name="resnet32", stages=_stages((5, 5, 5), (16, 32, 64)), shortcut="A"),
-    "t500": ResNetSpec(name="t500", stem_width=16, stages=_stages((1, 1, 1), (32, 64, 96)),
+    # AnalogNAS macro-space point: out_channel0=48, first kernel 5, M=3, R=(1, 1, 1), B=2,
+    # bottleneck blocks, widening factors 0.5, 0.5, 0.545 (width 48 -> 96 -> 192 -> 352).
+    "t500": ResNetSpec(name="t500", stem_width=48, stem_kernel=5,
+                       stages=_stages((1, 1, 1), (96, 192, 352)), block="bottleneck",
                        branches=2, shortcut="B"),
 }
 

@@ -23,6 +23,9 @@ from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.data.loader import iterate_batches
 
 SCHEDULES = ("onecycle", "cosine")
+#: Settings that fix the course of a run (data order, schedule, optimizer). A checkpoint only
+#: resumes under the same values; the others (threads, memory format, eval batch) may change.
+RESUME_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "seed")
 
 
 @dataclass
@@ -60,14 +63,24 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.momentum < 1:
+            raise ValueError(f"momentum must be in (0, 1) (Nesterov SGD), got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: CifarSplit, batch_size: int = 500,
              channels_last: bool = True, progress: bool = False) -> float:
     """Top-1 accuracy (fraction 0-1) of ``model`` on ``split``, in eval mode."""
+    if len(split) == 0:
+        raise ValueError("cannot evaluate on an empty split")
     was_training = model.training
     model.eval()
     correct = 0
@@ -97,6 +110,20 @@ def _digital_weights(model: nn.Module):
     return digital(model)
 
 
+def _check_resumable(saved: dict | None, config: TrainConfig, path: Path) -> None:
+    """Refuse to resume a checkpoint written under other run settings (see RESUME_KEYS)."""
+    if not saved:
+        return
+    current = asdict(config)
+    diff = {k: (saved[k], current[k]) for k in RESUME_KEYS if k in saved and saved[k] != current[k]}
+    if diff:
+        listed = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in diff.items())
+        raise ValueError(f"{path} was written by a run with other settings: {listed}. A run "
+                         f"resumes only with the settings it started with (the learning-rate "
+                         f"schedule and data order depend on them); use the same settings or a "
+                         f"new output folder.")
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -110,7 +137,13 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
 
     Writes ``out_dir/checkpoint.pt`` after every epoch (model, optimizer, scheduler, history),
     ``out_dir/history.json`` and, at the end, ``out_dir/model.pt`` (state dict only). If a
-    checkpoint exists, training resumes after its last completed epoch.
+    checkpoint exists, training resumes after its last completed epoch, with torch's global
+    random state as it was then (hardware-aware noise draws from it), so a killed and resumed
+    run ends where an uninterrupted one would.
+
+    Raises:
+        ValueError: the checkpoint in ``out_dir`` was written with other settings
+            (:data:`RESUME_KEYS`), e.g. another number of epochs.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,10 +165,14 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        saved_history = json.loads(state["history"])
+        _check_resumable(saved_history.get("config"), config, ckpt_path)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        history = json.loads(state["history"])
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+        history = saved_history
         start_epoch = int(state["epoch"])
         if progress:
             print(f"resuming {out} after epoch {start_epoch}/{config.epochs}")
@@ -174,7 +211,8 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
             print(json.dumps(record), flush=True)
         _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                      "history": json.dumps(history)}, ckpt_path)
+                      "history": json.dumps(history), "torch_rng": torch.get_rng_state()},
+                     ckpt_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
     history["wall_seconds"] = sum(r["seconds"] for r in history["epochs"])
     if history["epochs"] and "test_acc" in history["epochs"][-1]:

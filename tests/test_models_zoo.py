@@ -1,0 +1,244 @@
+"""The ResNet family and the zoo: parameter counts, layer structure, shapes, spec validation."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from aimcsim.models import (MODEL_NAMES, SPECS, PadShortcut, ResidualBlock, ResNet, ResNetSpec,
+                            StageSpec, build_model, count_analog_weights, count_parameters)
+from aimcsim.models import zoo
+
+# Published counts (He et al. 2016 / AnalogNAS figure legend: ResNet-20 269K, ResNet-32 464K).
+PUBLISHED = {"resnet20": 269_722, "resnet32": 464_154}
+T500_PAPER_PARAMETERS = 422_000  # "AnalogNAS_T500 (422K)", Benmeziane et al. 2023
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: the machine's other jobs make a second thread spin, not help."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _docstring_counts() -> dict[str, int]:
+    """Parameter counts stated in the zoo's docstring table (last column)."""
+    counts = {}
+    for line in zoo.__doc__.splitlines():
+        m = re.match(r"\|\s*(\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*$", line)
+        if m and m.group(1) in SPECS:
+            counts[m.group(1)] = int(m.group(2).replace(",", ""))
+    return counts
+
+
+def _convs(model: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+
+
+def _depth(model: ResNet) -> int:
+    """Weight layers on the longest input-to-output path: stem, one branch per block, FC."""
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    return 1 + sum(len(_convs(b.branches[0])) for b in blocks) + 1
+
+
+@pytest.fixture(scope="module")
+def models() -> dict[str, ResNet]:
+    torch.manual_seed(0)
+    return {name: build_model(name) for name in MODEL_NAMES}
+
+
+def test_zoo_names():
+    assert set(MODEL_NAMES) == {"f1net", "resnet20", "resnet32", "t500"}
+    assert all(SPECS[name].name == name for name in MODEL_NAMES)
+
+
+def test_parameter_counts_match_published_and_docstring(models):
+    stated = _docstring_counts()
+    assert set(stated) == set(MODEL_NAMES), "zoo docstring table must list every network"
+    for name, model in models.items():
+        assert count_parameters(model) == stated[name], name
+    for name, count in PUBLISHED.items():
+        assert count_parameters(models[name]) == count, name
+
+
+def test_t500_is_about_the_published_size(models):
+    n = count_parameters(models["t500"])
+    assert abs(n - T500_PAPER_PARAMETERS) / T500_PAPER_PARAMETERS < 0.02
+    assert n < count_parameters(models["resnet32"])  # "smaller" than ResNet-32
+
+
+def test_all_parameters_trainable_and_analog_weight_counts(models):
+    for name, model in models.items():
+        assert count_parameters(model, trainable_only=False) == count_parameters(model)
+        weights = sum(m.weight.numel() for m in model.modules()
+                      if isinstance(m, (nn.Conv2d, nn.Linear)))
+        assert count_analog_weights(model) == weights
+        bn = sum(p.numel() for m in model.modules() if isinstance(m, nn.BatchNorm2d)
+                 for p in m.parameters())
+        # Everything that is not a conv/FC weight is a batch-norm affine term or the FC bias.
+        assert count_parameters(model) == weights + bn + model.fc.bias.numel(), name
+        assert all(m.bias is None for m in _convs(model))
+
+
+@pytest.mark.parametrize("name", ["f1net", "resnet20", "resnet32", "t500"])
+def test_forward_shapes(models, name):
+    model = models[name].eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+        assert out.shape == (2, 10) and torch.isfinite(out).all()
+        # The head pools globally, so other input sizes work too.
+        assert model(torch.randn(1, 3, 40, 40)).shape == (1, 10)
+    wide = build_model(name, num_classes=100).eval()
+    with torch.no_grad():
+        assert wide(torch.randn(2, 3, 32, 32)).shape == (2, 100)
+    assert SPECS[name].num_classes == 10  # the zoo entry itself is unchanged
+
+
+def test_f1net_layers_as_in_figure_f1(models):
+    """First 3x3 conv with 16 filters; 3 stages of 6 3x3 convs (16, 28, 56 filters), the two
+    later stages halving the resolution with stride 2 and a 1x1 conv on the shortcut; FC 56->10."""
+    model = models["f1net"]
+    convs = _convs(model)
+    stem, rest = convs[0], convs[1:]
+    assert (stem.in_channels, stem.out_channels, stem.kernel_size, stem.stride) == \
+        (3, 16, (3, 3), (1, 1))
+    main = [c for c in rest if c.kernel_size == (3, 3)]
+    shortcut = [c for c in rest if c.kernel_size == (1, 1)]
+    assert len(main) == 18 and len(shortcut) == 2 and len(convs) == 1 + 18 + 2
+    for s, width in enumerate((16, 28, 56)):
+        stage = main[6 * s:6 * s + 6]
+        assert all(c.out_channels == width for c in stage)
+        strides = [c.stride[0] for c in stage]
+        assert strides == ([1] * 6 if s == 0 else [2] + [1] * 5)
+    assert [(c.in_channels, c.out_channels, c.stride) for c in shortcut] == \
+        [(16, 28, (2, 2)), (28, 56, (2, 2))]
+    assert isinstance(model.stages[0][0].shortcut, nn.Identity)  # 16 -> 16, no conv needed
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 1 and (linears[0].in_features, linears[0].out_features) == (56, 10)
+    # Feature map sizes: 32 -> 32 -> 16 -> 8 before the global pooling.
+    x = model.stem(torch.randn(1, 3, 32, 32))
+    sizes = []
+    for stage in model.stages:
+        x = stage(x)
+        sizes.append(tuple(x.shape[1:]))
+    assert sizes == [(16, 32, 32), (28, 16, 16), (56, 8, 8)]
+
+
+def test_resnet32_structure(models):
+    model = models["resnet32"]
+    convs = _convs(model)
+    assert len(convs) == 31 and all(c.kernel_size == (3, 3) for c in convs)  # 1 + 15 x 2
+    assert sum(isinstance(m, ResidualBlock) for m in model.modules()) == 15
+    pads = [m for m in model.modules() if isinstance(m, PadShortcut)]
+    assert len(pads) == 2  # option A: no weights on the shortcuts
+    assert model.fc.in_features == 64
+
+
+def test_t500_structure(models):
+    spec = SPECS["t500"]
+    model = models["t500"]
+    assert spec.block == "bottleneck" and spec.branches == 2 and spec.shortcut == "B"
+    assert [s.depth for s in spec.stages] == [1, 1, 1]
+    assert [s.stride for s in spec.stages] == [1, 2, 2]
+    widths = [spec.stem_width] + [s.width for s in spec.stages]
+    # AnalogNAS widening rule: each width is the previous one divided by a factor in [0.5, 0.8].
+    assert all(0.5 <= a / b <= 0.8 for a, b in zip(widths, widths[1:]))
+    assert spec.stem_width in (8, 12, 16, 32, 48, 64)  # AnalogNAS out_channel0 choices
+    stem = _convs(model)[0]
+    assert stem.kernel_size == (spec.stem_kernel,) * 2
+    assert stem.padding == (spec.stem_kernel // 2,) * 2  # "same" padding: 32x32 stays 32x32
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 3
+    for block in blocks:
+        assert len(block.branches) == 2
+        kernels = [c.kernel_size[0] for c in _convs(block.branches[0])]
+        assert kernels == [1, 3, 1]
+        assert isinstance(block.shortcut, nn.Sequential)  # every block changes the shape
+    n_convs = 1 + 3 * (2 * 3 + 1)
+    assert len(_convs(model)) == n_convs
+    assert model.fc.in_features == spec.stages[-1].width
+    # Shallower than ResNet-32: fewer weight layers in sequence from input to output.
+    assert _depth(model) == 1 + 3 * 3 + 1
+    assert _depth(models["resnet32"]) == 1 + 15 * 2 + 1
+    # Wider: the widest convolution has more output channels than any of ResNet-32's.
+    assert max(c.out_channels for c in _convs(model)) > \
+        max(c.out_channels for c in _convs(models["resnet32"]))
+
+
+def test_branches_and_bottleneck_parameters():
+    base = dict(stages=(StageSpec(1, 32, 1),), stem_width=32)
+    one = count_parameters(ResNet(ResNetSpec(**base, branches=1)))
+    three = count_parameters(ResNet(ResNetSpec(**base, branches=3)))
+    branch = 2 * (32 * 32 * 9) + 4 * 32  # two 3x3 convs and their batch-norms
+    assert three - one == 2 * branch
+    spec = ResNetSpec(stages=(StageSpec(1, 64, 1),), stem_width=16, block="bottleneck",
+                      bottleneck_ratio=0.25)
+    mid = 16
+    expected_branch = 16 * mid + 9 * mid * mid + mid * 64 + 2 * (mid + mid + 64)
+    shortcut = 16 * 64 + 2 * 64
+    stem = 3 * 9 * 16 + 2 * 16
+    fc = 64 * 10 + 10
+    assert count_parameters(ResNet(spec)) == stem + expected_branch + shortcut + fc
+
+
+def test_blocks_start_as_their_shortcut():
+    """The last batch-norm of every branch starts at zero, so a fresh block is its shortcut."""
+    torch.manual_seed(0)
+    spec = ResNetSpec(stages=(StageSpec(2, 16, 1),), branches=3)
+    block = ResNet(spec).stages[0][1].eval()
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), torch.relu(x))
+
+
+def test_pad_shortcut_subsamples_and_pads_channels():
+    x = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    y = PadShortcut(3, 8, stride=2)(x)
+    assert y.shape == (2, 8, 2, 2)
+    torch.testing.assert_close(y[:, 2:5], x[:, :, ::2, ::2])
+    assert y[:, :2].abs().sum() == 0 and y[:, 5:].abs().sum() == 0
+
+
+def test_shortcut_a_falls_back_to_conv_when_narrowing():
+    spec = ResNetSpec(stages=(StageSpec(1, 8, 2),), stem_width=16, shortcut="A")
+    block = ResNet(spec).stages[0][0]
+    assert isinstance(block.shortcut, nn.Sequential)
+    assert block(torch.randn(1, 16, 8, 8)).shape == (1, 8, 4, 4)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(block="dense"), "block"),
+    (dict(shortcut="C"), "shortcut"),
+    (dict(branches=0), "branches"),
+    (dict(stages=()), "stages"),
+    (dict(stages=(StageSpec(0, 16),)), "stage"),
+    (dict(stages=(StageSpec(1, 0),)), "stage"),
+    (dict(stages=(StageSpec(1, 16, 3),)), "stride"),
+    (dict(stem_kernel=4), "stem_kernel"),
+])
+def test_spec_validation(kwargs, match):
+    args = dict(stages=(StageSpec(1, 16),))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        ResNetSpec(**args)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="resnet32"):
+        build_model("resnet56")
+
+
+def test_build_model_returns_fresh_networks():
+    torch.manual_seed(1)
+    a = build_model("f1net")
+    torch.manual_seed(2)
+    b = build_model("f1net")
+    assert a is not b
+    assert not torch.equal(a.stem[0].weight, b.stem[0].weight)
+    torch.manual_seed(1)
+    c = build_model("f1net")
+    assert torch.equal(a.stem[0].weight, c.stem[0].weight)
