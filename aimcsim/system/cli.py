@@ -54,7 +54,12 @@ def add_system_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--input-mode", choices=INPUT_MODES, default="pwm")
     p.add_argument("--tile", type=int, default=256, help="tile rows = columns")
     p.add_argument("--tiles-per-chip", type=int, default=64)
-    p.add_argument("--read-phases", type=int, default=1)
+    p.add_argument("--read-phases", type=int, default=1,
+                   help="integrations per MVM (the chip's high-precision mode: 4)")
+    p.add_argument("--columns-per-adc", type=int, default=1,
+                   help="columns sharing one ADC (conversions then run one after another)")
+    p.add_argument("--bus-gbs", type=float, default=32.0,
+                   help="link bandwidth into and out of each layer, GB/s")
     p.add_argument("--overlap", choices=OVERLAP, default="stages")
     p.add_argument("--injection", choices=INJECTION, default="interval")
     p.add_argument("--memory", choices=STRATEGIES, default="first_fit",
@@ -72,13 +77,18 @@ def run_system(args: argparse.Namespace) -> None:
     from aimcsim.system.mapping import MappingError
     from aimcsim.system.networks import F3_INPUT_SHAPE, build_system_model
     from aimcsim.system.report import SystemConfig, analyse, text_report, write_outputs
+    try:
+        hardware = HardwareConfig(tile_rows=args.tile, tile_cols=args.tile,
+                                  tiles_per_chip=args.tiles_per_chip,
+                                  input_mode=args.input_mode, read_phases=args.read_phases,
+                                  columns_per_adc=args.columns_per_adc,
+                                  bus_bytes_per_s=args.bus_gbs * 1e9)
+    except ValueError as err:
+        raise SystemExit(f"aimcsim system: {err}") from None
     model = build_system_model(args.model)
     if args.analog:
         from aimcsim.nn import convert_to_analog
         model = convert_to_analog(model)
-    hardware = HardwareConfig(tile_rows=args.tile, tile_cols=args.tile,
-                              tiles_per_chip=args.tiles_per_chip, input_mode=args.input_mode,
-                              read_phases=args.read_phases)
     shape = args.input_shape or (F3_INPUT_SHAPE if args.model == "f3net" else (3, 32, 32))
     config = SystemConfig(batch=args.batch, batches=args.batches, chips=args.chips,
                           balance=args.balance, overlap=args.overlap, injection=args.injection,

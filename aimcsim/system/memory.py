@@ -273,8 +273,7 @@ def memory_specs(stages: StageGraph, *, batch: int = 1, activation_bytes: int = 
             numel = math.prod(shape)
             if stage.is_analog and is_matrix:
                 label = f"filter{analog_index}"
-            elif stage.is_analog and name.endswith(".bias") and name.count(".") and \
-                    name.rsplit(".", 1)[0] == stage.name:
+            elif stage.is_analog and name == f"{stage.name}.bias":
                 label = f"bias{analog_index}"
             else:
                 label = name

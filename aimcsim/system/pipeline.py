@@ -32,7 +32,7 @@ import numpy as np
 
 from aimcsim.system.hardware import HardwareConfig
 from aimcsim.system.mapping import ChipMapping, map_layers
-from aimcsim.system.stages import StageGraph
+from aimcsim.system.stages import Stage, StageGraph
 
 OVERLAP = ("stages", "none")
 INJECTION = ("interval", "asap")
@@ -73,7 +73,7 @@ class StageTime:
         return PHASES[values.index(max(values))]
 
 
-def partial_sum_adds(stage, mapping: ChipMapping | None) -> int:
+def partial_sum_adds(stage: Stage, mapping: ChipMapping | None) -> int:
     """Digital adds per sample that merge the partial sums of a layer's row tiles."""
     if not stage.is_analog or mapping is None:
         return 0

@@ -18,14 +18,14 @@ import math
 from dataclasses import dataclass, field
 
 from aimcsim.system.graph import GraphNode, LayerGraph, Shape
-from aimcsim.system.ops import ANALOG_OPS, FUSABLE_OPS, MatmulInfo
+from aimcsim.system.ops import FUSABLE_OPS, MatmulInfo
 
 STAGE_KINDS = ("conv", "fc", "pool", "res", "cat", "other")
 _KIND_OF_OP = {"conv": "conv", "fc": "fc", "pool": "pool", "add": "res", "cat": "cat"}
 
 
 @dataclass(frozen=True)
-class Tensor:
+class StageTensor:
     """An activation tensor crossing a stage boundary.
 
     Attributes:
@@ -63,8 +63,8 @@ class Stage:
     name: str
     kind: str
     nodes: list[str]
-    inputs: list[Tensor] = field(default_factory=list)
-    outputs: list[Tensor] = field(default_factory=list)
+    inputs: list[StageTensor] = field(default_factory=list)
+    outputs: list[StageTensor] = field(default_factory=list)
     matmul: MatmulInfo | None = None
     mvms: int = 0
     digital_ops: int = 0
@@ -101,8 +101,8 @@ class StageGraph:
     """The stages of a model in execution order, and the network's input/output tensors."""
 
     stages: list[Stage]
-    inputs: list[Tensor]
-    outputs: list[Tensor]
+    inputs: list[StageTensor]
+    outputs: list[StageTensor]
 
     def __post_init__(self) -> None:
         self._index = {s.name: s for s in self.stages}
@@ -188,9 +188,9 @@ def build_stages(graph: LayerGraph) -> StageGraph:
             stage_of[n] = stage.name
         stages.append(stage)
 
-    def tensor(name: str) -> Tensor:
+    def tensor(name: str) -> StageTensor:
         node = graph[name]
-        return Tensor(name=name, producer=stage_of.get(name), shape=node.output_shape,
+        return StageTensor(name=name, producer=stage_of.get(name), shape=node.output_shape,
                       numel=node.output_numel)
 
     for stage in stages:
@@ -208,10 +208,9 @@ def build_stages(graph: LayerGraph) -> StageGraph:
             for pname, shape in node.params:
                 is_matrix = node.is_analog and pname == "weight"
                 stage.params.append((f"{n}.{pname}", shape, is_matrix))
-    return StageGraph(stages=stages,
-                      inputs=[Tensor(n, None, graph[n].output_shape, graph[n].output_numel)
-                              for n in graph.inputs],
-                      outputs=[tensor(n) for n in graph.outputs])
+    inputs = [StageTensor(n, None, graph[n].output_shape, graph[n].output_numel)
+              for n in graph.inputs]
+    return StageGraph(stages=stages, inputs=inputs, outputs=[tensor(n) for n in graph.outputs])
 
 
 def stage_rows(stages: StageGraph) -> list[dict]:
