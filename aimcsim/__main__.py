@@ -9,9 +9,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimcsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     from aimcsim.experiments.cli import add_experiment_parsers
+    from aimcsim.system.cli import add_system_parser
     from aimcsim.training.cli import add_train_parser
     add_train_parser(sub)
     add_experiment_parsers(sub)
+    add_system_parser(sub)
     return parser
 
 
