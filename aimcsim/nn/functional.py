@@ -13,14 +13,18 @@ from collections.abc import Callable
 
 import torch
 
+from aimcsim.nn.fused import fused_adc, fused_dac, fused_supported
 from aimcsim.tiles.periphery import PeripheryConfig
 
 
 def ste_quantize(v: torch.Tensor, step: float) -> torch.Tensor:
-    """rint(v / step) * step in the forward pass, identity gradient (no-op for step <= 0)."""
+    """rint(v / step) * step in the forward pass, identity gradient (no-op for step <= 0).
+
+    Computed as ``rint(v * (1 / step))`` in float32, exactly as the Numba kernels do, so both
+    paths round ties the same way."""
     if step <= 0:
         return v
-    return v + (torch.round(v / step) * step - v).detach()
+    return v + (torch.round(v * (1.0 / step)) * step - v).detach()
 
 
 def _sample_scale(x: torch.Tensor, periphery: PeripheryConfig) -> torch.Tensor:
@@ -38,7 +42,8 @@ def _sample_scale(x: torch.Tensor, periphery: PeripheryConfig) -> torch.Tensor:
 def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tensor],
                       col_scale: torch.Tensor, periphery: PeripheryConfig,
                       var_gemm: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                      generator: torch.Generator | None = None) -> torch.Tensor:
+                      generator: torch.Generator | None = None,
+                      fused: bool | None = None) -> torch.Tensor:
     """One tile's periphery around ``gemm`` for a batch ``x`` (N, ...).
 
     Args:
@@ -48,9 +53,15 @@ def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tens
         periphery: DAC/ADC settings.
         var_gemm: maps DAC outputs to the read-noise variance of each output (per-MVM noise).
         generator: torch generator for the noise draws (None: the global one).
+        fused: run the DAC and ADC as fused CPU kernels (:mod:`aimcsim.nn.fused`); None: where
+            supported (float32 CPU input, no per-MVM read noise, no explicit generator).
     Returns:
         (N, C, ...) outputs in the units of weight x input.
     """
+    if fused is None:
+        fused = var_gemm is None and generator is None and fused_supported(x)
+    if fused:
+        return _fused_analog_pass(x, gemm, col_scale, periphery)
     n = x.shape[0]
     scale = _sample_scale(x, periphery)
     bound_iterations = (periphery.max_bound_iterations
@@ -61,7 +72,7 @@ def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tens
     for iteration in range(bound_iterations + 1):
         xs = x if iteration == 0 else x[pending]
         s = scale if iteration == 0 else scale[pending] * (2.0 ** iteration)
-        v = torch.clamp(xs / s, -periphery.inp_bound, periphery.inp_bound)
+        v = torch.clamp(xs * s.reciprocal(), -periphery.inp_bound, periphery.inp_bound)
         v = ste_quantize(v, periphery.inp_step)
         y = gemm(v)
         if var_gemm is not None:
@@ -78,6 +89,34 @@ def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tens
             clipped = torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
         y = ste_quantize(y, periphery.out_step)
         y = y * s.reshape((-1,) + (1,) * (y.dim() - 1)) * col_scale.reshape(shape)
+        if iteration == bound_iterations or not bool(clipped.any()):
+            pieces.append((pending, y))
+            break
+        keep = ~clipped
+        pieces.append((pending[keep], y[keep]))
+        pending = pending[clipped]
+    if len(pieces) == 1:
+        return pieces[0][1]
+    order = torch.cat([idx for idx, _ in pieces])
+    values = torch.cat([val for _, val in pieces])
+    return values[torch.argsort(order)]
+
+
+def _fused_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tensor],
+                       col_scale: torch.Tensor, periphery: PeripheryConfig) -> torch.Tensor:
+    """:func:`torch_analog_pass` with the DAC and the ADC as fused CPU kernels (same equations
+    and straight-through gradients; output noise drawn by the kernels' table sampler)."""
+    bound_iterations = (periphery.max_bound_iterations
+                        if periphery.bound_management == "iterative"
+                        and periphery.out_bound is not None else 0)
+    pending = torch.arange(x.shape[0])
+    multipliers = torch.ones(x.shape[0], dtype=torch.float32)
+    pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
+    for iteration in range(bound_iterations + 1):
+        xs = x if iteration == 0 else x[pending]
+        v, s = fused_dac(xs, multipliers[pending] * (2.0 ** iteration), periphery)
+        y, saturated = fused_adc(gemm(v), s, col_scale, periphery)
+        clipped = saturated > 0
         if iteration == bound_iterations or not bool(clipped.any()):
             pieces.append((pending, y))
             break
