@@ -37,7 +37,7 @@ from aimcsim.tiles import AnalogConfig
 
 def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
     torch.set_num_threads(threads)
-    numba.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model("resnet32").eval().to(memory_format=fmt)

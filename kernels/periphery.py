@@ -106,12 +106,7 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
     per_sample = size_a * size_b
     n_words = (per_sample + 3) // 4
     two_pass = hold_saturated and accumulate
-    noisy = out_noise > 0.0
-    quantize = step > 0.0
-    inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
-    f_step = np.float32(step)
-    f_bound = np.float32(bound) if bound < 3.0e38 else np.float32(3.0e38)
-    f_noise = np.float32(out_noise)
+    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     for n in nb.prange(n_samples):
         count = 0
         sn = in_scale[n]
@@ -159,6 +154,16 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
                 for b in range(size_b):
                     c = a if channel_axis == 1 else b
                     out[n, a, b] += y[n, a, b] * sn * col_scale[c]
+
+
+@nb.njit(inline="always", cache=True)
+def adc_constants(out_noise: float, bound: float, step: float):
+    """float32 constants of the ADC: (noisy, quantize, 1 / step, step, bound, sigma_out);
+    a bound of 3e38 or more (np.inf) means no clipping."""
+    quantize = step > 0.0
+    inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
+    f_bound = np.float32(bound) if bound < 3.0e38 else np.float32(3.0e38)
+    return out_noise > 0.0, quantize, inv_step, np.float32(step), f_bound, np.float32(out_noise)
 
 
 @nb.njit(inline="always")

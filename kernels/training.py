@@ -18,7 +18,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .periphery import _fill_normals
+from .periphery import _fill_normals, adc_constants
 from .rng import block_state
 
 
@@ -44,12 +44,7 @@ def adc_forward_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
     """
     n_samples, size_a, size_b = y.shape
     n_words = (size_a * size_b + 3) // 4
-    noisy = out_noise > 0.0
-    quantize = step > 0.0
-    inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
-    f_step = np.float32(step)
-    f_bound = np.float32(bound) if bound < 3.0e38 else np.float32(3.0e38)
-    f_noise = np.float32(out_noise)
+    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     for n in nb.prange(n_samples):
         noise = np.zeros(4 * n_words if noisy else 1, np.float32)
         if noisy:

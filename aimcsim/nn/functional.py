@@ -61,62 +61,55 @@ def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tens
     if fused is None:
         fused = var_gemm is None and generator is None and fused_supported(x)
     if fused:
-        return _fused_analog_pass(x, gemm, col_scale, periphery)
-    n = x.shape[0]
-    scale = _sample_scale(x, periphery)
+        def one_pass(xs, multipliers):
+            v, s = fused_dac(xs, multipliers, periphery)
+            y, saturated = fused_adc(gemm(v), s, col_scale, periphery)
+            return y, saturated > 0
+    else:
+        scale = _sample_scale(x, periphery)
+
+        def one_pass(xs, multipliers):
+            return _torch_pass(xs, scale if xs is x else _sample_scale(xs, periphery),
+                               multipliers, gemm, col_scale, periphery, var_gemm, generator)
+    return _bound_managed(x, one_pass, periphery)
+
+
+def _torch_pass(x, scale, multipliers, gemm, col_scale, periphery, var_gemm, generator):
+    """DAC, GEMM, noise, ADC and rescale in torch ops; returns (outputs, clipped per sample)."""
+    s = scale * multipliers.reshape(scale.shape)
+    v = torch.clamp(x * s.reciprocal(), -periphery.inp_bound, periphery.inp_bound)
+    v = ste_quantize(v, periphery.inp_step)
+    y = gemm(v)
+    if var_gemm is not None:
+        std = torch.sqrt(var_gemm(v * v).clamp_min(0))
+        y = y + std * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+    if periphery.out_noise > 0:
+        y = y + periphery.out_noise * torch.randn(y.shape, generator=generator,
+                                                  device=y.device, dtype=y.dtype)
+    if periphery.out_bound is not None:
+        clipped = (y.detach().abs() > periphery.out_bound).reshape(y.shape[0], -1).any(1)
+        y = torch.clamp(y, -periphery.out_bound, periphery.out_bound)
+    else:
+        clipped = torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
+    y = ste_quantize(y, periphery.out_step)
+    shape = (1, -1) + (1,) * (y.dim() - 2)
+    return y * s.reshape((-1,) + (1,) * (y.dim() - 1)) * col_scale.reshape(shape), clipped
+
+
+def _bound_managed(x: torch.Tensor, one_pass, periphery: PeripheryConfig) -> torch.Tensor:
+    """Iterative bound management: samples with a clipped output are redone with their input
+    scale doubled, up to ``max_bound_iterations`` times; ``one_pass(xs, multipliers)`` returns
+    (outputs, clipped per sample) for the samples ``xs`` with scale multipliers (N,)."""
     bound_iterations = (periphery.max_bound_iterations
                         if periphery.bound_management == "iterative"
                         and periphery.out_bound is not None else 0)
-    pending = torch.arange(n, device=x.device)
+    pending = torch.arange(x.shape[0], device=x.device)
     pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
     for iteration in range(bound_iterations + 1):
         xs = x if iteration == 0 else x[pending]
-        s = scale if iteration == 0 else scale[pending] * (2.0 ** iteration)
-        v = torch.clamp(xs * s.reciprocal(), -periphery.inp_bound, periphery.inp_bound)
-        v = ste_quantize(v, periphery.inp_step)
-        y = gemm(v)
-        if var_gemm is not None:
-            std = torch.sqrt(var_gemm(v * v).clamp_min(0))
-            y = y + std * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        if periphery.out_noise > 0:
-            y = y + periphery.out_noise * torch.randn(y.shape, generator=generator,
-                                                      device=y.device, dtype=y.dtype)
-        shape = (1, -1) + (1,) * (y.dim() - 2)
-        if periphery.out_bound is not None:
-            clipped = (y.detach().abs() > periphery.out_bound).reshape(y.shape[0], -1).any(1)
-            y = torch.clamp(y, -periphery.out_bound, periphery.out_bound)
-        else:
-            clipped = torch.zeros(y.shape[0], dtype=torch.bool, device=y.device)
-        y = ste_quantize(y, periphery.out_step)
-        y = y * s.reshape((-1,) + (1,) * (y.dim() - 1)) * col_scale.reshape(shape)
-        if iteration == bound_iterations or not bool(clipped.any()):
-            pieces.append((pending, y))
-            break
-        keep = ~clipped
-        pieces.append((pending[keep], y[keep]))
-        pending = pending[clipped]
-    if len(pieces) == 1:
-        return pieces[0][1]
-    order = torch.cat([idx for idx, _ in pieces])
-    values = torch.cat([val for _, val in pieces])
-    return values[torch.argsort(order)]
-
-
-def _fused_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tensor],
-                       col_scale: torch.Tensor, periphery: PeripheryConfig) -> torch.Tensor:
-    """:func:`torch_analog_pass` with the DAC and the ADC as fused CPU kernels (same equations
-    and straight-through gradients; output noise drawn by the kernels' table sampler)."""
-    bound_iterations = (periphery.max_bound_iterations
-                        if periphery.bound_management == "iterative"
-                        and periphery.out_bound is not None else 0)
-    pending = torch.arange(x.shape[0])
-    multipliers = torch.ones(x.shape[0], dtype=torch.float32)
-    pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for iteration in range(bound_iterations + 1):
-        xs = x if iteration == 0 else x[pending]
-        v, s = fused_dac(xs, multipliers[pending] * (2.0 ** iteration), periphery)
-        y, saturated = fused_adc(gemm(v), s, col_scale, periphery)
-        clipped = saturated > 0
+        multipliers = torch.full((pending.numel(),), 2.0 ** iteration, dtype=x.dtype,
+                                 device=x.device)
+        y, clipped = one_pass(xs, multipliers)
         if iteration == bound_iterations or not bool(clipped.any()):
             pieces.append((pending, y))
             break
