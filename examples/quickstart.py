@@ -1,6 +1,6 @@
 """Quick start: convert a network, program it once, read it at several times after programming.
 
-    python examples/quickstart.py [--weights runs/f1net/model.pt] [--model f1net] [--images 1000]
+    python examples/quickstart.py [--weights checkpoints/f1net/model.pt] [--model f1net] [--images 1000]
 
 Without ``--weights`` the network is untrained (the numbers then only show the mechanics).
 Prints the tile summary and the test accuracy (or the agreement with FP32) over time.
