@@ -60,7 +60,7 @@ class DriftStudyConfig:
     repetitions: int = 5
     gdc: tuple[bool, ...] = (True, False)
     seed: int = 0
-    batch_size: int = 500
+    batch_size: int = 250
     limit: int | None = None
     analog: AnalogConfig = field(default_factory=AnalogConfig)
 

@@ -54,7 +54,7 @@ class TrainConfig:
     seed: int = 0
     channels_last: bool = True
     threads: int = 0
-    eval_batch_size: int = 500
+    eval_batch_size: int = 250
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -76,7 +76,7 @@ class TrainConfig:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: CifarSplit, batch_size: int = 500,
+def evaluate(model: nn.Module, split: CifarSplit, batch_size: int = 250,
              channels_last: bool = True, progress: bool = False) -> float:
     """Top-1 accuracy (fraction 0-1) of ``model`` on ``split``, in eval mode."""
     if len(split) == 0:
