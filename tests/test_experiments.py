@@ -84,3 +84,24 @@ def test_drift_config_validation(tmp_path):
         DriftStudyConfig(model="f1net", fp32_weights=str(weights), repetitions=0)
     with pytest.raises(ValueError, match="times"):
         DriftStudyConfig(model="f1net", fp32_weights=str(weights), times=(-1.0,))
+
+
+def test_f1_report_compares_with_published_readings():
+    """The report picks the nearest time in log time and flags means outside the readings."""
+    from aimcsim.experiments.report import f1_report
+
+    def row(series, t, mean):
+        return {"series": series, "gdc": True, "t": t, "n": 2, "mean": mean, "std": 0.01,
+                "min": mean - 0.01, "max": mean + 0.01, "runs": [mean - 0.01, mean + 0.01]}
+    results = {"model": "f1net", "fp32": 0.915,
+               "rows": [row("hwa", 1e-5, 0.91), row("hwa", 12.0, 0.80), row("hwa", 1e5, 0.895),
+                        row("direct", 1e-5, 0.88), row("direct", 9.0, 0.75),
+                        row("direct", 1e5, 0.60)]}
+    lines = f1_report(results).splitlines()
+    body = [line for line in lines if line.startswith("| ") and "series" not in line]
+    assert len(body) == 7
+    assert body[0].startswith("| FP32 | - | 91.50 |") and body[0].endswith("yes |")
+    assert "| 12 | 80.00" in body[2] and body[2].endswith("no |")  # 80% at 10 s: outside
+    assert body[3].endswith("yes |")
+    assert "| 9 | 75.00" in body[5] and body[5].endswith("yes |")
+    assert body[6].endswith("no |")  # 60% at 1e5 s: below the 68-85% band

@@ -70,7 +70,11 @@ def run_drift(args: argparse.Namespace) -> None:
     for r in results["rows"]:
         print(f"{r['series']:>6} gdc={'on ' if r['gdc'] else 'off'} t={r['t']:>10.4g} s  "
               f"{100 * r['mean']:6.2f}% ± {100 * r['std']:.2f} (n={r['n']})")
-    print(f"wrote {Path(args.out) / 'summary.csv'}, results.json and {png}")
+    from aimcsim.experiments.report import f1_report
+    report = "\n\n".join(f1_report(results, gdc) for gdc in args.gdc)
+    (Path(args.out) / "report.md").write_text(report + "\n")
+    print(report)
+    print(f"wrote {Path(args.out) / 'summary.csv'}, results.json, report.md and {png}")
 
 
 def run_compare(args: argparse.Namespace) -> None:
