@@ -66,7 +66,9 @@ def test_fused_equals_torch_path_without_noise(kind, n, c_in, c_out, size, chann
     y_ref, gx_ref, gw_ref, grad = _run(x, w, col_scale, periphery, False, kind)
     y, gx, gw, _ = _run(x, w, col_scale, periphery, True, kind, grad)
     assert y.shape == y_ref.shape
-    torch.testing.assert_close(y, y_ref, rtol=0, atol=0)  # same float32 arithmetic
+    # same float32 periphery arithmetic; the convolution itself may sum in another order when
+    # a 1x1 image's tensor is seen as channels_last (1 ulp)
+    torch.testing.assert_close(y, y_ref, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(gx, gx_ref, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(gw, gw_ref, rtol=1e-4, atol=1e-4)
 
