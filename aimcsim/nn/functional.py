@@ -66,11 +66,9 @@ def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tens
             y, saturated = fused_adc(gemm(v), s, col_scale, periphery)
             return y, saturated > 0
     else:
-        scale = _sample_scale(x, periphery)
-
         def one_pass(xs, multipliers):
-            return _torch_pass(xs, scale if xs is x else _sample_scale(xs, periphery),
-                               multipliers, gemm, col_scale, periphery, var_gemm, generator)
+            return _torch_pass(xs, _sample_scale(xs, periphery), multipliers, gemm, col_scale,
+                               periphery, var_gemm, generator)
     return _bound_managed(x, one_pass, periphery)
 
 
