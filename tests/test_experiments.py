@@ -75,6 +75,25 @@ def test_drift_study_end_to_end_and_resume(trained):
     assert "f1net" in table and len(rows) == 1
 
 
+def test_drift_study_refuses_to_mix_studies(trained, tmp_path):
+    """The hardware-aware series may join a study later; other weights may not."""
+    root, test = trained
+    fp32, hwa = str(root / "fp32" / "model.pt"), str(root / "hwa" / "model.pt")
+    small = dict(model="f1net", times=(1.0,), repetitions=1, gdc=(True,), limit=60,
+                 batch_size=60)
+    out = tmp_path / "study"
+    run_drift_study(DriftStudyConfig(fp32_weights=fp32, **small), test, out, progress=False)
+    both = run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, **small),
+                           test, out, progress=False)
+    assert {r["series"] for r in both["rows"]} == {"direct", "hwa"}
+    with pytest.raises(ValueError, match="fp32_sha256 changed"):
+        run_drift_study(DriftStudyConfig(fp32_weights=hwa, hwa_weights=hwa, **small),
+                        test, out, progress=False)
+    with pytest.raises(ValueError, match="seed changed"):
+        run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, seed=1, **small),
+                        test, out, progress=False)
+
+
 def test_drift_config_validation(tmp_path):
     with pytest.raises(ValueError, match="fp32_weights"):
         DriftStudyConfig(model="f1net", fp32_weights=str(tmp_path / "missing.pt"))

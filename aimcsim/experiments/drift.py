@@ -10,6 +10,7 @@ as an uninterrupted one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -75,9 +76,40 @@ class DriftStudyConfig:
                 raise ValueError(f"{name}: no such file {path!r}")
 
     def describe(self) -> dict:
+        """The configuration as JSON-ready data, with the SHA-256 of each weights file."""
         d = asdict(self)
         d["analog"] = self.analog.to_dict()
+        d["fp32_sha256"] = _sha256(self.fp32_weights)
+        d["hwa_sha256"] = _sha256(self.hwa_weights) if self.hwa_weights else None
         return d
+
+
+#: Settings that change what a stored point means; a resumed study must not differ in them.
+#: (Times, repetitions, GDC settings and batch size may change: they add points or only
+#: reorder random draws.)
+_RESUME_INVARIANTS = ("model", "seed", "limit", "analog", "fp32_sha256", "hwa_sha256")
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_resumable(old: dict, new: dict, out: Path) -> None:
+    """Refuse to mix points of different studies in one folder. A series that was absent
+    before (``hwa_sha256`` None) may be added later."""
+    for name in _RESUME_INVARIANTS:
+        if name not in old or old[name] == new[name]:
+            continue
+        if name == "hwa_sha256" and old[name] is None:
+            continue
+        raise ValueError(
+            f"{out} holds points of a different study ({name} changed: "
+            f"{str(old[name])[:80]!r} -> {str(new[name])[:80]!r}); "
+            "use a new --out folder or delete the old points.jsonl")
 
 
 def _key(series: str, gdc: bool, rep: int, t: float) -> str:
@@ -107,9 +139,12 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
     the results (see :func:`summarise`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config.describe(), indent=1))
+    described = json.loads(json.dumps(config.describe()))  # tuples as JSON lists, to compare
     points_path = out / "points.jsonl"
     points = _load_points(points_path)
+    if points and (out / "config.json").exists():
+        _check_resumable(json.loads((out / "config.json").read_text()), described, out)
+    (out / "config.json").write_text(json.dumps(described, indent=1))
     if config.limit is not None:
         test = CifarSplit(test.images[:config.limit], test.labels[:config.limit])
     series = [("direct", config.fp32_weights)]
