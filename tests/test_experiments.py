@@ -86,6 +86,17 @@ def test_drift_study_refuses_to_mix_studies(trained, tmp_path):
     both = run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, **small),
                            test, out, progress=False)
     assert {r["series"] for r in both["rows"]} == {"direct", "hwa"}
+    # series measured apart (as two processes would) add up to the same study, nothing twice
+    split = tmp_path / "split"
+    for part in (("hwa",), ("fp32", "direct")):
+        run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, series=part,
+                                         **small), test, split, progress=False)
+    assert len((split / "points.jsonl").read_text().splitlines()) == 3
+    whole = run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, **small),
+                            test, split, progress=False)
+    assert whole["rows"] == both["rows"] and whole["fp32"] == both["fp32"]
+    with pytest.raises(ValueError, match="series"):
+        DriftStudyConfig(fp32_weights=fp32, series=("hwa",), **small)
     with pytest.raises(ValueError, match="fp32_sha256 changed"):
         run_drift_study(DriftStudyConfig(fp32_weights=hwa, hwa_weights=hwa, **small),
                         test, out, progress=False)
@@ -124,3 +135,21 @@ def test_f1_report_compares_with_published_readings():
     assert body[3].endswith("yes |")
     assert "| 9 | 75.00" in body[5] and body[5].endswith("yes |")
     assert body[6].endswith("no |")  # 60% at 1e5 s: below the 68-85% band
+
+
+@pytest.mark.skipif(default_root() is None, reason="CIFAR-10 not found (set AIMCSIM_CIFAR10)")
+def test_drift_command_line(trained, tmp_path, capsys):
+    """The one command of the drift study, on 60 real test images: files and report."""
+    from aimcsim.__main__ import main
+    root, _ = trained
+    out = tmp_path / "cli"
+    main(["drift", "--model", "f1net", "--fp32", str(root / "fp32" / "model.pt"),
+          "--quick", "--limit", "60", "--reps", "1", "--gdc", "on", "--threads", "1",
+          "--series", "fp32,direct", "--out", str(out)])
+    for name in ("points.jsonl", "summary.csv", "results.json", "report.md", "config.json",
+                 "accuracy_over_time_f1net.png"):
+        assert (out / name).stat().st_size > 0, name
+    assert len((out / "points.jsonl").read_text().splitlines()) == 1 + 4
+    assert "FP32" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["drift", "--model", "f1net", "--fp32", "x", "--series", "bogus", "--out", "y"])

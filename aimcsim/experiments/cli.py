@@ -24,6 +24,14 @@ def _gdc(text: str) -> tuple[bool, ...]:
         raise argparse.ArgumentTypeError("--gdc takes on, off or on,off") from None
 
 
+def _series(text: str) -> tuple[str, ...]:
+    from aimcsim.experiments.drift import SERIES
+    values = tuple(v for v in text.split(",") if v)
+    if not values or set(values) - set(SERIES):
+        raise argparse.ArgumentTypeError(f"--series takes a comma-separated subset of {SERIES}")
+    return values
+
+
 def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     from aimcsim.models import MODEL_NAMES
     p = sub.add_parser("drift", help="accuracy over time after programming (figure F1)")
@@ -39,6 +47,10 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="first N test images only")
     p.add_argument("--batch-size", type=int, default=250,
                    help="test images per batch (250 was fastest on 2 CPU cores)")
+    p.add_argument("--series", type=_series, default="fp32,direct,hwa",
+                   help="which series to measure (two processes may split one study)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch and Numba threads (0 keeps the defaults)")
     p.add_argument("--quick", action="store_true",
                    help="500 test images, 2 programmings, 4 times: a smoke run")
     p.add_argument("--out", required=True, help="folder for points.jsonl, CSV, JSON, PNG")
@@ -57,16 +69,25 @@ def run_drift(args: argparse.Namespace) -> None:
     from aimcsim.experiments.drift import DriftStudyConfig, run_drift_study
     from aimcsim.experiments.plots import plot_accuracy_over_time
     times, reps, limit = args.times, args.reps, args.limit
+    if args.threads < 0:
+        raise SystemExit(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        import numba
+        import torch
+        torch.set_num_threads(args.threads)
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if args.quick:
         times, reps, limit = (1e-5, 1.0, 3600.0, 1e5), min(reps, 2), limit or 500
     config = DriftStudyConfig(model=args.model, fp32_weights=args.fp32, hwa_weights=args.hwa,
                               times=tuple(times), repetitions=reps, gdc=args.gdc,
-                              seed=args.seed, batch_size=args.batch_size, limit=limit)
+                              seed=args.seed, batch_size=args.batch_size, limit=limit,
+                              series=args.series)
     test = load_cifar10(args.data, train=False)
     results = run_drift_study(config, test, args.out)
     png = Path(args.out) / f"accuracy_over_time_{args.model}.png"
     plot_accuracy_over_time(results, png)
-    print(f"FP32 {100 * results['fp32']:.2f}%")
+    if results["fp32"] is not None:
+        print(f"FP32 {100 * results['fp32']:.2f}%")
     for r in results["rows"]:
         print(f"{r['series']:>6} gdc={'on ' if r['gdc'] else 'off'} t={r['t']:>10.4g} s  "
               f"{100 * r['mean']:6.2f}% ± {100 * r['std']:.2f} (n={r['n']})")

@@ -52,6 +52,9 @@ class DriftStudyConfig:
         batch_size: test images per batch.
         limit: use only the first ``limit`` test images (quick runs).
         analog: the analog configuration (GDC is overridden per run).
+        series: which of :data:`SERIES` to measure; "hwa" is skipped when ``hwa_weights`` is
+            None. Two processes may measure different series into one folder at once (each
+            point is one appended line); run the study once more afterwards to summarise all.
     """
 
     model: str
@@ -64,8 +67,14 @@ class DriftStudyConfig:
     batch_size: int = 250
     limit: int | None = None
     analog: AnalogConfig = field(default_factory=AnalogConfig)
+    series: tuple[str, ...] = SERIES
 
     def __post_init__(self) -> None:
+        unknown = set(self.series) - set(SERIES)
+        if not self.series or unknown:
+            raise ValueError(f"series must be a non-empty subset of {SERIES}, got {self.series}")
+        if tuple(self.series) == ("hwa",) and self.hwa_weights is None:
+            raise ValueError("series ('hwa',) needs hwa_weights")
         if self.repetitions < 1:
             raise ValueError(f"repetitions must be >= 1, got {self.repetitions}")
         if not self.times or any(not np.isfinite(t) or t < 0 for t in self.times):
@@ -147,14 +156,14 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
     (out / "config.json").write_text(json.dumps(described, indent=1))
     if config.limit is not None:
         test = CifarSplit(test.images[:config.limit], test.labels[:config.limit])
-    series = [("direct", config.fp32_weights)]
-    if config.hwa_weights:
-        series.append(("hwa", config.hwa_weights))
+    series = [(s, w) for s, w in (("direct", config.fp32_weights), ("hwa", config.hwa_weights))
+              if s in config.series and w]
     todo = [(s, g, r, t) for s, _ in series for g in config.gdc
             for r in range(config.repetitions) for t in config.times
             if _key(s, g, r, t) not in points]
     fp32_key = _key("fp32", False, 0, 0.0)
-    bar = tqdm(total=len(todo) + (fp32_key not in points), disable=not progress,
+    fp32_todo = "fp32" in config.series and fp32_key not in points
+    bar = tqdm(total=len(todo) + fp32_todo, disable=not progress,
                desc=f"drift {config.model}")
     if points_path.exists() and points_path.stat().st_size:
         with open(points_path, "rb") as fh:
@@ -171,7 +180,7 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
             bar.update(1)
             bar.set_postfix(last=f"{p['series']} t={p['t']:.3g}s {100 * p['accuracy']:.2f}%")
 
-        if fp32_key not in points:
+        if fp32_todo:
             acc = evaluate(_model_with(config.model, config.fp32_weights), test,
                            config.batch_size)
             record({"series": "fp32", "gdc": False, "rep": 0, "t": 0.0, "accuracy": acc})
