@@ -20,7 +20,7 @@ run() {
 
 lane_a() {
     run f1net --model f1net --epochs 60
-    run f1net_hwa --model f1net --hwa-from "$runs/f1net/model.pt" --epochs 10 "${hwa[@]}"
+    run f1net_hwa --model f1net --hwa-from "$runs/f1net/model.pt" --epochs 6 "${hwa[@]}"
     run t500 --model t500 --epochs 40
     run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 8 "${hwa[@]}"
 }

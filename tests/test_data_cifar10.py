@@ -170,7 +170,7 @@ def test_missing_root_says_where_to_put_the_data(tmp_path):
         load_cifar10(tmp_path)
     message = str(info.value)
     assert str(tmp_path / "cifar-10-batches-py") in message
-    assert "data_batch_1" in message and "download_cifar10" in message
+    assert "data_batch_1" in message and "python -m aimcsim download" in message
     assert isinstance(info.value, FileNotFoundError)
 
 
@@ -192,7 +192,7 @@ def test_no_default_location_mentions_the_environment_variable(tmp_path, monkeyp
         load_cifar10(None)
     message = str(info.value)
     assert "AIMCSIM_CIFAR10" in message and "cifar-10-batches-py" in message
-    assert "download_cifar10" in message
+    assert "python -m aimcsim download" in message
 
 
 def test_environment_variable_selects_the_root(tmp_path, monkeypatch):
@@ -271,7 +271,7 @@ def test_verify_rejects_a_changed_file(tmp_path, tiny_archive):
         verify_cifar10(root)
 
 
-def test_download_from_file_url(tmp_path, tiny_archive):
+def test_download_from_file_url(tmp_path, tiny_archive, capsys):
     archive, written = tiny_archive
     root = tmp_path / "root"
     assert download_cifar10(root, url=archive.as_uri(), archive_md5=_md5(archive)) == root
@@ -282,6 +282,10 @@ def test_download_from_file_url(tmp_path, tiny_archive):
     assert (root / cifar_mod.FOLDER / "batches.meta").is_file()
     # Already there: only verified, the (now unreachable) URL is not fetched again.
     assert download_cifar10(root, url=(tmp_path / "gone.tar.gz").as_uri()) == root
+    # and so does the command line
+    from aimcsim.__main__ import main
+    main(["download", "--root", str(root)])
+    assert "verified" in capsys.readouterr().out
 
 
 def test_download_with_wrong_archive_md5_extracts_nothing(tmp_path, tiny_archive):

@@ -79,7 +79,7 @@ def default_root() -> Path | None:
 def _missing_message(root: Path, name: str) -> str:
     return (f"CIFAR-10 file '{name}' not found under '{root / FOLDER}'. Put the python version of "
             f"CIFAR-10 there (folder '{FOLDER}' with data_batch_1..5 and test_batch), "
-            f"call aimcsim.data.download_cifar10('{root}'), or pass root= pointing at the folder "
+            f"run `python -m aimcsim download --root {root}` (needs internet), or pass root= pointing at the folder "
             f"that holds '{FOLDER}'.")
 
 
@@ -90,8 +90,8 @@ def _not_found_message() -> str:
             f"({os.environ.get('AIMCSIM_CIFAR10') or 'not set'}) nor in the default locations "
             f"{searched} (relative paths are tried from the working directory and from the "
             f"repository). Set AIMCSIM_CIFAR10 to the folder that holds '{FOLDER}' (with "
-            f"data_batch_1..5 and test_batch), pass root= pointing at it, or fetch the official "
-            f"archive with aimcsim.data.download_cifar10('<root>').")
+            f"data_batch_1..5 and test_batch), pass root= (--data) pointing at it, or fetch the "
+            f"official archive with `python -m aimcsim download --root data` (needs internet).")
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
