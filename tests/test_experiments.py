@@ -75,6 +75,18 @@ def test_drift_study_end_to_end_and_resume(trained):
     assert "f1net" in table and len(rows) == 1
 
 
+def test_hardware_aware_model_pt_holds_the_clipped_weights(trained):
+    """model.pt: each layer's weights clipped at 2.5 std, as the training forward saw them;
+    checkpoint.pt keeps the raw weights to resume from."""
+    root, _ = trained
+    raw = torch.load(root / "hwa" / "checkpoint.pt", weights_only=False)["model"]
+    baked = torch.load(root / "hwa" / "model.pt", weights_only=True)
+    name = "stem.0.weight"
+    bound = 2.5 * raw[name].std()
+    torch.testing.assert_close(baked[name], raw[name].clamp(-bound, bound))
+    assert json.loads((root / "hwa" / "history.json").read_text())["model_pt"]
+
+
 def test_drift_study_refuses_to_mix_studies(trained, tmp_path):
     """The hardware-aware series may join a study later; other weights may not."""
     root, test = trained

@@ -232,3 +232,35 @@ def test_default_config_is_valid():
     config = TrainConfig()
     assert config.epochs >= 1 and config.schedule in trainer_mod.SCHEDULES
     assert set(trainer_mod.RESUME_KEYS) <= set(config.__dict__)
+
+
+def test_baked_clipping_equals_the_training_forward():
+    """After hardware-aware training the parameters hold the weights the training forward used:
+    noise and periphery off, the training forward of the raw weights equals the digital forward
+    of the baked ones, and outliers are cut at clip_sigma x std of the raw weights."""
+    from aimcsim.nn import HardwareAwareConfig, convert_to_analog, digital
+    from aimcsim.training.hwa import bake_weight_clipping_
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(8 * 6 * 6, 5))
+    with torch.no_grad():
+        net[0].weight[0, 0, 0, 0] = 5.0  # an outlier far beyond 2.5 std
+    hwa = HardwareAwareConfig(weight_noise=0.0, clip_sigma=2.5, periphery=False)
+    analog = convert_to_analog(net, hwa=hwa)
+    x = torch.randn(4, 3, 6, 6)
+    raw = analog[0].weight.detach().clone()
+    bound = 2.5 * raw.std()
+    with torch.no_grad():
+        trained_forward = analog.train()(x)
+        with digital(analog):
+            unclipped = analog.eval()(x)
+        with digital(analog, hwa_clipping=True):
+            monitored = analog.eval()(x)
+    bake_weight_clipping_(analog)
+    torch.testing.assert_close(analog[0].weight, raw.clamp(-bound, bound))
+    assert analog[0].weight.abs().max() < 5.0
+    with torch.no_grad(), digital(analog):
+        baked = analog.eval()(x)
+    torch.testing.assert_close(baked, trained_forward)
+    torch.testing.assert_close(monitored, trained_forward)
+    assert not torch.allclose(unclipped, trained_forward)

@@ -184,12 +184,22 @@ class AnalogLayerMixin:
         self._check_input(x)
         return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache])
 
-    def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Hardware-aware training: clipped, noisy float weights through the torch periphery."""
+    def clipped_weight(self) -> torch.Tensor:
+        """The float weights of the hardware-aware forward: W clipped to
+        +-clip_sigma x std(W) of the layer (W itself when clipping is off). The gradient passes
+        the clip unchanged (straight-through), so clipped weights keep learning."""
         w = self.weight
         if self.hwa.clip_sigma is not None and w.numel() > 1:
             bound = (self.hwa.clip_sigma * w.detach().std()).clamp_min(1e-12)
             w = w + (torch.clamp(w.detach(), -bound, bound) - w.detach())
+        return w
+
+    def _digital_weight(self) -> torch.Tensor:
+        return self.clipped_weight() if self.digital_eval == "clipped" else self.weight
+
+    def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Hardware-aware training: clipped, noisy float weights through the torch periphery."""
+        w = self.clipped_weight()
         blocks = []
         groups = getattr(self, "groups", 1)
         for block in self._blocks:
@@ -395,7 +405,7 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
         return y.reshape(*lead, self.out_features)
 
     def _digital_forward(self, x):
-        return F.linear(x, self.weight, self.bias)
+        return F.linear(x, self._digital_weight(), self.bias)
 
     def _prepare_input(self, x):
         return x
@@ -463,7 +473,7 @@ class _AnalogConvNd(AnalogLayerMixin):
         return self._analog_forward(x)
 
     def _digital_forward(self, x):
-        return self._conv_forward(x, self.weight, self.bias)
+        return self._conv_forward(x, self._digital_weight(), self.bias)
 
     def _prepare_input(self, x):
         expected = self._expected_dims

@@ -58,13 +58,14 @@ def reset_saturation(model: nn.Module) -> None:
 
 
 @contextlib.contextmanager
-def digital(model: nn.Module) -> Iterator[nn.Module]:
+def digital(model: nn.Module, hwa_clipping: bool = False) -> Iterator[nn.Module]:
     """Within the block, analog layers in eval mode compute the plain float result (e.g. to
-    monitor hardware-aware training without programming)."""
+    monitor hardware-aware training without programming); with ``hwa_clipping`` on the weights
+    clipped as in the hardware-aware training forward (:meth:`clipped_weight`)."""
     layers = analog_layers(model)
     before = [layer.digital_eval for _, layer in layers]
     for _, layer in layers:
-        layer.digital_eval = True
+        layer.digital_eval = "clipped" if hwa_clipping else True
     try:
         yield model
     finally:

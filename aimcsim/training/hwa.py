@@ -6,16 +6,24 @@ layer clips its weights at ``clip_sigma`` standard deviations, adds Gaussian wei
 relative to each tile's max|W|, and runs the DAC/ADC quantisers (straight-through gradients),
 output noise and bound management of the analog config. The loop itself is
 :func:`aimcsim.training.trainer.train_classifier`, so checkpoints and resume work the same.
+
+The clip acts in the forward pass only (straight-through), so the trained float weights keep
+values beyond the bound that the network never saw. At the end the clipped weights are written
+into the parameters (:func:`bake_weight_clipping_`) and ``model.pt`` holds them: programming
+the raw weights instead would map those outliers onto the conductance range and waste it (on
+the F1 network at epoch 3 of 6: 49% analog accuracy at 1 s with raw weights, 88% clipped).
 """
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from aimcsim.data.cifar10 import CifarSplit
-from aimcsim.nn import HardwareAwareConfig, convert_to_analog
+from aimcsim.nn import HardwareAwareConfig, analog_layers, convert_to_analog
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.trainer import TrainConfig, train_classifier
 
@@ -43,4 +51,20 @@ def hardware_aware_finetune(model: nn.Module, train: CifarSplit, test: CifarSpli
     holds the float weights of the analog model (load them into a converted model)."""
     analog = convert_to_analog(model, analog_config, hwa=hwa or HardwareAwareConfig())
     history = train_classifier(analog, train, test, config, out_dir, progress=progress)
+    bake_weight_clipping_(analog)
+    out = Path(out_dir)
+    torch.save(analog.to(memory_format=torch.contiguous_format).state_dict(), out / "model.pt")
+    history["model_pt"] = "weights clipped as in the training forward (bake_weight_clipping_)"
+    (out / "history.json").write_text(json.dumps(history, indent=1))
     return analog, history
+
+
+def bake_weight_clipping_(model: nn.Module) -> nn.Module:
+    """Write into every analog layer's parameters the clipped weights its hardware-aware
+    forward used (:meth:`clipped_weight`), in place; returns ``model``. Apply once, at the end
+    of training: the bound is clip_sigma x std of the current weights, so a second call would
+    clip a little more."""
+    with torch.no_grad():
+        for _, layer in analog_layers(model):
+            layer.weight.copy_(layer.clipped_weight())
+    return model

@@ -103,11 +103,12 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
 
 
 def _digital_weights(model: nn.Module):
-    """Evaluate analog (hardware-aware) models on their float weights during training."""
+    """Evaluate analog (hardware-aware) models on the float weights their training forward
+    uses (clipped, without noise) during training."""
     if not any(hasattr(m, "digital_eval") for m in model.modules()):
         return contextlib.nullcontext()
     from aimcsim.nn.model_api import digital
-    return digital(model)
+    return digital(model, hwa_clipping=True)
 
 
 def _check_resumable(saved: dict | None, config: TrainConfig, path: Path) -> None:
