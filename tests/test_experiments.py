@@ -98,6 +98,9 @@ def test_drift_study_refuses_to_mix_studies(trained, tmp_path):
     both = run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, **small),
                            test, out, progress=False)
     assert {r["series"] for r in both["rows"]} == {"direct", "hwa"}
+    # a run without the hardware-aware weights afterwards is fine and keeps their record
+    run_drift_study(DriftStudyConfig(fp32_weights=fp32, **small), test, out, progress=False)
+    assert json.loads((out / "config.json").read_text())["hwa_sha256"]
     # series measured apart (as two processes would) add up to the same study, nothing twice
     split = tmp_path / "split"
     for part in (("hwa",), ("fp32", "direct")):

@@ -108,12 +108,12 @@ def _sha256(path: str) -> str:
 
 
 def _check_resumable(old: dict, new: dict, out: Path) -> None:
-    """Refuse to mix points of different studies in one folder. A series that was absent
-    before (``hwa_sha256`` None) may be added later."""
+    """Refuse to mix points of different studies in one folder. The hardware-aware series may
+    be absent on either side (``hwa_sha256`` None): added later, or not measured this time."""
     for name in _RESUME_INVARIANTS:
         if name not in old or old[name] == new[name]:
             continue
-        if name == "hwa_sha256" and old[name] is None:
+        if name == "hwa_sha256" and None in (old[name], new[name]):
             continue
         raise ValueError(
             f"{out} holds points of a different study ({name} changed: "
@@ -152,7 +152,11 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
     points_path = out / "points.jsonl"
     points = _load_points(points_path)
     if points and (out / "config.json").exists():
-        _check_resumable(json.loads((out / "config.json").read_text()), described, out)
+        stored = json.loads((out / "config.json").read_text())
+        _check_resumable(stored, described, out)
+        if described["hwa_sha256"] is None:  # keep the record of the series already measured
+            described["hwa_weights"] = stored.get("hwa_weights")
+            described["hwa_sha256"] = stored.get("hwa_sha256")
     (out / "config.json").write_text(json.dumps(described, indent=1))
     if config.limit is not None:
         test = CifarSplit(test.images[:config.limit], test.labels[:config.limit])
