@@ -15,9 +15,7 @@ the F1 network at epoch 3 of 6: 49% analog accuracy at 1 s with raw weights, 88%
 """
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -50,12 +48,8 @@ def hardware_aware_finetune(model: nn.Module, train: CifarSplit, test: CifarSpli
     hardware noise model in the loop. Returns (analog model, history); ``out_dir/model.pt``
     holds the float weights of the analog model (load them into a converted model)."""
     analog = convert_to_analog(model, analog_config, hwa=hwa or HardwareAwareConfig())
-    history = train_classifier(analog, train, test, config, out_dir, progress=progress)
-    bake_weight_clipping_(analog)
-    out = Path(out_dir)
-    torch.save(analog.to(memory_format=torch.contiguous_format).state_dict(), out / "model.pt")
-    history["model_pt"] = "weights clipped as in the training forward (bake_weight_clipping_)"
-    (out / "history.json").write_text(json.dumps(history, indent=1))
+    history = train_classifier(analog, train, test, config, out_dir, progress=progress,
+                               finalize=bake_weight_clipping_)
     return analog, history
 
 

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -133,11 +134,14 @@ def _atomic_save(obj: dict, path: Path) -> None:
 
 def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | None,
                      config: TrainConfig, out_dir: str | os.PathLike,
-                     progress: bool = True) -> dict:
+                     progress: bool = True,
+                     finalize: Callable[[nn.Module], object] | None = None) -> dict:
     """Train ``model`` and return the history ``{"epochs": [...], "test_acc": ..., ...}``.
 
     Writes ``out_dir/checkpoint.pt`` after every epoch (model, optimizer, scheduler, history),
-    ``out_dir/history.json`` and, at the end, ``out_dir/model.pt`` (state dict only). If a
+    ``out_dir/history.json`` and, at the end, ``out_dir/model.pt`` (state dict only), after
+    ``finalize(model)`` when given (it may change the weights in place; the checkpoint keeps
+    the weights as trained, so ``model.pt`` appears only once it is final). If a
     checkpoint exists, training resumes after its last completed epoch, with torch's global
     random state as it was then (hardware-aware noise draws from it), so a killed and resumed
     run ends where an uninterrupted one would.
@@ -215,6 +219,9 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
                       "history": json.dumps(history), "torch_rng": torch.get_rng_state()},
                      ckpt_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
+    if finalize is not None:
+        finalize(model)
+        history["model_pt"] = f"weights after {finalize.__name__}"
     history["wall_seconds"] = sum(r["seconds"] for r in history["epochs"])
     if history["epochs"] and "test_acc" in history["epochs"][-1]:
         history["test_acc"] = history["epochs"][-1]["test_acc"]
