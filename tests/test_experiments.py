@@ -152,6 +152,25 @@ def test_f1_report_compares_with_published_readings():
     assert body[6].endswith("no |")  # 60% at 1e5 s: below the 68-85% band
 
 
+def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
+    """F2 table: accuracy per time, drop from 1 s to 1 month, and T500 minus ResNet-32 at 1 day."""
+    def study(model, means):
+        rows = [{"series": "hwa", "gdc": True, "t": t, "n": 3, "mean": m, "std": 0.002}
+                for t, m in zip((1.0, 3600.0, 86400.0, 2592000.0), means)]
+        folder = tmp_path / model
+        folder.mkdir()
+        (folder / "results.json").write_text(json.dumps(
+            {"model": model, "fp32": 0.93, "rows": rows}))
+        return folder
+    runs = [study("resnet32", (0.91, 0.90, 0.885, 0.86)), study("t500", (0.915, 0.91, 0.905, 0.90))]
+    table, rows = compare_table(runs)
+    lines = table.splitlines()
+    assert lines[2].startswith("| resnet32 | 93.00 | 91.00 ± 0.20 |")
+    assert lines[2].endswith("| 5.00 | 5.04 |") and lines[3].endswith("| 1.50 | 1.8 |")
+    assert lines[-1] == "T500 minus ResNet-32 at 1 day: +2.00 points (published: +1.86)."
+    assert "minus" not in compare_table(runs[:1])[0]
+
+
 @pytest.mark.skipif(default_root() is None, reason="CIFAR-10 not found (set AIMCSIM_CIFAR10)")
 def test_drift_command_line(trained, tmp_path, capsys):
     """The one command of the drift study, on 60 real test images: files and report."""

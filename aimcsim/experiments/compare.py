@@ -47,7 +47,24 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
         lines.append("| " + " | ".join([r["model"], f"{100 * r['fp32']:.2f}" if r["fp32"]
                                         else "n/a"] + vals + [drop, f"{pub}" if pub else "-"])
                      + " |")
+    gap = one_day_gap(rows, times)
+    if gap is not None:
+        lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points "
+                  f"(published: {PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f})."]
     return "\n".join(lines), rows
+
+
+def one_day_gap(rows: list[dict], times=F2_TIMES) -> float | None:
+    """Accuracy of T500 minus that of ResNet-32 at one day (86,400 s), in points, or None
+    when either network or that time is missing from the compared studies."""
+    if 86400.0 not in times:
+        return None
+    k = list(times).index(86400.0)
+    at_one_day = {r["model"]: r["cells"][k] for r in rows}
+    t500, resnet32 = at_one_day.get("t500"), at_one_day.get("resnet32")
+    if not t500 or not resnet32:
+        return None
+    return 100 * (t500["mean"] - resnet32["mean"])
 
 
 def plot_compare(rows: list[dict], path: str | os.PathLike, times=F2_TIMES,
