@@ -131,6 +131,13 @@ def test_drift_config_validation(tmp_path):
         DriftStudyConfig(model="f1net", fp32_weights=str(weights), times=(-1.0,))
 
 
+def test_f1_plus_f2_preset_holds_every_f2_reading():
+    from aimcsim.experiments.drift import F1_TIMES, F2_TIMES, TIME_PRESETS
+    both = TIME_PRESETS["f1+f2"]
+    assert len(both) == 20 and list(both) == sorted(both)
+    assert set(F1_TIMES) | set(F2_TIMES) == set(both)
+
+
 def test_f1_report_compares_with_published_readings():
     """The report picks the nearest time in log time and flags means outside the readings."""
     from aimcsim.experiments.report import f1_report

@@ -39,7 +39,8 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fp32", required=True, help="FP32 weights (model.pt or checkpoint.pt)")
     p.add_argument("--hwa", default=None, help="hardware-aware trained weights")
     p.add_argument("--times", type=_times, default="f1",
-                   help="preset f1 (16 log-spaced 1e-5..1e5 s), f2, f1+month, or a list")
+                   help="preset f1 (16 log-spaced 1e-5..1e5 s), f2 (1 s, 1 h, 1 day, "
+                        "1 month), f1+f2 (both), or comma-separated seconds")
     p.add_argument("--reps", type=int, default=5, help="programmings per series")
     p.add_argument("--gdc", type=_gdc, default="on,off")
     p.add_argument("--seed", type=int, default=0)

@@ -34,7 +34,8 @@ F1_TIMES = tuple(float(t) for t in np.logspace(-5, 5, 16))
 MONTH = 30 * 24 * 3600.0
 #: 1 s, 1 h, 1 day, 1 month: the readings of figure F2.
 F2_TIMES = (1.0, 3600.0, 86400.0, MONTH)
-TIME_PRESETS = {"f1": F1_TIMES, "f2": F2_TIMES, "f1+month": F1_TIMES + (MONTH,)}
+#: f1+f2: the F1 curve plus the four F2 times (1 s, 1 h, 1 day, 1 month), 20 times in all.
+TIME_PRESETS = {"f1": F1_TIMES, "f2": F2_TIMES, "f1+f2": tuple(sorted(F1_TIMES + F2_TIMES))}
 
 
 @dataclass
