@@ -22,12 +22,12 @@ lane_a() {
     run f1net --model f1net --epochs 60
     run f1net_hwa --model f1net --hwa-from "$runs/f1net/model.pt" --epochs 6 "${hwa[@]}"
     run t500 --model t500 --epochs 40
-    run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 8 "${hwa[@]}"
+    run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 6 "${hwa[@]}"
 }
 
 lane_b() {
     run resnet32 --model resnet32 --epochs 70
-    run resnet32_hwa --model resnet32 --hwa-from "$runs/resnet32/model.pt" --epochs 8 "${hwa[@]}"
+    run resnet32_hwa --model resnet32 --hwa-from "$runs/resnet32/model.pt" --epochs 6 "${hwa[@]}"
 }
 
 mkdir -p "$runs"
