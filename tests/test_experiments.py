@@ -176,6 +176,18 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     assert lines[2].endswith("| 5.00 | 5.04 |") and lines[3].endswith("| 1.50 | 1.8 |")
     assert lines[-1] == "T500 minus ResNet-32 at 1 day: +2.00 points (published: +1.86)."
     assert "minus" not in compare_table(runs[:1])[0]
+    from aimcsim.__main__ import main
+    main(["compare", *map(str, runs), "--series", "hwa", "--out", str(tmp_path / "f2")])
+    md = (tmp_path / "f2" / "compare_hwa_gdc_on.md").read_text()
+    assert md.startswith("Accuracy after programming (hardware-aware trained, GDC on)")
+    assert (tmp_path / "f2" / "compare_hwa_gdc_on.png").stat().st_size > 0
+    assert "| 88.50 ± 0.20 |" in md
+    direct_md = compare_table(runs, series="direct")[0]  # the studies hold no direct rows
+    assert direct_md.splitlines()[2].startswith("| resnet32 | 93.00 | n/a | n/a |")
+    with pytest.raises(FileNotFoundError, match="finished 'python -m aimcsim drift' run"):
+        compare_table([tmp_path / "nowhere"])
+    with pytest.raises(ValueError, match="series must be one of"):
+        compare_table(runs, series="fp32")
 
 
 @pytest.mark.skipif(default_root() is None, reason="CIFAR-10 not found (set AIMCSIM_CIFAR10)")

@@ -61,7 +61,8 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="+", help="output folders of 'drift' runs")
     c.add_argument("--series", choices=("direct", "hwa"), default="hwa")
     c.add_argument("--gdc", choices=("on", "off"), default="on")
-    c.add_argument("--out", required=True, help="folder for compare.md and compare.png")
+    c.add_argument("--out", required=True,
+                   help="folder for compare_<series>_gdc_<on|off>.md and .png")
     c.set_defaults(func=run_compare)
 
 
@@ -100,10 +101,14 @@ def run_drift(args: argparse.Namespace) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> None:
-    from aimcsim.experiments.compare import compare_table, plot_compare
-    table, rows = compare_table(args.runs, args.series, args.gdc == "on")
+    from aimcsim.experiments.compare import (compare_stem, compare_table, compare_title,
+                                             plot_compare)
+    gdc = args.gdc == "on"
+    table, rows = compare_table(args.runs, args.series, gdc)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "compare.md").write_text(table + "\n")
-    plot_compare(rows, out / "compare.png")
-    print(table)
+    title = compare_title(args.series, gdc)
+    stem = compare_stem(args.series, gdc)
+    (out / f"{stem}.md").write_text(f"{title}\n\n{table}\n")
+    plot_compare(rows, out / f"{stem}.png", title)
+    print(f"{title}\n\n{table}")

@@ -17,6 +17,17 @@ LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "1 month"}
 #: 1.86 points above ResNet-32; over one month T500 loses 1.8 points, ResNet-32 5.04.
 PUBLISHED_DROP_ONE_MONTH = {"t500": 1.8, "resnet32": 5.04}
 PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32 = 1.86
+SERIES_NAMES = {"direct": "direct-mapped FP32 weights", "hwa": "hardware-aware trained"}
+
+
+def compare_title(series: str, gdc: bool) -> str:
+    """Caption of an F2 comparison of ``series`` ("direct" or "hwa") with GDC on or off."""
+    return f"Accuracy after programming ({SERIES_NAMES[series]}, GDC {'on' if gdc else 'off'})"
+
+
+def compare_stem(series: str, gdc: bool) -> str:
+    """File name (no suffix) of the comparison, so both series and GDC settings can coexist."""
+    return f"compare_{series}_gdc_{'on' if gdc else 'off'}"
 
 
 def _row(results: dict, series: str, gdc: bool, t: float) -> dict | None:
@@ -30,9 +41,15 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
                   times=F2_TIMES) -> tuple[str, list[dict]]:
     """Markdown table: per network, accuracy (mean +- std over programmings) at ``times`` and
     the drop from the first to the last time, beside the published drop."""
+    if series not in SERIES_NAMES:
+        raise ValueError(f"series must be one of {sorted(SERIES_NAMES)}, got {series!r}")
     rows = []
     for d in run_dirs:
-        res = json.loads((Path(d) / "results.json").read_text())
+        path = Path(d) / "results.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: give the output folder of a finished "
+                                    "'python -m aimcsim drift' run")
+        res = json.loads(path.read_text())
         cells = [_row(res, series, gdc, t) for t in times]
         rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells})
     head = ["network", "FP32"] + [LABELS.get(t, f"{t:g} s") for t in times] + \
@@ -67,9 +84,9 @@ def one_day_gap(rows: list[dict], times=F2_TIMES) -> float | None:
     return 100 * (t500["mean"] - resnet32["mean"])
 
 
-def plot_compare(rows: list[dict], path: str | os.PathLike, times=F2_TIMES,
-                 title: str = "Accuracy after programming (hardware-aware trained, GDC on)"
-                 ) -> None:
+def plot_compare(rows: list[dict], path: str | os.PathLike, title: str,
+                 times=F2_TIMES) -> None:
+    """Accuracy (mean, error bar one std over programmings) of each network at ``times``."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     xs = range(len(times))
     for r in rows:
