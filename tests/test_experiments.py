@@ -159,6 +159,40 @@ def test_f1_report_compares_with_published_readings():
     assert body[6].endswith("no |")  # 60% at 1e5 s: below the 68-85% band
 
 
+def test_accuracy_axis_keeps_every_single_run_in_the_picture(tmp_path):
+    """60-100% as in F1 while the runs fit; lowered in 5-point steps when one falls below."""
+    from aimcsim.experiments.plots import accuracy_axis_limits
+
+    def results(low):
+        return {"model": "resnet32", "fp32": 0.91, "rows": [
+            {"series": "direct", "gdc": True, "t": t, "n": 2, "mean": m, "std": 0.01,
+             "min": lo, "max": m + 0.01, "runs": [lo, m + 0.01]}
+            for t, m, lo in ((1.0, 0.84, 0.83), (2.6e6, 0.62, low))]}
+    assert accuracy_axis_limits(results(0.61)) == (60.0, 100.0)
+    assert accuracy_axis_limits(results(0.5479)) == (50.0, 100.0)
+    assert accuracy_axis_limits(results(0.10)) == (5.0, 100.0)
+    assert plot_accuracy_over_time(results(0.5479), tmp_path / "a.png") == (50.0, 100.0)
+    assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_study_report_shows_f1_readings_only_for_the_f1_network():
+    """Every network gets its measured table; the published F1 readings only the F1 network,
+    and a reading with no measured time within half a decade is left out."""
+    from aimcsim.experiments.report import study_report
+
+    def row(series, t, mean):
+        return {"series": series, "gdc": True, "t": t, "n": 5, "mean": mean, "std": 0.01,
+                "min": mean - 0.01, "max": mean + 0.01, "runs": [mean]}
+    rows = [row("direct", 1.0, 0.84), row("direct", 86400.0, 0.75)]
+    other = study_report({"model": "resnet32", "fp32": 0.91, "rows": rows}, (True,))
+    assert "readings of F1" not in other
+    assert "| direct mapping | 8.64e+04 | 75.00 ± 1.00 (74.00-76.00) | 5 |" in other
+    f1 = study_report({"model": "f1net", "fp32": 0.91, "rows": rows}, (True,))
+    compared = f1.split("readings of F1")[1]
+    assert "near 10 s" not in compared  # 1 s and 1 day are both more than half a decade away
+    assert "ending near 81%" in compared  # 1e5 s: 86,400 s is 0.06 decades away
+
+
 def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     """F2 table: accuracy per time, drop from 1 s to 1 month, and T500 minus ResNet-32 at 1 day."""
     def study(model, means):

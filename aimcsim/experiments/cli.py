@@ -88,13 +88,8 @@ def run_drift(args: argparse.Namespace) -> None:
     results = run_drift_study(config, test, args.out)
     png = Path(args.out) / f"accuracy_over_time_{args.model}.png"
     plot_accuracy_over_time(results, png)
-    if results["fp32"] is not None:
-        print(f"FP32 {100 * results['fp32']:.2f}%")
-    for r in results["rows"]:
-        print(f"{r['series']:>6} gdc={'on ' if r['gdc'] else 'off'} t={r['t']:>10.4g} s  "
-              f"{100 * r['mean']:6.2f}% ± {100 * r['std']:.2f} (n={r['n']})")
-    from aimcsim.experiments.report import f1_report
-    report = "\n\n".join(f1_report(results, gdc) for gdc in args.gdc)
+    from aimcsim.experiments.report import study_report
+    report = study_report(results, args.gdc)
     (Path(args.out) / "report.md").write_text(report + "\n")
     print(report)
     print(f"wrote {Path(args.out) / 'summary.csv'}, results.json, report.md and {png}")

@@ -13,10 +13,21 @@ STYLE = {"direct": ("tab:red", "Direct mapping of FP32 weights"),
          "hwa": ("tab:blue", "Custom (hardware-aware) training")}
 
 
-def plot_accuracy_over_time(results: dict, path: str | os.PathLike,
-                            title: str | None = None, ylim: tuple[float, float] = (60, 100)) -> None:
+def accuracy_axis_limits(results: dict, floor: float = 60.0) -> tuple[float, float]:
+    """Accuracy axis in %: 60-100 as in F1, lowered in steps of 5 points when a single run
+    lies below it, so no measured point falls off the picture."""
+    lowest = min((100 * r["min"] for r in results["rows"]), default=floor)
+    if results.get("fp32") is not None:
+        lowest = min(lowest, 100 * results["fp32"])
+    return (min(floor, 5.0 * np.floor((lowest - 1.0) / 5.0)), 100.0)
+
+
+def plot_accuracy_over_time(results: dict, path: str | os.PathLike, title: str | None = None,
+                            ylim: tuple[float, float] | None = None) -> tuple[float, float]:
     """One panel per GDC setting: FP32 (dashed), and per analog series the mean with a min-max
-    band over programmings plus every single run (thin lines). Log time axis, accuracy in %."""
+    band over programmings plus every single run (thin lines). Log time axis, accuracy in %
+    (``ylim``, default :func:`accuracy_axis_limits`). Returns the accuracy axis limits used."""
+    ylim = ylim or accuracy_axis_limits(results)
     gdc_values = sorted({r["gdc"] for r in results["rows"]}, reverse=True) or [True]
     fig, axes = plt.subplots(1, len(gdc_values), figsize=(6.2 * len(gdc_values), 4.4),
                              squeeze=False, sharey=True)
@@ -56,3 +67,4 @@ def plot_accuracy_over_time(results: dict, path: str | os.PathLike,
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
+    return ylim
