@@ -218,6 +218,9 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     assert "| 88.50 ± 0.20 |" in md
     direct_md = compare_table(runs, series="direct")[0]  # the studies hold no direct rows
     assert direct_md.splitlines()[2].startswith("| resnet32 | 93.00 | n/a | n/a |")
+    # the published numbers belong to hardware-aware networks: not beside the direct series
+    assert "published drop" not in direct_md and "5.04" not in direct_md
+    assert direct_md.splitlines()[-1].endswith("compare them with `--series hwa`.")
     with pytest.raises(FileNotFoundError, match="finished 'python -m aimcsim drift' run"):
         compare_table([tmp_path / "nowhere"])
     with pytest.raises(ValueError, match="series must be one of"):

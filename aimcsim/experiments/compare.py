@@ -18,6 +18,8 @@ LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "1 month"}
 PUBLISHED_DROP_ONE_MONTH = {"t500": 1.8, "resnet32": 5.04}
 PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32 = 1.86
 SERIES_NAMES = {"direct": "direct-mapped FP32 weights", "hwa": "hardware-aware trained"}
+#: The series the published numbers belong to (AnalogNAS evaluates networks trained with noise).
+PUBLISHED_SERIES = "hwa"
 
 
 def compare_title(series: str, gdc: bool) -> str:
@@ -40,7 +42,8 @@ def _row(results: dict, series: str, gdc: bool, t: float) -> dict | None:
 def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: bool = True,
                   times=F2_TIMES) -> tuple[str, list[dict]]:
     """Markdown table: per network, accuracy (mean +- std over programmings) at ``times`` and
-    the drop from the first to the last time, beside the published drop."""
+    the drop from the first to the last time; for the hardware-aware series (the one AnalogNAS
+    published) beside the published drop and one-day gap."""
     if series not in SERIES_NAMES:
         raise ValueError(f"series must be one of {sorted(SERIES_NAMES)}, got {series!r}")
     rows = []
@@ -52,8 +55,9 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
         res = json.loads(path.read_text())
         cells = [_row(res, series, gdc, t) for t in times]
         rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells})
+    published = series == PUBLISHED_SERIES
     head = ["network", "FP32"] + [LABELS.get(t, f"{t:g} s") for t in times] + \
-        ["drop (first to last)", "published drop (1 month)"]
+        ["drop (first to last)"] + (["published drop (1 month)"] if published else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         vals = [f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}" if c else "n/a"
@@ -62,12 +66,17 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
                 if r["cells"][0] and r["cells"][-1] else "n/a")
         pub = PUBLISHED_DROP_ONE_MONTH.get(r["model"])
         lines.append("| " + " | ".join([r["model"], f"{100 * r['fp32']:.2f}" if r["fp32"]
-                                        else "n/a"] + vals + [drop, f"{pub}" if pub else "-"])
+                                        else "n/a"] + vals + [drop]
+                                       + ([f"{pub}" if pub else "-"] if published else []))
                      + " |")
     gap = one_day_gap(rows, times)
     if gap is not None:
-        lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points "
-                  f"(published: {PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f})."]
+        lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points"
+                  + (f" (published: {PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f})."
+                     if published else ".")]
+    if not published:
+        lines += ["", f"The published AnalogNAS numbers are for {SERIES_NAMES['hwa']} networks: "
+                  "compare them with `--series hwa`."]
     return "\n".join(lines), rows
 
 
