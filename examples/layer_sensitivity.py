@@ -27,7 +27,7 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from aimcsim.data import CifarSplit, load_cifar10  # noqa: E402
 from aimcsim.models import MODEL_NAMES, build_model  # noqa: E402
-from aimcsim.nn import convert_to_analog, program, set_time  # noqa: E402
+from aimcsim.nn import DEFAULT_MAPPING, convert_to_analog, program, set_time  # noqa: E402
 from aimcsim.training.hwa import load_weights  # noqa: E402
 from aimcsim.training.trainer import evaluate  # noqa: E402
 
@@ -52,7 +52,8 @@ def layer_sensitivity(base: nn.Module, test: CifarSplit, time_s: float, reps: in
                       batch_size: int = 250) -> tuple[float, dict[str, float]]:
     """FP32 accuracy and, per layer (plus :data:`ALL_LAYERS`), the analog accuracy with only
     that layer on tiles."""
-    layers = [name for name, m in base.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    convertible = tuple(DEFAULT_MAPPING)  # the layer types convert_to_analog puts on tiles
+    layers = [name for name, m in base.named_modules() if isinstance(m, convertible)]
     fp32 = evaluate(base, test, batch_size)
     runs = {ALL_LAYERS: []} | {name: [k for k in layers if k != name] for name in layers}
     results = {}
