@@ -15,6 +15,7 @@ accuracies carry a sampling error of about sqrt(p(1-p)/limit) (1 point for 1,000
 from __future__ import annotations
 
 import argparse
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -26,26 +27,13 @@ from torch import nn  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from aimcsim.data import CifarSplit, load_cifar10  # noqa: E402
+from aimcsim.experiments.probe import analog_accuracy  # noqa: E402
 from aimcsim.models import MODEL_NAMES, build_model  # noqa: E402
-from aimcsim.nn import DEFAULT_MAPPING, convert_to_analog, program, set_time  # noqa: E402
+from aimcsim.nn import DEFAULT_MAPPING  # noqa: E402
 from aimcsim.training.hwa import load_weights  # noqa: E402
 from aimcsim.training.trainer import evaluate  # noqa: E402
 
 ALL_LAYERS = "(every layer analog)"
-
-
-def analog_accuracy(base: nn.Module, exclude: list[str], test: CifarSplit, time_s: float,
-                    reps: int, batch_size: int) -> float:
-    """Mean test accuracy (fraction) over ``reps`` programmings, read ``time_s`` seconds
-    after programming, with the layers named in ``exclude`` left digital."""
-    accuracies = []
-    for rep in range(reps):
-        analog = convert_to_analog(base, exclude=exclude).eval()
-        program(analog, seed=rep)
-        set_time(analog, time_s, seed=rep)
-        with torch.no_grad():
-            accuracies.append(evaluate(analog, test, batch_size))
-    return sum(accuracies) / reps
 
 
 def layer_sensitivity(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
@@ -58,7 +46,7 @@ def layer_sensitivity(base: nn.Module, test: CifarSplit, time_s: float, reps: in
     runs = {ALL_LAYERS: []} | {name: [k for k in layers if k != name] for name in layers}
     results = {}
     for label, exclude in tqdm(runs.items(), desc="layers"):
-        results[label] = analog_accuracy(base, exclude, test, time_s, reps, batch_size)
+        results[label] = analog_accuracy(base, test, time_s, reps, batch_size, exclude=exclude)
     return fp32, results
 
 
@@ -78,7 +66,7 @@ def plot_drops(fp32: float, results: dict[str, float], path: Path, title: str) -
     ax.set_yticks(range(len(names)), names, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("accuracy drop with only this layer analog (points)")
-    ax.set_title(f"{title}\nevery layer analog: {100 * (fp32 - results[ALL_LAYERS]):.1f} points",
+    ax.set_title(f"{textwrap.fill(title, 70)}\nevery layer analog: {100 * (fp32 - results[ALL_LAYERS]):.1f} points",
                  fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

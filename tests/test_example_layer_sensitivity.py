@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from aimcsim.data import CifarSplit, iterate_batches
+from aimcsim.experiments.probe import analog_accuracy
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "layer_sensitivity.py"
 
@@ -47,16 +48,14 @@ def test_every_layer_measured_and_outputs_written(tmp_path):
 
 
 def test_single_layer_runs_differ_from_each_other_and_repeat_with_seed():
-    example = _load_example()
     net, split = _tiny_net_and_data()
-    first = example.analog_accuracy(net, ["3"], split, 1e5, reps=2, batch_size=32)
-    again = example.analog_accuracy(net, ["3"], split, 1e5, reps=2, batch_size=32)
+    first = analog_accuracy(net, split, 1e5, reps=2, batch_size=32, exclude=["3"])
+    again = analog_accuracy(net, split, 1e5, reps=2, batch_size=32, exclude=["3"])
     assert first == again  # programming and read seeds fixed per repetition
     assert first < 1.0  # the analog conv misclassifies some images of its own labels
 
 
 def test_every_layer_digital_is_refused():
-    example = _load_example()
     net, split = _tiny_net_and_data()
     with pytest.raises(ValueError, match="no analog layers"):
-        example.analog_accuracy(net, ["0", "3"], split, 1.0, reps=1, batch_size=32)
+        analog_accuracy(net, split, 1.0, reps=1, batch_size=32, exclude=["0", "3"])

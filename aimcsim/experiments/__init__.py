@@ -1,4 +1,5 @@
 """Experiments: the drift study (figure F1, :mod:`aimcsim.experiments.drift`), its plots
-(:mod:`aimcsim.experiments.plots`) and the network comparison (figure F2,
-:mod:`aimcsim.experiments.compare`). Submodules are imported on use, so the command line
+(:mod:`aimcsim.experiments.plots`), the network comparison (figure F2,
+:mod:`aimcsim.experiments.compare`) and the accuracy probe of the diagnostic examples
+(:mod:`aimcsim.experiments.probe`). Submodules are imported on use, so the command line
 starts fast."""
