@@ -59,3 +59,9 @@ def test_every_layer_digital_is_refused():
     net, split = _tiny_net_and_data()
     with pytest.raises(ValueError, match="no analog layers"):
         analog_accuracy(net, split, 1.0, reps=1, batch_size=32, exclude=["0", "3"])
+
+
+def test_probe_refuses_zero_programmings():
+    net, split = _tiny_net_and_data()
+    with pytest.raises(ValueError, match="reps must be at least 1"):
+        analog_accuracy(net, split, 1.0, reps=0)
