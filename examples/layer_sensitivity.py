@@ -14,24 +14,16 @@ accuracies carry a sampling error of about sqrt(p(1-p)/limit) (1 point for 1,000
 """
 from __future__ import annotations
 
-import argparse
-import textwrap
 from pathlib import Path
 
-import matplotlib
+from torch import nn
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from aimcsim.data import CifarSplit, load_cifar10  # noqa: E402
-from aimcsim.experiments.probe import analog_accuracy  # noqa: E402
-from aimcsim.models import MODEL_NAMES, build_model  # noqa: E402
-from aimcsim.nn import DEFAULT_MAPPING  # noqa: E402
-from aimcsim.training.hwa import load_weights  # noqa: E402
-from aimcsim.training.trainer import evaluate  # noqa: E402
+from aimcsim.data import CifarSplit
+from aimcsim.experiments.plots import plot_points_per_item
+from aimcsim.experiments.probe import analog_accuracy, probe_command
+from aimcsim.nn import DEFAULT_MAPPING
+from aimcsim.training.trainer import evaluate
 
 ALL_LAYERS = "(every layer analog)"
 
@@ -60,42 +52,16 @@ def write_table(fp32: float, results: dict[str, float], path: Path, title: str) 
 
 def plot_drops(fp32: float, results: dict[str, float], path: Path, title: str) -> None:
     names = [n for n in results if n != ALL_LAYERS]
-    drops = [100 * (fp32 - results[n]) for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(names) + 1.5))
-    ax.barh(range(len(names)), drops, color="tab:red")
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("accuracy drop with only this layer analog (points)")
-    ax.set_title(f"{textwrap.fill(title, 70)}\nevery layer analog: {100 * (fp32 - results[ALL_LAYERS]):.1f} points",
-                 fontsize=9)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_points_per_item(names, [100 * (fp32 - results[n]) for n in names], path,
+                         "accuracy drop with only this layer analog (points)",
+                         f"{title}\nevery layer analog: "
+                         f"{100 * (fp32 - results[ALL_LAYERS]):.1f} points", color="tab:red")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, choices=MODEL_NAMES)
-    parser.add_argument("--weights", required=True, help="state_dict of the network (.pt)")
-    parser.add_argument("--time", type=float, default=1.0,
-                        help="seconds after programming (default 1)")
-    parser.add_argument("--limit", type=int, default=1000, help="test images (default 1000)")
-    parser.add_argument("--reps", type=int, default=2, help="programmings per run (default 2)")
-    parser.add_argument("--data", default=None, help="CIFAR-10 root (default: shared copy)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=None,
-                        help="output stem (default docs/results/<model>_layer_sensitivity)")
-    args = parser.parse_args(argv)
-    if args.limit < 1 or args.reps < 1 or args.time < 0:
-        parser.error("--limit and --reps must be positive and --time non-negative")
-    torch.set_num_threads(args.threads)
-    test = load_cifar10(args.data, train=False)
-    test = CifarSplit(test.images[:args.limit], test.labels[:args.limit])
-    base = load_weights(build_model(args.model), args.weights).eval()
+    args, base, test, stem = probe_command(__doc__.split("\n\n")[0], 1.0, "layer_sensitivity",
+                                           argv)
     fp32, results = layer_sensitivity(base, test, args.time, args.reps)
-    stem = Path(args.out or f"docs/results/{args.model}_layer_sensitivity")
-    stem.parent.mkdir(parents=True, exist_ok=True)
     title = (f"{args.model} ({Path(args.weights).parent.name}): one layer analog at "
              f"t = {args.time:g} s, {args.reps} programmings, {len(test.labels)} test images")
     write_table(fp32, results, stem.with_suffix(".md"), title)

@@ -14,25 +14,17 @@ accuracies carry a sampling error of about sqrt(p(1-p)/limit) (1 point for 1,000
 """
 from __future__ import annotations
 
-import argparse
-import textwrap
 from pathlib import Path
 
-import matplotlib
+from torch import nn
+from tqdm.auto import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from tqdm.auto import tqdm  # noqa: E402
-
-from aimcsim.data import CifarSplit, load_cifar10  # noqa: E402
-from aimcsim.devices import PCMDevice  # noqa: E402
-from aimcsim.experiments.probe import analog_accuracy  # noqa: E402
-from aimcsim.models import MODEL_NAMES, build_model  # noqa: E402
-from aimcsim.tiles.config import AnalogConfig  # noqa: E402
-from aimcsim.training.hwa import load_weights  # noqa: E402
-from aimcsim.training.trainer import evaluate  # noqa: E402
+from aimcsim.data import CifarSplit
+from aimcsim.devices import PCMDevice
+from aimcsim.experiments.plots import plot_points_per_item
+from aimcsim.experiments.probe import analog_accuracy, probe_command
+from aimcsim.tiles.config import AnalogConfig
+from aimcsim.training.trainer import evaluate
 
 DEFAULT = "every non-ideality (default)"
 
@@ -78,43 +70,15 @@ def write_table(digital: float, results: dict[str, float], path: Path, title: st
 def plot_given_back(digital: float, results: dict[str, float], path: Path, title: str) -> None:
     default = results[DEFAULT]
     names = [n for n in results if n != DEFAULT]
-    gains = [100 * (results[n] - default) for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.6))
-    ax.barh(range(len(names)), gains, color="tab:blue")
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.axvline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("accuracy given back by switching it off (points)")
-    ax.set_title(f"{textwrap.fill(title, 70)}\ndigital {100 * digital:.1f}%, analog (default) "
-                 f"{100 * default:.1f}%", fontsize=9)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_points_per_item(names, [100 * (results[n] - default) for n in names], path,
+                         "accuracy given back by switching it off (points)",
+                         f"{title}\ndigital {100 * digital:.1f}%, analog (default) "
+                         f"{100 * default:.1f}%", color="tab:blue")
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, choices=MODEL_NAMES)
-    parser.add_argument("--weights", required=True, help="state_dict of the network (.pt)")
-    parser.add_argument("--time", type=float, default=2.592e6,
-                        help="seconds after programming (default one month, 2.592e6)")
-    parser.add_argument("--limit", type=int, default=1000, help="test images (default 1000)")
-    parser.add_argument("--reps", type=int, default=2, help="programmings per run (default 2)")
-    parser.add_argument("--data", default=None, help="CIFAR-10 root (default: shared copy)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=None,
-                        help="output stem (default docs/results/<model>_ablation)")
-    args = parser.parse_args(argv)
-    if args.limit < 1 or args.reps < 1 or args.time < 0:
-        parser.error("--limit and --reps must be positive and --time non-negative")
-    torch.set_num_threads(args.threads)
-    test = load_cifar10(args.data, train=False)
-    test = CifarSplit(test.images[:args.limit], test.labels[:args.limit])
-    base = load_weights(build_model(args.model), args.weights).eval()
+    args, base, test, stem = probe_command(__doc__.split("\n\n")[0], 2.592e6, "ablation", argv)
     digital, results = ablation(base, test, args.time, args.reps)
-    stem = Path(args.out or f"docs/results/{args.model}_ablation")
-    stem.parent.mkdir(parents=True, exist_ok=True)
     title = (f"{args.model} ({Path(args.weights).parent.name}): analog at t = {args.time:g} s, "
              f"{args.reps} programmings, {len(test)} test images")
     write_table(digital, results, stem.with_suffix(".md"), title)

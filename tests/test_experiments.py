@@ -243,3 +243,11 @@ def test_drift_command_line(trained, tmp_path, capsys):
     assert "FP32" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["drift", "--model", "f1net", "--fp32", "x", "--series", "bogus", "--out", "y"])
+
+
+def test_bar_chart_needs_one_value_per_name(tmp_path):
+    from aimcsim.experiments.plots import plot_points_per_item
+    with pytest.raises(ValueError, match="2 names but 1 values"):
+        plot_points_per_item(["a", "b"], [1.0], tmp_path / "x.png", "points", "title")
+    plot_points_per_item(["a", "b"], [1.0, -0.5], tmp_path / "x.png", "points", "t\n" + "w" * 90)
+    assert (tmp_path / "x.png").stat().st_size > 0

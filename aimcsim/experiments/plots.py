@@ -1,7 +1,9 @@
-"""Figures of the drift study: accuracy over log-time after programming (layout of F1)."""
+"""Figures of the experiments: accuracy over log-time after programming (layout of F1), and
+the bar charts of the diagnostic examples."""
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib
 
@@ -68,3 +70,23 @@ def plot_accuracy_over_time(results: dict, path: str | os.PathLike, title: str |
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return ylim
+
+
+def plot_points_per_item(names: list[str], points: list[float], path: str | os.PathLike,
+                         xlabel: str, title: str, color: str = "tab:red") -> None:
+    """One horizontal bar per item, first item at the top, with a zero line: the accuracy
+    points each layer or setting costs or gives back (the diagnostic examples' charts).
+    Title lines longer than 56 characters are wrapped."""
+    if len(names) != len(points):
+        raise ValueError(f"{len(names)} names but {len(points)} values")
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) + 1.6))
+    ax.barh(range(len(names)), points, color=color)
+    ax.set_yticks(range(len(names)), names, fontsize=8 if len(names) < 16 else 7)
+    ax.invert_yaxis()
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_title("\n".join(textwrap.fill(line, 56) for line in title.splitlines()), fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

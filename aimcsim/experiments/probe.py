@@ -1,15 +1,21 @@
-"""One measurement used by the diagnostic examples: the test accuracy of a network on analog
-tiles, ``time_s`` seconds after programming, averaged over several programmings."""
+"""What the diagnostic examples (``examples/layer_sensitivity.py``,
+``examples/nonideality_ablation.py``) share: their command line, and one measurement, the
+test accuracy of a network on analog tiles ``time_s`` seconds after programming, averaged over
+several programmings."""
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from aimcsim.data.cifar10 import CifarSplit
+from aimcsim.data.cifar10 import CifarSplit, load_cifar10
+from aimcsim.models import MODEL_NAMES, build_model
 from aimcsim.nn import convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
+from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
 
 
@@ -31,3 +37,34 @@ def analog_accuracy(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
         with torch.no_grad():
             accuracies.append(evaluate(analog, test, batch_size))
     return sum(accuracies) / reps
+
+
+def probe_command(description: str, default_time_s: float, out_suffix: str,
+                  argv: list[str] | None = None
+                  ) -> tuple[argparse.Namespace, nn.Module, CifarSplit, Path]:
+    """The command line shared by the diagnostic examples: parse ``--model --weights --time
+    --limit --reps --data --threads --out``, set the torch threads, load the first ``--limit``
+    test images and the weights. Returns the arguments, the network (eval mode), the test
+    subset and the output stem (its folder created; default
+    ``docs/results/<model>_<out_suffix>``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", required=True, choices=MODEL_NAMES)
+    parser.add_argument("--weights", required=True, help="state_dict of the network (.pt)")
+    parser.add_argument("--time", type=float, default=default_time_s,
+                        help=f"seconds after programming (default {default_time_s:g})")
+    parser.add_argument("--limit", type=int, default=1000, help="test images (default 1000)")
+    parser.add_argument("--reps", type=int, default=2, help="programmings per run (default 2)")
+    parser.add_argument("--data", default=None, help="CIFAR-10 root (default: shared copy)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=None,
+                        help=f"output stem (default docs/results/<model>_{out_suffix})")
+    args = parser.parse_args(argv)
+    if args.limit < 1 or args.reps < 1 or args.time < 0:
+        parser.error("--limit and --reps must be positive and --time non-negative")
+    torch.set_num_threads(args.threads)
+    test = load_cifar10(args.data, train=False)
+    test = CifarSplit(test.images[:args.limit], test.labels[:args.limit])
+    base = load_weights(build_model(args.model), args.weights).eval()
+    stem = Path(args.out or f"docs/results/{args.model}_{out_suffix}")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    return args, base, test, stem
