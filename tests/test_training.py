@@ -264,3 +264,32 @@ def test_baked_clipping_equals_the_training_forward():
     torch.testing.assert_close(baked, trained_forward)
     torch.testing.assert_close(monitored, trained_forward)
     assert not torch.allclose(unclipped, trained_forward)
+
+
+def test_init_from_starts_fp32_training_from_the_given_weights(tmp_path, monkeypatch):
+    """``train --init-from`` hands the training the saved weights, not a fresh network; it
+    cannot be combined with ``--hwa-from``."""
+    from aimcsim.__main__ import build_parser, main
+    from aimcsim.training import cli
+
+    saved = build_model("resnet20")
+    with torch.no_grad():
+        saved.fc.weight.fill_(0.25)
+    torch.save(saved.state_dict(), tmp_path / "model.pt")
+    tiny = CifarSplit(np.zeros((2, 3, 32, 32), np.uint8), np.zeros(2, np.int64))
+    monkeypatch.setattr(cli, "load_cifar10", lambda *a, **k: tiny)
+    started = {}
+
+    def fake_train(model, train, test, config, out):
+        started["fc"] = model.fc.weight.detach().clone()
+        return {"epochs": [], "wall_seconds": 0.0}
+
+    monkeypatch.setattr(cli, "train_classifier", fake_train)
+    main(["train", "--model", "resnet20", "--out", str(tmp_path / "run"),
+          "--init-from", str(tmp_path / "model.pt")])
+    assert torch.equal(started["fc"], torch.full_like(started["fc"], 0.25))
+    main(["train", "--model", "resnet20", "--out", str(tmp_path / "run")])
+    assert not torch.equal(started["fc"], torch.full_like(started["fc"], 0.25))
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--model", "resnet20", "--out", "x",
+                                   "--init-from", "a.pt", "--hwa-from", "b.pt"])

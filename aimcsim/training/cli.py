@@ -21,8 +21,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="train on the first N images only")
-    p.add_argument("--hwa-from", default=None, metavar="WEIGHTS",
-                   help="hardware-aware fine-tuning from these FP32 weights (model.pt)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--init-from", default=None, metavar="WEIGHTS",
+                       help="FP32 training that starts from these weights (model.pt) instead "
+                            "of a fresh initialisation: to train a finished run longer")
+    start.add_argument("--hwa-from", default=None, metavar="WEIGHTS",
+                       help="hardware-aware fine-tuning from these FP32 weights (model.pt)")
     p.add_argument("--weight-noise", type=float, default=0.03,
                    help="HWA weight noise relative to max|W| of each tile")
     p.add_argument("--clip-sigma", type=float, default=2.5,
@@ -47,6 +51,9 @@ def run_train(args: argparse.Namespace) -> None:
                                   clip_sigma=args.clip_sigma or None)
         _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa)
     else:
+        if args.init_from:
+            from aimcsim.training.hwa import load_weights
+            load_weights(model, args.init_from)
         history = train_classifier(model, train, test, config, args.out)
     print(f"done: test accuracy {100 * history.get('test_acc', float('nan')):.2f}% after "
           f"{len(history['epochs'])} epochs, {history['wall_seconds'] / 60:.1f} min")
