@@ -43,17 +43,17 @@ def run_train(args: argparse.Namespace) -> None:
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                          threads=args.threads)
+    start_weights = args.hwa_from or args.init_from  # the two are mutually exclusive
+    if start_weights:
+        from aimcsim.training.hwa import load_weights
+        load_weights(model, start_weights)
     if args.hwa_from:
         from aimcsim.nn import HardwareAwareConfig
-        from aimcsim.training.hwa import hardware_aware_finetune, load_weights
-        load_weights(model, args.hwa_from)
+        from aimcsim.training.hwa import hardware_aware_finetune
         hwa = HardwareAwareConfig(weight_noise=args.weight_noise,
                                   clip_sigma=args.clip_sigma or None)
         _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa)
     else:
-        if args.init_from:
-            from aimcsim.training.hwa import load_weights
-            load_weights(model, args.init_from)
         history = train_classifier(model, train, test, config, args.out)
     print(f"done: test accuracy {100 * history.get('test_acc', float('nan')):.2f}% after "
           f"{len(history['epochs'])} epochs, {history['wall_seconds'] / 60:.1f} min")
