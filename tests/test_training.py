@@ -128,7 +128,8 @@ def test_resume_refuses_other_run_settings(uninterrupted):
     _, history, out = uninterrupted
     before = (out / "checkpoint.pt").read_bytes()
     for change in (dict(epochs=3), dict(lr=0.1), dict(batch_size=32), dict(seed=1),
-                   dict(schedule="cosine"), dict(weight_decay=0.0), dict(momentum=0.8)):
+                   dict(schedule="cosine"), dict(weight_decay=0.0), dict(momentum=0.8),
+                   dict(swa_start=1)):
         config = TrainConfig(**{**F1_CONFIG.__dict__, **change})
         key = next(iter(change))
         with pytest.raises(ValueError, match=f"{key}="):
@@ -221,6 +222,7 @@ def test_evaluate_returns_a_fraction_and_keeps_the_mode():
     dict(epochs=0), dict(batch_size=0), dict(lr=0.0), dict(lr=-0.1), dict(lr=float("nan")),
     dict(momentum=0.0), dict(momentum=1.0), dict(weight_decay=-1e-4),
     dict(schedule="step"), dict(threads=-1), dict(eval_batch_size=0),
+    dict(swa_start=-1), dict(swa_start=61),
 ])
 def test_bad_train_config(bad):
     key = next(iter(bad))
@@ -282,6 +284,7 @@ def test_init_from_starts_fp32_training_from_the_given_weights(tmp_path, monkeyp
 
     def fake_train(model, train, test, config, out):
         started["fc"] = model.fc.weight.detach().clone()
+        started["config"] = config
         return {"epochs": [], "wall_seconds": 0.0}
 
     monkeypatch.setattr(cli, "train_classifier", fake_train)
@@ -290,6 +293,70 @@ def test_init_from_starts_fp32_training_from_the_given_weights(tmp_path, monkeyp
     assert torch.equal(started["fc"], torch.full_like(started["fc"], 0.25))
     main(["train", "--model", "resnet20", "--out", str(tmp_path / "run")])
     assert not torch.equal(started["fc"], torch.full_like(started["fc"], 0.25))
+    assert started["config"].swa_start == 0
+    main(["train", "--model", "resnet20", "--out", str(tmp_path / "run"), "--epochs", "4",
+          "--schedule", "constant", "--swa-start", "2"])
+    assert (started["config"].swa_start, started["config"].schedule) == (2, "constant")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--model", "resnet20", "--out", "x",
                                    "--init-from", "a.pt", "--hwa-from", "b.pt"])
+
+
+SWA_CONFIG = TrainConfig(epochs=3, batch_size=64, lr=0.02, schedule="constant", swa_start=2,
+                         eval_batch_size=64)
+
+
+def test_weight_averaged_run_keeps_the_mean_of_its_last_epochs(tmp_path, monkeypatch):
+    """With ``swa_start=2`` of 3 epochs, model.pt holds the mean of the weights after epochs 2
+    and 3 (the same run without averaging shows them), with re-measured batch-norm statistics;
+    a killed run resumes to the same result."""
+    plain = TrainConfig(**{**SWA_CONFIG.__dict__, "swa_start": 0})
+    torch.manual_seed(0)
+    model = build_model("f1net")
+    _kill_during_epoch(monkeypatch, epoch=3, after_batches=0)
+    with pytest.raises(Killed):
+        train_classifier(model, TRAIN, TEST, plain, tmp_path / "plain", progress=False)
+    monkeypatch.undo()
+    after_2 = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)["model"]
+    train_classifier(model, TRAIN, TEST, plain, tmp_path / "plain", progress=False)
+    after_3 = model.state_dict()
+
+    torch.manual_seed(0)
+    averaged = build_model("f1net")
+    history = train_classifier(averaged, TRAIN, TEST, SWA_CONFIG, tmp_path / "swa",
+                               progress=False)
+    for name, param in averaged.named_parameters():
+        torch.testing.assert_close(param.detach(), (after_2[name] + after_3[name]) / 2)
+    means = [k for k in after_3 if k.endswith("running_mean")]
+    assert means and all(not torch.equal(averaged.state_dict()[k], after_3[k]) for k in means)
+    assert history["weight_average"]["snapshots"] == 2
+    assert history["weight_average"]["batchnorm_images"] == len(TRAIN)
+    assert history["test_acc_last_epoch"] == history["epochs"][-1]["test_acc"]
+    saved = build_model("f1net")
+    saved.load_state_dict(torch.load(tmp_path / "swa" / "model.pt", weights_only=True))
+    assert evaluate(saved, TEST, batch_size=64) == pytest.approx(history["test_acc"])
+
+    torch.manual_seed(0)
+    interrupted = build_model("f1net")
+    _kill_during_epoch(monkeypatch, epoch=3, after_batches=1)
+    with pytest.raises(Killed):
+        train_classifier(interrupted, TRAIN, TEST, SWA_CONFIG, tmp_path / "resumed",
+                         progress=False)
+    monkeypatch.undo()
+    resumed = build_model("f1net")
+    again = train_classifier(resumed, TRAIN, TEST, SWA_CONFIG, tmp_path / "resumed",
+                             progress=False)
+    _assert_same_state(resumed, averaged)
+    assert again["test_acc"] == history["test_acc"]
+
+
+def test_constant_schedule_keeps_the_learning_rate():
+    model = nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.03)
+    scheduler = trainer_mod._make_scheduler(optimizer, SWA_CONFIG, steps_per_epoch=5)
+    rates = []
+    for _ in range(15):
+        optimizer.step()
+        scheduler.step()
+        rates.append(scheduler.get_last_lr()[0])
+    assert rates == [pytest.approx(0.03)] * 15

@@ -22,11 +22,13 @@ from tqdm.auto import tqdm
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.data.loader import iterate_batches
+from aimcsim.training.weight_averaging import WeightAverage, recompute_batchnorm_statistics
 
-SCHEDULES = ("onecycle", "cosine")
+SCHEDULES = ("onecycle", "cosine", "constant")
 #: Settings that fix the course of a run (data order, schedule, optimizer). A checkpoint only
 #: resumes under the same values; the others (threads, memory format, eval batch) may change.
-RESUME_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "seed")
+RESUME_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "seed",
+               "swa_start")
 
 
 @dataclass
@@ -36,14 +38,19 @@ class TrainConfig:
     Attributes:
         epochs: passes over the training set.
         batch_size: images per SGD step.
-        lr: peak learning rate (one-cycle) or initial learning rate (cosine).
+        lr: peak learning rate (one-cycle), initial learning rate (cosine) or the learning
+            rate throughout (constant).
         momentum: SGD momentum (Nesterov).
         weight_decay: L2 penalty on all parameters.
-        schedule: ``onecycle`` or ``cosine``.
+        schedule: ``onecycle``, ``cosine`` or ``constant``.
         seed: seed of initialisation-independent randomness (data order, augmentation).
         channels_last: use the channels_last memory format (faster convs on CPU).
         threads: torch intra-op threads (0 keeps torch's default).
         eval_batch_size: images per batch when testing.
+        swa_start: 0 for no weight averaging; else the weights are averaged at the end of
+            every epoch from this one (1-based) to the last, and the run's final weights are
+            that average with batch-norm statistics measured again (see
+            :mod:`aimcsim.training.weight_averaging`).
     """
 
     epochs: int = 60
@@ -56,6 +63,7 @@ class TrainConfig:
     channels_last: bool = True
     threads: int = 0
     eval_batch_size: int = 250
+    swa_start: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -74,6 +82,9 @@ class TrainConfig:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         if self.eval_batch_size < 1:
             raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
+        if not 0 <= self.swa_start <= self.epochs:
+            raise ValueError(f"swa_start must be 0 (off) or an epoch in 1..{self.epochs}, "
+                             f"got {self.swa_start}")
 
 
 @torch.no_grad()
@@ -100,6 +111,8 @@ def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total,
                                                    pct_start=0.15, div_factor=10.0,
                                                    final_div_factor=100.0)
+    if config.schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=total)
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
 
 
@@ -126,6 +139,33 @@ def _check_resumable(saved: dict | None, config: TrainConfig, path: Path) -> Non
                          f"new output folder.")
 
 
+def _use_weight_average(model: nn.Module, average: WeightAverage, train: CifarSplit,
+                        test: CifarSplit | None, config: TrainConfig, history: dict,
+                        progress: bool) -> None:
+    """Load the averaged weights into ``model``, measure its batch-norm statistics again and
+    record the average's test accuracy in ``history``."""
+    started = time.time()
+    average.copy_to(model)
+    batches = iterate_batches(train, config.batch_size, shuffle=True, augment_data=True,
+                              seed=config.seed * 100_003 + config.epochs,
+                              channels_last=config.channels_last)
+    bar = tqdm(batches, total=math.ceil(len(train) / config.batch_size), disable=not progress,
+               desc="batch-norm statistics of the averaged weights")
+    images = recompute_batchnorm_statistics(model, bar)
+    history["weight_average"] = {"snapshots": average.count, "first_epoch": config.swa_start,
+                                 "batchnorm_images": images}
+    if test is not None:
+        if "test_acc" in history:
+            history["test_acc_last_epoch"] = history["test_acc"]
+        with _digital_weights(model):
+            history["test_acc"] = evaluate(model, test, config.eval_batch_size,
+                                           config.channels_last)
+        if progress:
+            print(f"averaged weights of {average.count} epochs: test accuracy "
+                  f"{100 * history['test_acc']:.2f}%", flush=True)
+    history["weight_average"]["seconds"] = time.time() - started
+
+
 def _atomic_save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
@@ -144,7 +184,11 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
     the weights as trained, so ``model.pt`` appears only once it is final). If a
     checkpoint exists, training resumes after its last completed epoch, with torch's global
     random state as it was then (hardware-aware noise draws from it), so a killed and resumed
-    run ends where an uninterrupted one would.
+    run ends where an uninterrupted one would. With ``config.swa_start`` the weights are
+    averaged from that epoch on (the running average is part of the checkpoint) and
+    ``model.pt`` holds the average, its batch-norm statistics measured again over one
+    augmented pass of ``train``; ``history["test_acc"]`` is then the average's accuracy and
+    ``history["test_acc_last_epoch"]`` that of the last epoch's weights.
 
     Raises:
         ValueError: the checkpoint in ``out_dir`` was written with other settings
@@ -167,6 +211,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
     criterion = nn.CrossEntropyLoss()
     history: dict = {"config": asdict(config), "epochs": []}
     start_epoch = 0
+    average = WeightAverage() if config.swa_start else None
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -177,6 +222,8 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
         scheduler.load_state_dict(state["scheduler"])
         if "torch_rng" in state:
             torch.set_rng_state(state["torch_rng"])
+        if average is not None and "weight_average" in state:
+            average.load_state_dict(state["weight_average"])
         history = saved_history
         start_epoch = int(state["epoch"])
         if progress:
@@ -214,17 +261,22 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
         history["epochs"].append(record)
         if progress:
             print(json.dumps(record), flush=True)
-        _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+        checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                       "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
-                      "history": json.dumps(history), "torch_rng": torch.get_rng_state()},
-                     ckpt_path)
+                      "history": json.dumps(history), "torch_rng": torch.get_rng_state()}
+        if average is not None and epoch + 1 >= config.swa_start:
+            average.add(model)
+            checkpoint["weight_average"] = average.state_dict()
+        _atomic_save(checkpoint, ckpt_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
-    if finalize is not None:
-        finalize(model)
-        history["model_pt"] = f"weights after {finalize.__name__}"
     history["wall_seconds"] = sum(r["seconds"] for r in history["epochs"])
     if history["epochs"] and "test_acc" in history["epochs"][-1]:
         history["test_acc"] = history["epochs"][-1]["test_acc"]
+    if average is not None:
+        _use_weight_average(model, average, train, test, config, history, progress)
+    if finalize is not None:
+        finalize(model)
+        history["model_pt"] = f"weights after {finalize.__name__}"
     (out / "history.json").write_text(json.dumps(history, indent=1))
     torch.save(model.to(memory_format=torch.contiguous_format).state_dict(), out / "model.pt")
     return history
