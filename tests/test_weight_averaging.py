@@ -70,5 +70,8 @@ def test_batchnorm_statistics_are_the_average_over_all_batches():
 
 def test_batchnorm_recompute_without_norms_or_batches():
     assert recompute_batchnorm_statistics(nn.Linear(2, 2), [(torch.zeros(1, 2), None)]) == 0
+    net = _net(0)
+    net[1].running_mean.fill_(0.5)
     with pytest.raises(ValueError, match="no batches"):
-        recompute_batchnorm_statistics(_net(0), [])
+        recompute_batchnorm_statistics(net, [])
+    assert torch.equal(net[1].running_mean, torch.full((4,), 0.5))  # left as it was

@@ -41,7 +41,8 @@ class TrainConfig:
         lr: peak learning rate (one-cycle), initial learning rate (cosine) or the learning
             rate throughout (constant).
         momentum: SGD momentum (Nesterov).
-        weight_decay: L2 penalty on all parameters.
+        weight_decay: L2 penalty on the weight tensors (convolutions, linear layers); biases
+            and batch-norm scales and shifts are not decayed.
         schedule: ``onecycle``, ``cosine`` or ``constant``.
         seed: seed of initialisation-independent randomness (data order, augmentation).
         channels_last: use the channels_last memory format (faster convs on CPU).

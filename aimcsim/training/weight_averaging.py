@@ -10,6 +10,7 @@ training data (:func:`recompute_batchnorm_statistics`).
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 
 import torch
@@ -63,10 +64,17 @@ def recompute_batchnorm_statistics(model: nn.Module,
     The statistics are reset and then accumulated as a plain average over the batches
     (``momentum=None``), in training mode, with no gradients. Returns the number of images
     seen; a model without batch norm is left as it is and returns 0.
+
+    Raises:
+        ValueError: ``batches`` is empty (the model is then left as it was).
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return 0
+    batches = iter(batches)
+    first = next(batches, None)
+    if first is None:
+        raise ValueError("no batches to measure the batch-norm statistics on")
     momenta = [m.momentum for m in norms]
     was_training = model.training
     for m in norms:
@@ -74,12 +82,10 @@ def recompute_batchnorm_statistics(model: nn.Module,
         m.momentum = None
     model.train()
     seen = 0
-    for x, _ in batches:
+    for x, _ in itertools.chain([first], batches):
         model(x)
         seen += x.shape[0]
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum
     model.train(was_training)
-    if seen == 0:
-        raise ValueError("no batches to measure the batch-norm statistics on")
     return seen
