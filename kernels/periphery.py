@@ -12,19 +12,27 @@ has A = channels, B = pixels; in channels_last layout A = pixels, B = channels).
 ``q = Q_out(clip(y + sigma_out * xi + sqrt(var) * xi', -b_out, b_out))`` and
 ``out (+)= q * in_scale[n] * col_scale[channel]``; counts clipped values per sample. ``xi`` and
 ``xi'`` are table normals (see ``kernels/rng.py``); each sample ``n`` has its own streams
-seeded from ``(seed, 2n)`` and ``(seed, 2n + 1)``, so the draws depend only on the seed and the
-element index, never on the thread count.
+seeded from ``(seed, 2n)`` and ``(seed, 2n + 1)``, indexed by the logical (channel, position)
+index of the value, so the draws depend only on the seed and that index, never on the thread
+count or the memory layout (NCHW and channels_last give identical outputs).
+
+Per-vector kernels (convolutions, one input vector = one patch): ``channel_absmax`` gives the
+abs-max over channels at each pixel; ``dac_per_pixel`` quantises each pixel relative to its
+own scale; ``adc_per_vector`` runs output noise, ADC and iterative bound management separately
+for every output position (each patch's MVM), relative to that position's input scale.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from .rng import block_state, splitmix64_next
+from .rng import block_state, normal_at, splitmix64_next
 
 NM_NONE = 0
 NM_ABS_MAX = 1
 NM_CONSTANT = 2
+#: Largest finite float32: |v| <= FLOAT32_MAX is False exactly for NaN and +-inf.
+FLOAT32_MAX = np.float32(3.4028235e38)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -52,13 +60,13 @@ def dac_quantize(x: np.ndarray, out: np.ndarray, scales: np.ndarray, mode: int,
     finite = np.ones(n_samples, np.bool_)
     for n in nb.prange(n_samples):
         s = np.float32(0.0)
-        total = np.float32(0.0)
+        ok = True
         for a in range(size_a):
             for b in range(size_b):
-                v = x[n, a, b]
-                total += v
-                s = max(s, abs(v))
-        finite[n] = np.isfinite(total) and np.isfinite(s)
+                v = abs(x[n, a, b])
+                ok &= v <= FLOAT32_MAX  # False for NaN and inf; never overflows
+                s = max(s, v)
+        finite[n] = ok
         if mode == NM_ABS_MAX:
             if s == 0.0:
                 s = np.float32(1.0)
@@ -118,13 +126,14 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
             _fill_normals(noise2, block_state(seed, 2 * n + 1), np.float32(1.0), table, n_words)
         row = np.empty(size_b, np.float32)
         for a in range(size_a):
-            base = a * size_b
             for b in range(size_b):
+                # noise is indexed in logical (channel, position) order, whatever the layout
+                e = a * size_b + b if channel_axis == 1 else b * size_a + a
                 v = y[n, a, b]
                 if noisy:
-                    v += noise[base + b]
+                    v += noise[e]
                 if use_var:
-                    v += np.sqrt(var[n, a, b]) * noise2[base + b]
+                    v += np.sqrt(var[n, a, b]) * noise2[e]
                 count += (v > f_bound) | (v < -f_bound)
                 v = min(max(v, -f_bound), f_bound)
                 if quantize:
@@ -141,19 +150,19 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
                 else:
                     for b in range(size_b):
                         out[n, a, b] = row[b] * factor
-            else:
+            else:  # same rounding as above: q * (s_n * c_k), whatever the layout
                 if accumulate:
                     for b in range(size_b):
-                        out[n, a, b] += row[b] * sn * col_scale[b]
+                        out[n, a, b] += row[b] * (sn * col_scale[b])
                 else:
                     for b in range(size_b):
-                        out[n, a, b] = row[b] * sn * col_scale[b]
+                        out[n, a, b] = row[b] * (sn * col_scale[b])
         saturated[n] = count
         if two_pass and count == 0:
             for a in range(size_a):
                 for b in range(size_b):
                     c = a if channel_axis == 1 else b
-                    out[n, a, b] += y[n, a, b] * sn * col_scale[c]
+                    out[n, a, b] += y[n, a, b] * (sn * col_scale[c])
 
 
 @nb.njit(inline="always", cache=True)
@@ -190,3 +199,166 @@ def adc(y: np.ndarray, *args) -> None:
     """:func:`adc_accumulate`, single-threaded for small batches."""
     kernel = adc_accumulate if y.size >= PARALLEL_MIN_ELEMENTS else adc_accumulate_serial
     kernel(y, *args)
+
+
+@nb.njit(parallel=True, cache=True)
+def channel_absmax(x: np.ndarray, channel_axis: int, out: np.ndarray) -> bool:
+    """Per pixel, the abs-max over the channels of a tile's input.
+
+    Args:
+        x: (N, C, P) (``channel_axis == 1``) or (N, P, C) (``channel_axis == 2``) float32.
+        out: (N, P) float32, receives ``max_c |x[n, c, p]|``.
+    Returns:
+        True when every input is finite (compared with the float32 maximum: no overflow).
+    """
+    n_samples, size_a, size_b = x.shape
+    finite = np.ones(n_samples, np.bool_)
+    for n in nb.prange(n_samples):
+        ok = True
+        if channel_axis == 1:
+            for b in range(size_b):
+                out[n, b] = np.float32(0.0)
+            for a in range(size_a):
+                for b in range(size_b):
+                    v = abs(x[n, a, b])
+                    ok &= v <= FLOAT32_MAX
+                    out[n, b] = max(out[n, b], v)
+        else:
+            for a in range(size_a):
+                s = np.float32(0.0)
+                for b in range(size_b):
+                    v = abs(x[n, a, b])
+                    ok &= v <= FLOAT32_MAX
+                    s = max(s, v)
+                out[n, a] = s
+        finite[n] = ok
+    return finite.all()
+
+
+@nb.njit(parallel=True, cache=True)
+def dac_per_pixel(x: np.ndarray, out: np.ndarray, pixel_scale: np.ndarray, channel_axis: int,
+                  bound: float, step: float) -> None:
+    """DAC relative to a scale per pixel, back in input units:
+    ``out = Q_in(clip(x / s[n, p], -b_in, b_in)) * s[n, p]``.
+
+    Args:
+        x: (N, C, P) or (N, P, C) float32 (see ``channel_axis``); may be ``out``.
+        out: same shape, float32.
+        pixel_scale: (N, P) float32, > 0.
+        bound: input clip bound b_in; step: quantisation step (<= 0: none).
+    """
+    n_samples, size_a, size_b = x.shape
+    f_bound = np.float32(bound)
+    quantize = step > 0.0
+    f_step = np.float32(step)
+    inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
+    for n in nb.prange(n_samples):
+        for a in range(size_a):
+            for b in range(size_b):
+                s = pixel_scale[n, b] if channel_axis == 1 else pixel_scale[n, a]
+                v = min(max(x[n, a, b] * (np.float32(1.0) / s), -f_bound), f_bound)
+                if quantize:
+                    v = np.float32(np.rint(v * inv_step)) * f_step
+                out[n, a, b] = v * s
+
+
+@nb.njit(parallel=True, cache=True)
+def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale: np.ndarray,
+                   col_scale: np.ndarray, channel_axis: int, out_noise: float, use_var: bool,
+                   bound: float, step: float, max_iterations: int, seed: np.uint64,
+                   table: np.ndarray, accumulate: bool, counts: np.ndarray) -> None:
+    """Output noise, ADC and bound management of every output position's MVM, then rescale.
+
+    Each output position p of sample n is one input vector (a patch) with its own input scale
+    ``s = vector_scale[n, p]``; ``y`` holds the GEMM outputs in input units, so the ADC sees
+    ``u = y / (s m) + sigma_out xi + sqrt(var) / (s m) xi'`` with the bound-management
+    multiplier ``m = 2^k``: while a value of the vector clips and k < ``max_iterations``,
+    k -> k + 1 with fresh noise. Then ``out (+)= Q_out(clip(u)) * s m * col_scale[channel]``.
+
+    Args:
+        y: (N, C, P) (``channel_axis == 1``) or (N, P, C) float32 GEMM outputs; ``out`` may be
+            ``y`` (each vector is read completely before it is written).
+        var: same shape, read-noise variance in input units squared (``use_var``), else any
+            (1, 1, 1) array.
+        out: destination, same shape.
+        vector_scale: (N, P) float32 input scale of each vector (> 0).
+        col_scale: (C,) float32 per-channel scale (weight scale x drift compensation).
+        out_noise: std of the output noise (ADC units); bound: ADC bound (>= 3e38: none);
+        step: ADC step (<= 0: none); max_iterations: bound-management halvings (0: off).
+        seed: stream seed. Repetition k of sample n draws from streams
+            ``(seed, 128 n + 2 k)`` (output noise) and ``(seed, 128 n + 2 k + 1)`` (read
+            noise) at the logical index ``c * P + p``: layout- and thread-independent.
+        accumulate: add to ``out``.
+        counts: (N, 2) int64, receives per sample the values still clipped after bound
+            management and the number of repeated vectors.
+    """
+    n_samples, size_a, size_b = y.shape
+    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    positions = size_b if channel_axis == 1 else size_a
+    channels = size_a if channel_axis == 1 else size_b
+    for n in nb.prange(n_samples):
+        row = np.empty(channels, np.float32)
+        clipped_total = 0
+        repeated = 0
+        for p in range(positions):
+            s = vector_scale[n, p]
+            for k in range(max_iterations + 1):
+                scale = s * np.float32(2.0 ** k)
+                inv = np.float32(1.0) / scale
+                noise_state = block_state(seed, np.int64(128 * n + 2 * k))
+                var_state = block_state(seed, np.int64(128 * n + 2 * k + 1))
+                count = 0
+                for c in range(channels):
+                    yv = y[n, c, p] if channel_axis == 1 else y[n, p, c]
+                    v = yv * inv
+                    e = np.int64(c * positions + p)
+                    if noisy:
+                        v += f_noise * normal_at(noise_state, e, table)
+                    if use_var:
+                        sd = np.sqrt(var[n, c, p] if channel_axis == 1 else var[n, p, c])
+                        v += sd * inv * normal_at(var_state, e, table)
+                    count += (v > f_bound) | (v < -f_bound)
+                    v = min(max(v, -f_bound), f_bound)
+                    if quantize:
+                        v = np.float32(np.rint(v * inv_step)) * f_step
+                    row[c] = v * scale * col_scale[c]
+                if count == 0 or k == max_iterations:
+                    clipped_total += count
+                    break
+                repeated += 1
+            for c in range(channels):
+                if channel_axis == 1:
+                    if accumulate:
+                        out[n, c, p] += row[c]
+                    else:
+                        out[n, c, p] = row[c]
+                elif accumulate:
+                    out[n, p, c] += row[c]
+                else:
+                    out[n, p, c] = row[c]
+        counts[n, 0] = clipped_total
+        counts[n, 1] = repeated
+
+
+channel_absmax_serial = nb.njit(cache=True)(channel_absmax.py_func)
+dac_per_pixel_serial = nb.njit(cache=True)(dac_per_pixel.py_func)
+adc_per_vector_serial = nb.njit(cache=True)(adc_per_vector.py_func)
+
+
+def _pick(parallel, serial, size: int):
+    return parallel if size >= PARALLEL_MIN_ELEMENTS else serial
+
+
+def absmax_per_pixel(x: np.ndarray, channel_axis: int, out: np.ndarray) -> bool:
+    """:func:`channel_absmax`, single-threaded for small batches."""
+    return _pick(channel_absmax, channel_absmax_serial, x.size)(x, channel_axis, out)
+
+
+def dac_pixels(x: np.ndarray, *args) -> None:
+    """:func:`dac_per_pixel`, single-threaded for small batches."""
+    _pick(dac_per_pixel, dac_per_pixel_serial, x.size)(x, *args)
+
+
+def adc_vectors(y: np.ndarray, *args) -> None:
+    """:func:`adc_per_vector`, single-threaded for small batches."""
+    _pick(adc_per_vector, adc_per_vector_serial, y.size)(y, *args)

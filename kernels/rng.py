@@ -48,6 +48,20 @@ def block_state(seed: np.uint64, block: np.int64) -> np.uint64:
     return z
 
 
+@nb.njit(inline="always", cache=True)
+def normal_at(state0: np.uint64, index: np.int64, table: np.ndarray) -> np.float32:
+    """The ``index``-th table normal of the stream that starts at ``state0`` (random access).
+
+    Word j of a SplitMix64 stream is mix(state0 + (j + 1) * golden) and holds the normals
+    4j .. 4j + 3, so any element can be drawn without the ones before it; the value equals
+    the one a sequential fill of the same stream puts at ``index``."""
+    z = state0 + (np.uint64(index >> 2) + np.uint64(1)) * _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z = z ^ (z >> np.uint64(31))
+    return table[np.int64((z >> np.uint64(16 * (index & 3))) & np.uint64(0xFFFF))]
+
+
 @nb.njit(parallel=True, cache=True)
 def fill_standard_normal(out: np.ndarray, seed: np.uint64, table: np.ndarray) -> None:
     """Fill the 1-D float32 array ``out`` with table-normal draws of stream ``seed``."""

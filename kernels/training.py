@@ -52,11 +52,10 @@ def adc_forward_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
         sn = in_scale[n]
         count = 0
         for a in range(size_a):
-            base = a * size_b
             for b in range(size_b):
                 v = y[n, a, b]
-                if noisy:
-                    v += noise[base + b]
+                if noisy:  # logical (channel, position) order, as in adc_accumulate
+                    v += noise[a * size_b + b if channel_axis == 1 else b * size_a + a]
                 clipped = (v > f_bound) | (v < -f_bound)
                 count += clipped
                 inside[n, a, b] = 0 if clipped else 1

@@ -87,7 +87,8 @@ def test_ideal_mlp_gives_fp32_outputs_on_both_paths():
 
 
 def unfold_reference(layer: AnalogConv2d, x: torch.Tensor) -> torch.Tensor:
-    """The analog conv computed the slow way: unfold patches, per tile DAC -> GEMM -> ADC."""
+    """The analog conv with one input scale per image (``input_scaling="per_image"``)
+    computed the slow way: unfold patches, per tile DAC -> GEMM -> ADC."""
     periphery = layer.analog_config.periphery
     x = F.pad(x, layer._reversed_padding_repeated_twice, mode=layer.padding_mode) \
         if layer.padding_mode != "zeros" else x
@@ -136,7 +137,8 @@ def test_tiled_conv_equals_unfold_reference(cin_g, cout_g, groups, k, stride, di
     torch.manual_seed(seed)
     conv = nn.Conv2d(cin_g * groups, cout_g * groups, k, stride, padding, dilation, groups,
                      bias, mode)
-    periphery = PeripheryConfig(out_noise=0.0, bound_management="none")
+    periphery = PeripheryConfig(out_noise=0.0, bound_management="none",
+                                input_scaling="per_image")
     cfg = AnalogConfig(periphery=periphery).replace(**{"mapping.rows": rows,
                                                        "mapping.cols": cols})
     layer = convert_to_analog(nn.Sequential(conv), cfg)[0].eval()

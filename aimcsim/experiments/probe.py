@@ -5,7 +5,7 @@ several programmings."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -13,7 +13,7 @@ from torch import nn
 
 from aimcsim.data.cifar10 import CifarSplit, load_cifar10
 from aimcsim.models import MODEL_NAMES, build_model
-from aimcsim.nn import convert_to_analog, program, set_time
+from aimcsim.nn import calibrate_input_ranges, convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
@@ -21,10 +21,23 @@ from aimcsim.training.trainer import evaluate
 
 def analog_accuracy(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
                     batch_size: int = 250, *, config: AnalogConfig | None = None,
-                    exclude: Iterable[str] = ()) -> float:
-    """Mean top-1 accuracy (fraction 0-1) over ``reps`` programmings of ``base`` converted
+                    exclude: Iterable[str] = (),
+                    calibration: Sequence[torch.Tensor] | None = None) -> float:
+    """Mean top-1 accuracy (fraction 0-1) over ``reps`` programmings: the mean of
+    :func:`analog_accuracies`."""
+    accuracies = analog_accuracies(base, test, time_s, reps, batch_size, config=config,
+                                   exclude=exclude, calibration=calibration)
+    return sum(accuracies) / reps
+
+
+def analog_accuracies(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
+                      batch_size: int = 250, *, config: AnalogConfig | None = None,
+                      exclude: Iterable[str] = (),
+                      calibration: Sequence[torch.Tensor] | None = None) -> list[float]:
+    """Top-1 accuracy (fraction 0-1) of each of ``reps`` programmings of ``base`` converted
     with ``config`` (default ``AnalogConfig()``), each read ``time_s`` seconds after
-    programming. Layers named in ``exclude`` stay digital. Programming ``r`` and its read use
+    programming. Layers named in ``exclude`` stay digital; ``calibration`` (input batches)
+    fixes the input ranges of ``input_scaling="static"``. Programming ``r`` and its read use
     seed ``r``, so a call repeats exactly and two configs see the same seeds."""
     if reps < 1:
         raise ValueError(f"reps must be at least 1, got {reps}")
@@ -32,11 +45,13 @@ def analog_accuracy(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
     accuracies = []
     for rep in range(reps):
         analog = convert_to_analog(base, config, exclude=exclude).eval()
+        if calibration is not None:
+            calibrate_input_ranges(analog, calibration)
         program(analog, seed=rep)
         set_time(analog, time_s, seed=rep)
         with torch.no_grad():
             accuracies.append(evaluate(analog, test, batch_size))
-    return sum(accuracies) / reps
+    return accuracies
 
 
 def probe_command(description: str, default_time_s: float, out_suffix: str,

@@ -2,9 +2,10 @@
 from aimcsim.nn.conversion import DEFAULT_MAPPING, convert_to_analog
 from aimcsim.nn.layers import (ANALOG_LAYERS, AnalogConv1d, AnalogConv2d, AnalogLinear,
                                HardwareAwareConfig)
-from aimcsim.nn.model_api import (analog_layers, digital, program, reset_saturation,
-                                  saturation, set_time, summary)
+from aimcsim.nn.model_api import (analog_layers, calibrate_input_ranges, digital, program,
+                                  reset_saturation, saturation, set_time, summary)
 
 __all__ = ["DEFAULT_MAPPING", "convert_to_analog", "ANALOG_LAYERS", "AnalogConv1d",
-           "AnalogConv2d", "AnalogLinear", "HardwareAwareConfig", "analog_layers", "digital",
-           "program", "reset_saturation", "saturation", "set_time", "summary"]
+           "AnalogConv2d", "AnalogLinear", "HardwareAwareConfig", "analog_layers",
+           "calibrate_input_ranges", "digital", "program", "reset_saturation", "saturation",
+           "set_time", "summary"]

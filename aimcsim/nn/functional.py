@@ -14,6 +14,7 @@ from collections.abc import Callable
 import torch
 
 from aimcsim.nn.fused import fused_adc, fused_dac, fused_supported
+from aimcsim.tiles.engine import bound_iterations
 from aimcsim.tiles.periphery import PeripheryConfig
 
 
@@ -98,17 +99,15 @@ def _bound_managed(x: torch.Tensor, one_pass, periphery: PeripheryConfig) -> tor
     """Iterative bound management: samples with a clipped output are redone with their input
     scale doubled, up to ``max_bound_iterations`` times; ``one_pass(xs, multipliers)`` returns
     (outputs, clipped per sample) for the samples ``xs`` with scale multipliers (N,)."""
-    bound_iterations = (periphery.max_bound_iterations
-                        if periphery.bound_management == "iterative"
-                        and periphery.out_bound is not None else 0)
+    iterations = bound_iterations(periphery)
     pending = torch.arange(x.shape[0], device=x.device)
     pieces: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for iteration in range(bound_iterations + 1):
+    for iteration in range(iterations + 1):
         xs = x if iteration == 0 else x[pending]
         multipliers = torch.full((pending.numel(),), 2.0 ** iteration, dtype=x.dtype,
                                  device=x.device)
         y, clipped = one_pass(xs, multipliers)
-        if iteration == bound_iterations or not bool(clipped.any()):
+        if iteration == iterations or not bool(clipped.any()):
             pieces.append((pending, y))
             break
         keep = ~clipped

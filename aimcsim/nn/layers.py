@@ -15,6 +15,7 @@ Bias and everything outside the layer stay digital.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 
@@ -23,11 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aimcsim.kernels.rng import seed_from
 from aimcsim.nn.functional import torch_analog_pass
+from aimcsim.nn.input_scaling import ConvWindow, patch_scales, torch_per_vector_pass
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
+from aimcsim.kernels.periphery import absmax_per_pixel
 from aimcsim.tiles.config import AnalogConfig
-from aimcsim.tiles.engine import SaturationStats, analog_pass
+from aimcsim.tiles.engine import SaturationStats, analog_pass, analog_pass_per_vector
+from aimcsim.tiles.periphery import PeripheryConfig
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
 from aimcsim.validation import check_finite, check_time
 
@@ -56,6 +59,9 @@ class HardwareAwareConfig:
             raise ValueError(f"clip_sigma must be > 0 or None, got {self.clip_sigma}")
 
 
+_UINT64 = (1 << 64) - 1
+
+
 class AnalogLayerMixin:
     """Tiles, programming, time and the analog forward shared by every analog layer.
 
@@ -77,6 +83,11 @@ class AnalogLayerMixin:
         self._blocks: list[RowBlock] = self._make_plan()
         self._cache: list[dict] | None = None
         self._seed_entropy: int | None = None
+        self._program_key: tuple[int, ...] = (0,)
+        self._read_key: tuple[int, ...] = (0, 0)
+        self._reads = 0
+        self._forward_calls = 0
+        self.input_range: float | None = None
         self.stats = SaturationStats()
 
     # ------------------------------------------------------------------ plan / tiles
@@ -122,6 +133,9 @@ class AnalogLayerMixin:
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self._seed_entropy = seq.entropy if isinstance(seq.entropy, int) else None
         self._seed_spawn_key = tuple(seq.spawn_key)
+        self._program_key = tuple(int(v) for v in seq.generate_state(2, np.uint32))
+        self._reads = 0
+        self._start_read((0, 0))
         self._blocks = self._make_plan()
         children = iter(seq.spawn(self.n_tiles))
         groups = getattr(self, "groups", 1)
@@ -140,7 +154,23 @@ class AnalogLayerMixin:
         t = check_time(t)
         for i, tile in enumerate(self.tiles):
             tile.set_time(t, None if seed is None else int(seed) * 7919 + i)
+        self._reads += 1
+        self._start_read((1, int(seed) & _UINT64) if seed is not None else (2, self._reads))
         self._refresh_cache()
+
+    def _start_read(self, read_key: tuple[int, int]) -> None:
+        """Name the read whose forward passes follow: their noise streams derive from the
+        programming seed, this read's key and the pass count since the read, never from
+        anything that ran before it."""
+        self._read_key = read_key
+        self._forward_calls = 0
+
+    def _pass_seeds(self) -> list[int]:
+        """One 64-bit noise seed per row block for the next forward pass (order-free)."""
+        call = self._forward_calls
+        self._forward_calls += 1
+        seq = np.random.SeedSequence([*self._program_key, *self._read_key, call])
+        return [int(v) for v in seq.generate_state(len(self._blocks), np.uint64)]
 
     def _refresh_cache(self) -> None:
         device = self.weight.device
@@ -161,6 +191,27 @@ class AnalogLayerMixin:
         self._cache = cache
 
     # ------------------------------------------------------------------ forward
+    @property
+    def input_scaling(self) -> str:
+        return self.analog_config.periphery.input_scaling
+
+    def _static_range(self) -> float:
+        """The calibrated input range of ``input_scaling="static"``."""
+        if self.input_range is None:
+            raise ValueError(f"{self.layer_name}: input_scaling='static' needs a calibrated "
+                             f"input range; call aimcsim.calibrate_input_ranges(model, batches) "
+                             f"or set layer.input_range")
+        return self.input_range
+
+    def _row_periphery(self) -> PeripheryConfig:
+        """The periphery of a pass that scales each sample (row) as one vector: a static
+        range acts as constant noise management."""
+        periphery = self.analog_config.periphery
+        if periphery.input_scaling != "static":
+            return periphery
+        return dataclasses.replace(periphery, noise_management="constant",
+                                   nm_constant=self._static_range())
+
     def _check_input(self, x: torch.Tensor) -> None:
         check_finite(x, f"{self.layer_name} input")
 
@@ -182,7 +233,8 @@ class AnalogLayerMixin:
                         from None
                 raise
         self._check_input(x)
-        return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache])
+        return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache],
+                                   self._eval_generators(x.device))
 
     def clipped_weight(self) -> torch.Tensor:
         """The float weights of the hardware-aware forward: W clipped to
@@ -230,11 +282,13 @@ class AnalogLayerMixin:
             return self._finish(out)
         return self._torch_forward(x, blocks)
 
-    def _torch_forward(self, x: torch.Tensor, blocks) -> torch.Tensor:
-        periphery = self.analog_config.periphery
+    def _torch_forward(self, x: torch.Tensor, blocks, generators=None) -> torch.Tensor:
+        """The periphery in torch ops around each row block's GEMM (training, other devices,
+        gradients); ``generators``: one torch generator per block, or None for the global
+        one."""
         x = self._prepare_input(x)
         out = None
-        for block, (w_n, scale, var) in zip(self._blocks, blocks):
+        for b, (block, (w_n, scale, var)) in enumerate(zip(self._blocks, blocks)):
             xs = self._slice_input(x, block)
 
             def gemm(v, block=block, w_n=w_n):
@@ -243,9 +297,20 @@ class AnalogLayerMixin:
             if var is not None:
                 def var_gemm(v, block=block, var=var):
                     return self._gemm_torch(v, var, block.groups)
-            y = torch_analog_pass(xs, gemm, scale, periphery, var_gemm)
+            generator = None if generators is None else generators[b]
+            y = self._torch_pass(xs, gemm, scale, var_gemm, generator)
             out = self._place(out, y, block, x)
         return self._finish(out)
+
+    def _torch_pass(self, xs, gemm, scale, var_gemm, generator) -> torch.Tensor:
+        """One tile row block's periphery in torch, each sample one input vector."""
+        return torch_analog_pass(xs, gemm, scale, self._row_periphery(), var_gemm, generator)
+
+    def _eval_generators(self, device: torch.device) -> list[torch.Generator]:
+        """Order-free noise for the torch path of a programmed layer (one generator per
+        block, seeded like the Numba path)."""
+        return [torch.Generator(device).manual_seed(seed & ((1 << 63) - 1))
+                for seed in self._pass_seeds()]
 
     def _place(self, out, y, block: RowBlock, x) -> torch.Tensor:
         o0, o1 = block.out_channels
@@ -260,7 +325,10 @@ class AnalogLayerMixin:
 
     # ------------------------------------------------------------------ kernel path (CPU)
     def _kernel_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The Numba periphery around each row block's native convolution (no unfolding)."""
         periphery = self.analog_config.periphery
+        if periphery.input_scaling == "per_patch_exact":
+            return self._unfolded_forward(x)
         x = self._prepare_input(x).detach()
         channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last)
@@ -270,6 +338,7 @@ class AnalogLayerMixin:
         out_t = None
         out_n = None
         written = np.zeros(self.weight.shape[0], bool)
+        seeds = self._pass_seeds()
         for b, (block, cache) in enumerate(zip(self._blocks, self._cache)):
             i0, i1 = block.in_channels
             o0, o1 = block.out_channels
@@ -287,34 +356,61 @@ class AnalogLayerMixin:
                     t = self._from_channel_view(xq * xq, x, i1 - i0, channels_last)
                     return self._as_channel_view(self._gemm_torch(t, var, block.groups),
                                                  channels_last)
-            rng = self._forward_rng(b)
             col_scale = cache["scale"].numpy()
             axis = 2 if channels_last else 1
-            if out_n is None and o0 == 0 and o1 == self.weight.shape[0]:
-                res = analog_pass(xs, gemm, None, col_scale, axis, periphery, rng,
-                                  accumulate=False, var_gemm=var_gemm, stats=self.stats)
+            whole = out_n is None and o0 == 0 and o1 == self.weight.shape[0]
+            if not whole and out_n is None:
+                out_t = torch.empty(self._output_shape(x), dtype=torch.float32)
+                if channels_last:
+                    out_t = out_t.contiguous(memory_format=torch.channels_last)
+                out_n = self._as_channel_view(out_t, channels_last)
+            dest = None if whole else (out_n[:, :, o0:o1] if channels_last else out_n[:, o0:o1])
+            accumulate = bool(written[o0:o1].any())
+            if periphery.input_scaling == "per_image":
+                res = analog_pass(xs, gemm, dest, col_scale, axis, periphery,
+                                  np.random.default_rng(seeds[b]), accumulate=accumulate,
+                                  var_gemm=var_gemm, stats=self.stats)
+            else:
+                pixel_scale, vector_scale = self._kernel_scales(xs, axis, x)
+                res = analog_pass_per_vector(xs, pixel_scale, vector_scale, gemm, dest,
+                                             col_scale, axis, periphery, seeds[b],
+                                             accumulate=accumulate, var_gemm=var_gemm,
+                                             stats=self.stats)
+            if whole:
                 out_t = self._from_channel_view(res, None, o1 - o0, channels_last,
                                                 spatial=geometry["shape"][2:])
                 out_n = res
-            else:
-                if out_n is None:
-                    y_shape = self._output_shape(x)
-                    out_t = torch.empty(y_shape, dtype=torch.float32)
-                    if channels_last:
-                        out_t = out_t.contiguous(memory_format=torch.channels_last)
-                    out_n = self._as_channel_view(out_t, channels_last)
-                dest = out_n[:, :, o0:o1] if channels_last else out_n[:, o0:o1]
-                accumulate = bool(written[o0:o1].any())
-                analog_pass(xs, gemm, dest, col_scale, axis, periphery, rng,
-                            accumulate=accumulate, var_gemm=var_gemm, stats=self.stats)
             written[o0:o1] = True
         if not written.all():  # channels no tile writes (cannot happen for valid plans)
             raise RuntimeError(f"{self.layer_name}: output channels left unwritten")
         return self._finish(out_t)
 
-    def _forward_rng(self, block_index: int) -> np.random.Generator:
-        tile = self._tiles[block_index][0]
-        return tile._mvm_rng
+    def _kernel_scales(self, xs: np.ndarray, axis: int, x: torch.Tensor
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-pixel DAC scales (N, H W) and per-patch input scales (N, H_out W_out) of one
+        tile's input ``xs`` (channel view of ``x``, the prepared 4-D input)."""
+        periphery = self.analog_config.periphery
+        n, (h, w) = xs.shape[0], x.shape[2:]
+        pixel_max = np.empty((n, h * w), np.float32)
+        if not absmax_per_pixel(xs, axis, pixel_max):
+            raise ValueError(f"{self.layer_name} input contains NaN or inf values")
+        if periphery.input_scaling == "per_patch" and periphery.noise_management == "abs_max":
+            pixel, patch = patch_scales(torch.from_numpy(pixel_max).view(n, 1, h, w),
+                                        self._window())
+            return (pixel.reshape(n, -1).contiguous().numpy(),
+                    patch.reshape(n, -1).contiguous().numpy())
+        value = self._constant_scale()
+        positions = int(np.prod(self._output_shape(x)[2:]))
+        return (np.full((n, h * w), value, np.float32),
+                np.full((n, positions), value, np.float32))
+
+    def _constant_scale(self) -> float:
+        """The input scale when it is the same for every vector: the static range, the
+        constant of noise management, or 1."""
+        periphery = self.analog_config.periphery
+        if periphery.input_scaling == "static":
+            return self._static_range()
+        return periphery.nm_constant if periphery.noise_management == "constant" else 1.0
 
     @staticmethod
     def _as_channel_view(t: torch.Tensor, channels_last: bool) -> np.ndarray:
@@ -338,7 +434,10 @@ class AnalogLayerMixin:
     # ------------------------------------------------------------------ state_dict
     def get_extra_state(self) -> dict:
         state: dict = {"config": json.dumps(self.analog_config.to_dict()),
-                       "hwa": json.dumps(asdict(self.hwa)), "programmed": self.is_programmed}
+                       "hwa": json.dumps(asdict(self.hwa)), "programmed": self.is_programmed,
+                       "input_range": self.input_range,
+                       "noise_keys": json.dumps([list(self._program_key),
+                                                 list(self._read_key), self._reads])}
         if self.is_programmed:
             from aimcsim.nn.persistence import tiles_to_state
             state.update(tiles_to_state(self.tiles))
@@ -356,6 +455,11 @@ class AnalogLayerMixin:
         else:
             self.analog_config = saved
         self.hwa = HardwareAwareConfig(**json.loads(state["hwa"]))
+        self.input_range = state.get("input_range")
+        if "noise_keys" in state:
+            program_key, read_key, reads = json.loads(state["noise_keys"])
+            self._program_key, self._reads = tuple(program_key), int(reads)
+            self._start_read(tuple(read_key))
         self._blocks = self._make_plan()
         if not state["programmed"]:
             self._tiles, self._cache = None, None
@@ -426,10 +530,11 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
         return torch.from_numpy(a).view(a.shape[0], -1)
 
     def _kernel_forward(self, x):
-        periphery = self.analog_config.periphery
+        periphery = self._row_periphery()
         x = x.detach().contiguous()
         xn = x.numpy().reshape(x.shape[0], 1, -1)
         out = None
+        seeds = self._pass_seeds()
         for b, (block, cache) in enumerate(zip(self._blocks, self._cache)):
             i0, i1 = block.in_channels
             o0, o1 = block.out_channels
@@ -448,7 +553,7 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
             if out is None:
                 out = np.zeros((x.shape[0], 1, self.out_features), np.float32)
             analog_pass(xn[:, :, i0:i1], gemm, out[:, :, o0:o1], cache["scale"].numpy(), 2,
-                        periphery, self._forward_rng(b), accumulate=True, var_gemm=var_gemm,
+                        periphery, np.random.default_rng(seeds[b]), accumulate=True, var_gemm=var_gemm,
                         stats=self.stats)
         return self._finish(torch.from_numpy(out.reshape(x.shape[0], -1)))
 
@@ -496,6 +601,80 @@ class _AnalogConvNd(AnalogLayerMixin):
 
     def _block_gemm_torch(self, x, block, weight):
         return self._gemm_torch(self._slice_input(x, block), weight, block.groups)
+
+    def _window(self) -> ConvWindow:
+        """The convolution's 2-D window (kernel, stride, dilation, zero padding)."""
+        padding = self._conv_padding()
+        if isinstance(padding, int):
+            padding = (padding, padding)
+        return ConvWindow.of(self._kernel_2d, self._stride_2d, self._dilation_2d, padding)
+
+    def _torch_pass(self, xs, gemm, scale, var_gemm, generator) -> torch.Tensor:
+        """One row block's periphery in torch: per image as the rows of a linear layer, else
+        one vector per output position (:func:`torch_per_vector_pass`)."""
+        periphery = self.analog_config.periphery
+        if periphery.input_scaling == "per_image":
+            return super()._torch_pass(xs, gemm, scale, var_gemm, generator)
+        if periphery.input_scaling != "static" and periphery.noise_management == "abs_max":
+            pixel_max = xs.detach().abs().amax(dim=1, keepdim=True)
+            pixel, patch = patch_scales(pixel_max, self._window())
+        else:
+            pixel = patch = torch.tensor(self._constant_scale(), dtype=xs.dtype,
+                                         device=xs.device)
+        return torch_per_vector_pass(xs, pixel, patch, gemm, scale, periphery, var_gemm,
+                                     generator)
+
+    def _unfolded_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact per-patch reference: every patch unfolded and run through its tiles as
+        one input vector (DAC with its own scale, bound management repeating its own DAC).
+        Slow (k x k copies of the input); ``input_scaling="per_patch_exact"``."""
+        x = self._prepare_input(x).detach()
+        window = self._window()
+        if any(window.pad):
+            x = F.pad(x, window.pad)
+        n = x.shape[0]
+        spatial = [(size - d * (k - 1) - 1) // s + 1 for size, k, s, d in
+                   zip(x.shape[2:], window.kernel, window.stride, window.dilation)]
+        out = torch.zeros([n, self.out_channels] + spatial, dtype=torch.float32)
+        seeds = self._pass_seeds()
+        for b, (block, cache) in enumerate(zip(self._blocks, self._cache)):
+            i0, i1 = block.in_channels
+            o0, o1 = block.out_channels
+            cols = F.unfold(x[:, i0:i1], window.kernel, window.dilation, 0, window.stride)
+            positions = cols.shape[2]
+            vectors = cols.transpose(1, 2).reshape(n * positions, 1, -1).contiguous().numpy()
+            matrix = self._dense_block_matrix(cache["w"], block, i1 - i0)
+            var_gemm = None
+            if cache["var"] is not None:
+                var_matrix = self._dense_block_matrix(cache["var"], block, i1 - i0)
+
+                def var_gemm(v, m=var_matrix):
+                    return (torch.from_numpy(v * v).squeeze(1) @ m.t()).numpy()[:, None]
+
+            def gemm(v, m=matrix):
+                return (torch.from_numpy(v).squeeze(1) @ m.t()).numpy()[:, None]
+            y = analog_pass(vectors, gemm, None, cache["scale"].numpy(), 2,
+                            self.analog_config.periphery, np.random.default_rng(seeds[b]),
+                            accumulate=False, var_gemm=var_gemm, stats=self.stats)
+            y = torch.from_numpy(y).view(n, positions, o1 - o0).transpose(1, 2)
+            out[:, o0:o1] += y.reshape(n, o1 - o0, *out.shape[2:])
+        return self._finish(out)
+
+    @staticmethod
+    def _dense_block_matrix(weight: torch.Tensor, block: RowBlock, in_channels: int
+                            ) -> torch.Tensor:
+        """A row block's conv weights (C_out_block, C_in_block / G, *k) as the dense
+        (C_out_block, C_in_block * k) matrix of its unfolded input (zeros off the diagonal
+        blocks of a grouped tile)."""
+        c_out = weight.shape[0]
+        if block.groups == 1:
+            return weight.reshape(c_out, -1)
+        dense = weight.new_zeros((c_out, in_channels) + tuple(weight.shape[2:]))
+        cout_g, cin_g = c_out // block.groups, in_channels // block.groups
+        for g in range(block.groups):
+            dense[g * cout_g:(g + 1) * cout_g, g * cin_g:(g + 1) * cin_g] = \
+                weight[g * cout_g:(g + 1) * cout_g]
+        return dense.reshape(c_out, -1)
 
     def _output_shape(self, x):
         probe = F.conv2d(x[:1, :1].new_zeros((1, 1) + tuple(x.shape[2:])),

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
+import torch
 from torch import nn
 
 from aimcsim.nn.layers import ANALOG_LAYERS
@@ -94,3 +95,49 @@ def summary(model: nn.Module) -> str:
                  f"{total_tiles} tiles of {cfg.rows}x{cfg.cols} "
                  f"({100 * total_weights / (total_tiles * cfg.rows * cfg.cols):.1f}% of cells)")
     return "\n".join(lines)
+
+
+def calibrate_input_ranges(model: nn.Module, batches: Iterable, quantile: float = 1.0
+                           ) -> dict[str, float]:
+    """Fix each analog layer's input range for ``input_scaling="static"`` from data.
+
+    Runs ``batches`` (model inputs) through ``model`` with every analog layer computing the
+    float result, records each layer's per-sample input abs-max, and sets
+    ``layer.input_range`` to their ``quantile`` (1.0: the largest seen). The DAC then maps
+    [-range, range] to its full scale for every input vector of that layer; louder inputs clip.
+    Returns {layer name: range}.
+    """
+    if not 0.0 < quantile <= 1.0:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile!r}")
+    layers = _require_analog(model)
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
+    hooks = []
+    for name, layer in layers:
+        def record(_module, args, name=name):
+            x = args[0].detach()
+            seen[name].append(x.abs().reshape(x.shape[0], -1).amax(dim=1).float().cpu()
+                              if x.numel() else x.new_zeros(0))
+        hooks.append(layer.register_forward_pre_hook(record))
+    was_training = model.training
+    model.eval()
+    try:
+        with digital(model), torch.no_grad():
+            count = 0
+            for batch in batches:
+                model(batch)
+                count += 1
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("calibrate_input_ranges needs at least one batch")
+    ranges = {}
+    for name, layer in layers:
+        values = torch.cat(seen[name])
+        if values.numel() == 0:
+            raise ValueError(f"{name}: no input reached this layer during calibration")
+        value = float(torch.quantile(values, quantile)) if quantile < 1 else float(values.max())
+        layer.input_range = value if value > 0 else 1.0
+        ranges[name] = layer.input_range
+    return ranges

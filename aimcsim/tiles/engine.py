@@ -1,6 +1,11 @@
 """One analog MVM pass of a tile around an arbitrary GEMM: DAC -> GEMM -> noise + ADC -> scale,
 with iterative bound management.
 
+Two granularities of the input vector: :func:`analog_pass` scales each sample (a row of a
+matrix product, or a whole image of a convolution: ``input_scaling="per_image"``);
+:func:`analog_pass_per_vector` scales each output position's patch separately (every MVM of a
+real tile), from per-pixel and per-patch scales that the caller computes without unfolding.
+
 The GEMM is a callback, so the same periphery serves a plain matrix product (``AnalogTile``) and
 a native convolution (the conv layers), which never unfold their input.
 """
@@ -11,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aimcsim.kernels.periphery import adc, dac
+from aimcsim.kernels.periphery import adc, adc_vectors, dac, dac_pixels
 from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
 from aimcsim.tiles.periphery import NOISE_MANAGEMENT, PeripheryConfig
 
@@ -66,9 +71,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
         raise ValueError("accumulate needs an explicit out array")
     n = x.shape[0]
     mode = NOISE_MANAGEMENT[periphery.noise_management]
-    bound_iterations = (periphery.max_bound_iterations
-                        if periphery.bound_management == "iterative"
-                        and periphery.out_bound is not None else 0)
+    iterations = bound_iterations(periphery)
     scales = np.ones(n, np.float32)
     xq = np.empty(x.shape, np.float32)
     if not dac(x, xq, scales, mode, periphery.nm_constant, periphery.inp_bound,
@@ -79,14 +82,14 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
         out = y
     var = var_gemm(xq) if var_gemm is not None else _NO_VAR
     clipped = np.zeros(n, np.int64)
-    hold = bound_iterations > 0
+    hold = iterations > 0
     adc(y, var, out, scales, col_scale, channel_axis, periphery.out_noise,
                    var_gemm is not None, periphery.out_clip, periphery.out_step,
                    np.uint64(seed_from(rng)), NORMAL_TABLE, accumulate, hold, clipped)
     pending = np.flatnonzero(clipped) if hold else np.zeros(0, np.int64)
     final_clipped = int(clipped.sum()) if not hold else 0
     repeated = 0
-    for iteration in range(1, bound_iterations + 1):
+    for iteration in range(1, iterations + 1):
         if pending.size == 0:
             break
         repeated += pending.size
@@ -102,7 +105,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
                        periphery.out_noise, var_gemm is not None, periphery.out_clip,
                        periphery.out_step, np.uint64(seed_from(rng)), NORMAL_TABLE, False, False,
                        sub_clipped)
-        done = (sub_clipped == 0) if iteration < bound_iterations else np.ones(pending.size, bool)
+        done = (sub_clipped == 0) if iteration < iterations else np.ones(pending.size, bool)
         final_clipped += int(sub_clipped[done].sum())
         if accumulate:
             out[pending[done]] += y_sub[done]
@@ -112,4 +115,51 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
     if stats is not None:
         stats.add(SaturationStats(outputs=int(np.prod(out.shape)), clipped=final_clipped,
                                   repeated_vectors=repeated))
+    return out
+
+
+def bound_iterations(periphery: PeripheryConfig) -> int:
+    """How many bound-management repetitions the periphery allows (0 when off)."""
+    return (periphery.max_bound_iterations if periphery.bound_management == "iterative"
+            and periphery.out_bound is not None else 0)
+
+
+def analog_pass_per_vector(x: np.ndarray, pixel_scale: np.ndarray, vector_scale: np.ndarray,
+                           gemm: Gemm, out: np.ndarray | None, col_scale: np.ndarray,
+                           channel_axis: int, periphery: PeripheryConfig, seed: int,
+                           accumulate: bool, var_gemm: Gemm | None = None,
+                           stats: SaturationStats | None = None) -> np.ndarray:
+    """One tile's periphery with one input scale per output position (per patch).
+
+    The DAC quantises each input pixel relative to ``pixel_scale`` (the abs-max of the kernel
+    window centred on it: exact for 1x1 kernels and static ranges, an approximation of each
+    patch's own step otherwise, measured in docs/physics.md); the GEMM runs once on the
+    dequantised input; output noise, ADC and bound management then act on each position's
+    vector relative to its patch scale ``vector_scale`` (kernels/periphery.py
+    ``adc_per_vector``). A bound-management repetition reuses the GEMM output halved (its
+    DAC step is not coarsened: part of the same approximation).
+
+    Args:
+        x: (N, C, P) or (N, P, C) float32 tile inputs (``channel_axis`` 1 or 2).
+        pixel_scale: (N, P_in) float32 DAC scale of each input pixel (> 0).
+        vector_scale: (N, P_out) float32 input scale of each output position (> 0).
+        gemm, var_gemm, col_scale, periphery, accumulate, stats: as in :func:`analog_pass`.
+        out: destination, or None to write into the GEMM's buffer.
+        seed: the noise-stream seed of this pass.
+    """
+    if out is None and accumulate:
+        raise ValueError("accumulate needs an explicit out array")
+    xq = np.empty(x.shape, np.float32)
+    dac_pixels(x, xq, pixel_scale, channel_axis, periphery.inp_bound, periphery.inp_step)
+    y = gemm(xq)
+    if out is None:
+        out = y
+    var = var_gemm(xq) if var_gemm is not None else _NO_VAR
+    counts = np.zeros((x.shape[0], 2), np.int64)
+    adc_vectors(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,
+                var_gemm is not None, periphery.out_clip, periphery.out_step,
+                bound_iterations(periphery), np.uint64(seed), NORMAL_TABLE, accumulate, counts)
+    if stats is not None:
+        stats.add(SaturationStats(outputs=int(np.prod(out.shape)), clipped=int(counts[:, 0].sum()),
+                                  repeated_vectors=int(counts[:, 1].sum())))
     return out

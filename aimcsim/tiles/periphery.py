@@ -26,6 +26,8 @@ from aimcsim.kernels.periphery import NM_ABS_MAX, NM_CONSTANT, NM_NONE
 
 NOISE_MANAGEMENT = {"none": NM_NONE, "abs_max": NM_ABS_MAX, "constant": NM_CONSTANT}
 BOUND_MANAGEMENT = ("none", "iterative")
+#: Granularity of a convolution's input vector (see :class:`PeripheryConfig`).
+INPUT_SCALING = ("per_patch", "per_patch_exact", "per_image", "static")
 
 
 def quantization_step(bits: int | None, bound: float) -> float:
@@ -52,6 +54,20 @@ class PeripheryConfig:
         nm_constant: the divisor of ``constant`` noise management (> 0).
         bound_management: ``iterative`` (halve the input while the ADC saturates) or ``none``.
         max_bound_iterations: how many halvings at most (>= 0).
+        input_scaling: what one input vector of a convolution is, i.e. what noise and bound
+            management act on (linear layers: always one row per vector):
+
+            - ``per_patch`` (default): each patch, as on a real tile (one MVM per output
+              position), computed without unfolding: per-patch scales from a max-pool of the
+              channel-wise abs-max, the DAC relative to the abs-max of the window centred on
+              each pixel (the one approximation, measured in docs/physics.md);
+            - ``per_patch_exact``: the same, exactly, by unfolding every patch through the
+              tile: the slow reference of ``per_patch``;
+            - ``per_image``: one scale per image and tile for all its patches (coarser; the
+              default before 2026-11-29);
+            - ``static``: a fixed input range per layer, calibrated from data
+              (``aimcsim.calibrate_input_ranges``), as a chip with a fixed DAC range; replaces
+              noise management, inputs beyond the range clip at the DAC.
     """
 
     inp_bits: int | None = 7
@@ -63,6 +79,7 @@ class PeripheryConfig:
     nm_constant: float = 1.0
     bound_management: str = "iterative"
     max_bound_iterations: int = 5
+    input_scaling: str = "per_patch"
 
     def __post_init__(self) -> None:
         for name in ("inp_bits", "out_bits"):
@@ -84,6 +101,9 @@ class PeripheryConfig:
         if self.bound_management not in BOUND_MANAGEMENT:
             raise ValueError(f"bound_management must be one of {BOUND_MANAGEMENT}, "
                              f"got {self.bound_management!r}")
+        if self.input_scaling not in INPUT_SCALING:
+            raise ValueError(f"input_scaling must be one of {INPUT_SCALING}, "
+                             f"got {self.input_scaling!r}")
         if self.max_bound_iterations < 0:
             raise ValueError(f"max_bound_iterations must be >= 0, got {self.max_bound_iterations}")
 

@@ -166,13 +166,17 @@ class AnalogTile:
 
     def _calibration_inputs(self) -> np.ndarray:
         """The fixed calibration batch (same at programming and at every later read)."""
-        n = self.config.drift_compensation.calibration_vectors
-        cached = getattr(self, "_cal_inputs", None)
-        if cached is None or cached.shape != (n, self.in_size):
-            cal_rng = np.random.default_rng(CALIBRATION_SEED)
-            cached = cal_rng.uniform(-1, 1, (n, self.in_size)).astype(np.float32)
-            self._cal_inputs = cached
-        return cached
+        gdc = self.config.drift_compensation
+        key = (gdc.calibration, gdc.calibration_vectors, self.in_size)
+        if getattr(self, "_cal_key", None) != key:
+            if gdc.calibration == "one_hot":
+                self._cal_inputs = np.eye(self.in_size, dtype=np.float32)
+            else:
+                cal_rng = np.random.default_rng(CALIBRATION_SEED)
+                self._cal_inputs = cal_rng.uniform(-1, 1, (gdc.calibration_vectors, self.in_size)
+                                                   ).astype(np.float32)
+            self._cal_key = key
+        return self._cal_inputs
 
     def _calibration_readout(self, rng: np.random.Generator | None = None) -> np.ndarray:
         """Mean |y| of the calibration batch in ADC units: a scalar per tile or per column."""
