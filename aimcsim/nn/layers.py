@@ -27,6 +27,7 @@ from torch import nn
 from aimcsim.nn.functional import torch_analog_pass
 from aimcsim.nn.input_scaling import ConvWindow, patch_scales, torch_per_vector_pass
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
+from aimcsim.nn.training_weights import device_model_blocks, gaussian_blocks
 from aimcsim.kernels.periphery import absmax_per_pixel
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass, analog_pass_per_vector
@@ -35,24 +36,43 @@ from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
 from aimcsim.validation import check_finite, check_time
 
 
+HWA_NOISE_MODELS = ("gaussian", "device")
+
+
 @dataclass
 class HardwareAwareConfig:
     """Noise model of hardware-aware training (physics.md section 7), applied per mini-batch in
     the training-mode forward pass.
 
     Attributes:
+        noise_model: the weight perturbation of each step (:mod:`aimcsim.nn.training_weights`):
+            ``gaussian`` (additive noise of std ``weight_noise``) or ``device`` (the layer's
+            device model: programming noise, drift to a time drawn log-uniformly from
+            [``t_min``, ``t_max``] seconds with per-device exponents, read noise, and the
+            drift compensation inference applies).
         weight_noise: std of additive Gaussian weight noise relative to the tile's max|W|
             (0.02-0.08 is the useful range; above 0.08 networks stop reaching float accuracy).
         clip_sigma: weights are clipped to +-clip_sigma x std(W) of the layer (None: off).
         periphery: run DAC/ADC quantisation, output noise and bound management of the
             layer's AnalogConfig in the training forward pass.
+        t_min, t_max: range of the read times of the ``device`` model, seconds (> 0).
     """
 
     weight_noise: float = 0.03
     clip_sigma: float | None = 2.5
     periphery: bool = True
+    noise_model: str = "gaussian"
+    t_min: float = 1.0
+    t_max: float = 1e6
 
     def __post_init__(self) -> None:
+        if self.noise_model not in HWA_NOISE_MODELS:
+            raise ValueError(f"noise_model must be one of {HWA_NOISE_MODELS}, "
+                             f"got {self.noise_model!r}")
+        if not (np.isfinite(self.t_min) and np.isfinite(self.t_max)
+                and 0 < self.t_min <= self.t_max):
+            raise ValueError(f"need 0 < t_min <= t_max (finite seconds), got "
+                             f"t_min={self.t_min!r}, t_max={self.t_max!r}")
         if not (np.isfinite(self.weight_noise) and self.weight_noise >= 0):
             raise ValueError(f"weight_noise must be finite and >= 0, got {self.weight_noise}")
         if self.clip_sigma is not None and not self.clip_sigma > 0:
@@ -250,29 +270,14 @@ class AnalogLayerMixin:
         return self.clipped_weight() if self.digital_eval == "clipped" else self.weight
 
     def _training_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Hardware-aware training: clipped, noisy float weights through the torch periphery."""
+        """Hardware-aware training: the clipped float weights, perturbed by the noise model of
+        ``hwa.noise_model`` (:mod:`aimcsim.nn.training_weights`), through the torch
+        periphery."""
         w = self.clipped_weight()
-        blocks = []
-        groups = getattr(self, "groups", 1)
-        for block in self._blocks:
-            o0, o1 = block.out_channels
-            i0, i1 = block.in_channels
-            if block.groups == 1:
-                cin_g = self.weight.shape[1]
-                g = o0 // (self.weight.shape[0] // groups)
-                wb = w[o0:o1, i0 - g * cin_g:i1 - g * cin_g]
-            else:
-                wb = w[o0:o1]
-            scales = []
-            for slot in block.slots:
-                a, b = slot.out_channels[0] - o0, slot.out_channels[1] - o0
-                w_max = wb[a:b].detach().abs().max().clamp_min(1e-12)
-                scales.append(w_max.expand(b - a))
-            scale = torch.cat(scales)
-            w_n = wb / scale.reshape((-1,) + (1,) * (wb.dim() - 1))
-            if self.hwa.weight_noise > 0:
-                w_n = w_n + self.hwa.weight_noise * torch.randn_like(w_n)
-            blocks.append((w_n, scale, None))
+        if self.hwa.noise_model == "device":
+            blocks = device_model_blocks(self, w)
+        else:
+            blocks = gaussian_blocks(self, w)
         if not self.hwa.periphery:
             out = None
             for block, (w_n, scale, _) in zip(self._blocks, blocks):

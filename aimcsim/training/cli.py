@@ -34,6 +34,11 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="HWA weight noise relative to max|W| of each tile")
     p.add_argument("--clip-sigma", type=float, default=2.5,
                    help="HWA weight clipping in standard deviations (0: off)")
+    p.add_argument("--noise-model", choices=("gaussian", "device"), default="gaussian",
+                   help="HWA weight perturbation: Gaussian noise (--weight-noise) or the PCM "
+                        "device model read at a random time in [--t-min, --t-max]")
+    p.add_argument("--t-min", type=float, default=1.0, help="device model: earliest read, s")
+    p.add_argument("--t-max", type=float, default=1e6, help="device model: latest read, s")
     p.set_defaults(func=run_train)
 
 
@@ -54,7 +59,9 @@ def run_train(args: argparse.Namespace) -> None:
         from aimcsim.nn import HardwareAwareConfig
         from aimcsim.training.hwa import hardware_aware_finetune
         hwa = HardwareAwareConfig(weight_noise=args.weight_noise,
-                                  clip_sigma=args.clip_sigma or None)
+                                  clip_sigma=args.clip_sigma or None,
+                                  noise_model=args.noise_model, t_min=args.t_min,
+                                  t_max=args.t_max)
         _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa)
     else:
         history = train_classifier(model, train, test, config, args.out)
