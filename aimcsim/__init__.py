@@ -12,7 +12,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "convert_to_analog": "aimcsim.nn", "program": "aimcsim.nn", "set_time": "aimcsim.nn",
     "summary": "aimcsim.nn", "saturation": "aimcsim.nn", "digital": "aimcsim.nn",
-    "analog_layers": "aimcsim.nn", "calibrate_input_ranges": "aimcsim.nn", "HardwareAwareConfig": "aimcsim.nn",
+    "analog_layers": "aimcsim.nn", "calibrate_input_ranges": "aimcsim.nn",
+    "adapt_batchnorm": "aimcsim.nn", "HardwareAwareConfig": "aimcsim.nn",
     "AnalogLinear": "aimcsim.nn", "AnalogConv1d": "aimcsim.nn", "AnalogConv2d": "aimcsim.nn",
     "AnalogConfig": "aimcsim.tiles", "PeripheryConfig": "aimcsim.tiles",
     "MappingConfig": "aimcsim.tiles", "DriftCompensationConfig": "aimcsim.tiles",

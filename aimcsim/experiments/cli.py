@@ -52,6 +52,9 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
                    help="which series to measure (two processes may split one study)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch and Numba threads (0 keeps the defaults)")
+    p.add_argument("--adabs", type=int, default=0, metavar="N",
+                   help="adaptive batch-norm statistics from the first N training images "
+                        "after every read (0: off)")
     p.add_argument("--quick", action="store_true",
                    help="500 test images, 2 programmings, 4 times: a smoke run")
     p.add_argument("--out", required=True, help="folder for points.jsonl, CSV, JSON, PNG")
@@ -83,9 +86,10 @@ def run_drift(args: argparse.Namespace) -> None:
     config = DriftStudyConfig(model=args.model, fp32_weights=args.fp32, hwa_weights=args.hwa,
                               times=tuple(times), repetitions=reps, gdc=args.gdc,
                               seed=args.seed, batch_size=args.batch_size, limit=limit,
-                              series=args.series)
+                              series=args.series, adabs=args.adabs)
     test = load_cifar10(args.data, train=False)
-    results = run_drift_study(config, test, args.out)
+    train = load_cifar10(args.data, train=True) if args.adabs else None
+    results = run_drift_study(config, test, args.out, train=train)
     png = Path(args.out) / f"accuracy_over_time_{args.model}.png"
     plot_accuracy_over_time(results, png)
     from aimcsim.experiments.report import study_report

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.models import build_model
-from aimcsim.nn import convert_to_analog, program, set_time
+from aimcsim.data.loader import iterate_batches
+from aimcsim.nn import adapt_batchnorm, convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
@@ -56,6 +57,9 @@ class DriftStudyConfig:
         series: which of :data:`SERIES` to measure; "hwa" is skipped when ``hwa_weights`` is
             None. Two processes may measure different series into one folder at once (each
             point is one appended line); run the study once more afterwards to summarise all.
+        adabs: adaptive batch-norm statistics: after every read (``set_time``) re-measure the
+            batch norms over the first ``adabs`` training images passed through the analog
+            network (:func:`aimcsim.adapt_batchnorm`); 0: off.
     """
 
     model: str
@@ -69,6 +73,7 @@ class DriftStudyConfig:
     limit: int | None = None
     analog: AnalogConfig = field(default_factory=AnalogConfig)
     series: tuple[str, ...] = SERIES
+    adabs: int = 0
 
     def __post_init__(self) -> None:
         unknown = set(self.series) - set(SERIES)
@@ -78,6 +83,9 @@ class DriftStudyConfig:
             raise ValueError("series ('hwa',) needs hwa_weights")
         if self.repetitions < 1:
             raise ValueError(f"repetitions must be >= 1, got {self.repetitions}")
+        if isinstance(self.adabs, bool) or not isinstance(self.adabs, int) or self.adabs < 0:
+            raise ValueError(f"adabs must be an integer >= 0 (training images), "
+                             f"got {self.adabs!r}")
         if not self.times or any(not np.isfinite(t) or t < 0 for t in self.times):
             raise ValueError(f"times must be a non-empty list of seconds >= 0, got {self.times}")
         for name in ("fp32_weights", "hwa_weights"):
@@ -97,7 +105,8 @@ class DriftStudyConfig:
 #: Settings that change what a stored point means; a resumed study must not differ in them.
 #: (Times, repetitions, GDC settings and batch size may change: they add points or only
 #: reorder random draws.)
-_RESUME_INVARIANTS = ("model", "seed", "limit", "analog", "fp32_sha256", "hwa_sha256")
+_RESUME_INVARIANTS = ("model", "seed", "limit", "analog", "fp32_sha256", "hwa_sha256",
+                      "adabs")
 
 
 def _sha256(path: str) -> str:
@@ -122,6 +131,13 @@ def _check_resumable(old: dict, new: dict, out: Path) -> None:
             "use a new --out folder or delete the old points.jsonl")
 
 
+def read_seed(seed: int, rep: int, t: float) -> int:
+    """The read seed of the point (programming ``rep`` of study ``seed``, time ``t``): named by
+    the point alone, so a point's value does not depend on the other times of the study."""
+    digest = hashlib.sha256(f"{seed}|{rep}|{t:.6g}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
 def _key(series: str, gdc: bool, rep: int, t: float) -> str:
     return f"{series}|{int(gdc)}|{rep}|{t:.6g}"
 
@@ -144,9 +160,17 @@ def _model_with(name: str, weights: str) -> nn.Module:
 
 
 def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | os.PathLike,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, train: CifarSplit | None = None) -> dict:
     """Measure every missing point, then write ``summary.csv``, ``results.json`` and return
-    the results (see :func:`summarise`)."""
+    the results (see :func:`summarise`). ``train`` supplies the AdaBS calibration images
+    (needed when ``config.adabs`` > 0)."""
+    calibration = None
+    if config.adabs:
+        if train is None or len(train) < config.adabs:
+            raise ValueError(f"adabs={config.adabs} needs that many training images")
+        calibration = [x for x, _ in iterate_batches(
+            CifarSplit(train.images[:config.adabs], train.labels[:config.adabs]),
+            config.batch_size, channels_last=True)]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     described = json.loads(json.dumps(config.describe()))  # tuples as JSON lists, to compare
@@ -199,10 +223,12 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
                         continue
                     analog = convert_to_analog(base, analog_config).eval()
                     program(analog, seed=config.seed * 1000 + rep)
-                    for i, t in enumerate(config.times):
+                    for t in config.times:
                         if _key(s, gdc, rep, t) in points:
                             continue
-                        set_time(analog, t, seed=(config.seed * 1000 + rep) * 100 + i)
+                        set_time(analog, t, seed=read_seed(config.seed, rep, t))
+                        if calibration is not None:
+                            adapt_batchnorm(analog, calibration)
                         acc = evaluate(analog, test, config.batch_size)
                         record({"series": s, "gdc": gdc, "rep": rep, "t": t, "accuracy": acc})
     bar.close()

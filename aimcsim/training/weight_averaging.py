@@ -10,11 +10,12 @@ training data (:func:`recompute_batchnorm_statistics`).
 """
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 
 import torch
 from torch import nn
+
+from aimcsim.nn.batchnorm import reestimate_batchnorm
 
 
 class WeightAverage:
@@ -59,33 +60,12 @@ class WeightAverage:
 @torch.no_grad()
 def recompute_batchnorm_statistics(model: nn.Module,
                                    batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
-    """Measure every batch-norm layer's running mean and variance again over ``batches``.
-
-    The statistics are reset and then accumulated as a plain average over the batches
-    (``momentum=None``), in training mode, with no gradients. Returns the number of images
-    seen; a model without batch norm is left as it is and returns 0.
+    """Measure every batch-norm layer's running mean and variance again over ``batches``
+    ((images, labels) pairs) with the whole model in training mode and no gradients
+    (:func:`aimcsim.nn.batchnorm.reestimate_batchnorm`). Returns the number of images seen; a
+    model without batch norm is left as it is and returns 0.
 
     Raises:
         ValueError: ``batches`` is empty (the model is then left as it was).
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return 0
-    batches = iter(batches)
-    first = next(batches, None)
-    if first is None:
-        raise ValueError("no batches to measure the batch-norm statistics on")
-    momenta = [m.momentum for m in norms]
-    was_training = model.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    seen = 0
-    for x, _ in itertools.chain([first], batches):
-        model(x)
-        seen += x.shape[0]
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.train(was_training)
-    return seen
+    return reestimate_batchnorm(model, (x for x, _ in batches))
