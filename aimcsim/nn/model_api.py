@@ -108,7 +108,7 @@ def _row(name: str, module: nn.Module, macs) -> tuple[str, ...]:
     mac_text = "-" if macs is None else f"{macs:,}"
     kind = module.analog_kind if analog else type(module).__name__
     if isinstance(module, AnalogMultiheadAttention):
-        kind = "attention scores"
+        kind = "attention"  # the scores and weighted sum; the projections have own rows
     return (name or "<root>", kind,
             "analog" if analog else "digital", shape, f"{params:,}", mac_text,
             str(module.n_tiles) if analog else "-",
