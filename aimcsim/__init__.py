@@ -14,6 +14,8 @@ _LAZY = {
     "summary": "aimcsim.nn", "saturation": "aimcsim.nn", "digital": "aimcsim.nn",
     "analog_layers": "aimcsim.nn", "HardwareAwareConfig": "aimcsim.nn",
     "AnalogLinear": "aimcsim.nn", "AnalogConv1d": "aimcsim.nn", "AnalogConv2d": "aimcsim.nn",
+    "AnalogMultiheadAttention": "aimcsim.nn", "AnalogLSTM": "aimcsim.nn",
+    "AnalogGRU": "aimcsim.nn", "AnalogRNN": "aimcsim.nn",
     "AnalogConfig": "aimcsim.tiles", "PeripheryConfig": "aimcsim.tiles",
     "MappingConfig": "aimcsim.tiles", "DriftCompensationConfig": "aimcsim.tiles",
     "AnalogTile": "aimcsim.tiles", "TiledMatrix": "aimcsim.tiles",

@@ -100,6 +100,7 @@ def test_packed_projection_is_split_and_every_projection_runs_on_tiles():
     assert {"q_proj.weight", "q_proj.bias", "out_proj.weight", "v_proj._extra_state"} <= keys
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 def test_converted_transformers_never_take_the_fused_path():
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
@@ -144,3 +145,16 @@ def test_exclude_keeps_attention_digital_without_warning_and_errors_are_clear():
                is_causal=True)
     with pytest.raises(ValueError, match="multiple of num_heads"):
         AnalogMultiheadAttention(5, 2)
+
+
+def test_state_dict_round_trip_of_a_converted_transformer_is_bit_identical():
+    torch.manual_seed(0)
+    model = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
+    analog = converted(model, AnalogConfig()).eval()
+    aimcsim.set_time(analog, 3600.0)
+    state = analog.state_dict()
+    fresh = convert_to_analog(nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)).eval()
+    fresh.load_state_dict(state)
+    x = torch.randn(4, 2, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), analog(x), rtol=0, atol=0)
