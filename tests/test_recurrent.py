@@ -59,6 +59,27 @@ def test_bidirectional_two_layer_case(kind):
     assert out[0].shape == (3, 5, 10)
 
 
+def test_relu_rnn_and_a_model_holding_a_recurrent_layer():
+    torch.manual_seed(0)
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = nn.RNN(3, 4, nonlinearity="relu", batch_first=True)
+            self.out = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(self.rnn(x)[0])
+    net = Tagger().eval()
+    analog = convert_to_analog(net, AnalogConfig.ideal()).eval()
+    assert isinstance(analog.rnn, AnalogRNN) and analog.rnn.nonlinearity == "relu"
+    assert [n for n, _ in aimcsim.analog_layers(analog)] == ["rnn.ih_l0", "rnn.hh_l0", "out"]
+    aimcsim.program(analog, 0)
+    x = torch.randn(2, 6, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(analog(x), net(x), rtol=1e-5, atol=1e-5)
+
+
 def test_both_matrices_of_every_layer_and_direction_run_on_tiles():
     torch.manual_seed(0)
     analog = convert_to_analog(nn.GRU(3, 4, num_layers=2, bidirectional=True),
