@@ -88,6 +88,8 @@ def test_exclude_by_name_or_type_silences_the_warning():
         convert_to_analog(nn.Sequential(nn.Embedding(4, 2), nn.Linear(2, 2)),
                           exclude=[nn.Embedding])
         convert_to_analog(nn.Sequential(nn.LayerNorm(2), nn.BatchNorm1d(2), nn.Linear(2, 2)))
+        convert_to_analog(convert_to_analog(nn.Linear(2, 2)))  # already analog: nothing left
+        convert_to_analog(convert_to_analog(nn.LSTM(2, 2)))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])

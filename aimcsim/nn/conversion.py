@@ -119,7 +119,8 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         analog.layer_name = "<root>"
         name_sublayers(analog, "")
         target = analog
-    elif not root_excluded and (matrix_weights(target) or isinstance(target, _OPAQUE)):
+    elif not root_excluded and not isinstance(target, ANALOG_LAYERS) and (
+            matrix_weights(target) or isinstance(target, _OPAQUE)):
         skipped.append(f"<root> ({type(target).__name__})")
     disable_fused_transformer_paths(target)
     if skipped:
