@@ -15,6 +15,8 @@ _LAZY = {
     "analog_layers": "aimcsim.nn", "calibrate_input_ranges": "aimcsim.nn",
     "adapt_batchnorm": "aimcsim.nn", "HardwareAwareConfig": "aimcsim.nn",
     "AnalogLinear": "aimcsim.nn", "AnalogConv1d": "aimcsim.nn", "AnalogConv2d": "aimcsim.nn",
+    "AnalogMultiheadAttention": "aimcsim.nn", "AnalogLSTM": "aimcsim.nn",
+    "AnalogGRU": "aimcsim.nn", "AnalogRNN": "aimcsim.nn",
     "AnalogConfig": "aimcsim.tiles", "PeripheryConfig": "aimcsim.tiles",
     "MappingConfig": "aimcsim.tiles", "DriftCompensationConfig": "aimcsim.tiles",
     "AnalogTile": "aimcsim.tiles", "TiledMatrix": "aimcsim.tiles",

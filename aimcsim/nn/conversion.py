@@ -1,6 +1,6 @@
-"""``convert_to_analog``: swap every Linear / Conv1d / Conv2d of a torch model for its analog
-counterpart through a mapping table, leaving everything else (bias, batch-norm, pooling,
-activations) digital."""
+"""``convert_to_analog``: swap every Linear / Conv1d / Conv2d, multi-head attention and
+LSTM / GRU / RNN of a torch model for its analog counterpart through a mapping table, leaving
+everything else (bias, batch-norm, pooling, activations, softmax, gates) digital."""
 from __future__ import annotations
 
 import copy
@@ -9,8 +9,12 @@ from collections.abc import Iterable, Mapping
 
 from torch import nn
 
+from aimcsim.nn.attention import AnalogMultiheadAttention, disable_fused_transformer_paths
+from aimcsim.nn.composite import name_sublayers
+from aimcsim.nn.coverage import matrix_weights
 from aimcsim.nn.layers import (ANALOG_LAYERS, AnalogConv1d, AnalogConv2d, AnalogLinear,
                                HardwareAwareConfig)
+from aimcsim.nn.recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 from aimcsim.tiles.config import AnalogConfig
 
 #: digital module type -> analog class (extend it to support more layer types).
@@ -18,10 +22,18 @@ DEFAULT_MAPPING: dict[type[nn.Module], type[nn.Module]] = {
     nn.Linear: AnalogLinear,
     nn.Conv1d: AnalogConv1d,
     nn.Conv2d: AnalogConv2d,
+    nn.MultiheadAttention: AnalogMultiheadAttention,
+    nn.LSTM: AnalogLSTM,
+    nn.GRU: AnalogGRU,
+    nn.RNN: AnalogRNN,
 }
-#: module types that hold matmul weights but have no analog counterpart (warned about).
-_UNSUPPORTED = (nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d,
-                nn.Bilinear, nn.RNNBase, nn.MultiheadAttention, nn.Embedding)
+#: digital modules that use their children's weights directly (``nn.MultiheadAttention`` reads
+#: ``out_proj.weight`` without calling ``out_proj``): when left digital, their children are too.
+_OPAQUE = (nn.MultiheadAttention,)
+
+
+def _under(name: str, prefixes: list[str]) -> bool:
+    return any(name.startswith(prefix + ".") for prefix in prefixes)
 
 
 def _matches(name: str, module: nn.Module, key) -> bool:
@@ -45,7 +57,7 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
                       hwa: HardwareAwareConfig | None = None,
                       mapping: Mapping[type, type] | None = None) -> nn.Module:
     """Return a copy of ``model`` (or ``model`` itself with ``inplace=True``) whose Linear,
-    Conv1d and Conv2d layers run on analog tiles.
+    Conv1d, Conv2d, MultiheadAttention, LSTM, GRU and RNN layers run on analog tiles.
 
     Args:
         model: any torch module (not only ``nn.Sequential``).
@@ -53,13 +65,17 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
             7-bit DAC, 9-bit ADC, output noise 0.06, 512 x 512 tiles, GDC).
         overrides: per-layer configs, keyed by module name (``"fc"``, ``"stages.0"`` covers
             everything below) or by module type; the first matching key wins.
-        exclude: module names or types to leave digital.
+        exclude: module names or types to leave digital, with everything below them.
         inplace: convert ``model`` itself instead of a deep copy.
         hwa: hardware-aware training settings of the analog layers.
         mapping: digital type -> analog class table (default :data:`DEFAULT_MAPPING`).
     Returns:
-        The converted model. Layers that hold weights but cannot be converted (e.g. Conv3d,
-        transposed convs, RNNs) stay digital and are listed in a ``UserWarning``.
+        The converted model. Layers that hold matrix weights but are neither converted nor
+        excluded (e.g. Conv3d, transposed convs, Embedding, custom ``nn.Parameter`` matrices)
+        stay digital and are listed in one ``UserWarning``. Attention and recurrent layers
+        convert as a whole (one config for all their sub-layers; an override keyed by the
+        module's name applies). Converted ``nn.TransformerEncoder`` stacks never take torch's
+        fused fast path, which would bypass the tiles.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -70,15 +86,21 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
     exclude = list(exclude)
     target = model if inplace else copy.deepcopy(model)
     skipped: list[str] = []
-    for name, module in list(target.named_modules()):
-        if not name or isinstance(module, ANALOG_LAYERS):
+    handled: list[str] = []  # converted, excluded or opaque sub-trees
+    root_cls = _analog_class(target, mapping)
+    whole = root_cls is not None or isinstance(target, _OPAQUE)  # root converts as a whole
+    for name, module in [] if whole else list(target.named_modules()):
+        if not name or isinstance(module, ANALOG_LAYERS) or _under(name, handled):
             continue
         if any(_matches(name, module, key) for key in exclude):
+            handled.append(name)
             continue
         analog_cls = _analog_class(module, mapping)
         if analog_cls is None:
-            if isinstance(module, _UNSUPPORTED):
+            if matrix_weights(module) or isinstance(module, _OPAQUE):
                 skipped.append(f"{name} ({type(module).__name__})")
+            if isinstance(module, _OPAQUE):
+                handled.append(name)
             continue
         layer_config = next((cfg for key, cfg in overrides.items()
                              if _matches(name, module, key)), config)
@@ -87,15 +109,24 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         except ValueError as err:
             raise ValueError(f"cannot convert layer {name!r}: {err}") from None
         analog.layer_name = name
+        name_sublayers(analog, name)
         analog.train(module.training)
         _set_submodule(target, name, analog)
-    if isinstance(target, tuple(mapping)) and not isinstance(target, ANALOG_LAYERS):
-        analog = _analog_class(target, mapping).from_digital(target, copy.deepcopy(config), hwa)
+        handled.append(name)
+    root_excluded = any(_matches("", target, key) for key in exclude)
+    if root_cls is not None and not root_excluded:
+        analog = root_cls.from_digital(target, copy.deepcopy(config), hwa)
         analog.layer_name = "<root>"
+        name_sublayers(analog, "")
         target = analog
+    elif not root_excluded and not isinstance(target, ANALOG_LAYERS) and (
+            matrix_weights(target) or isinstance(target, _OPAQUE)):
+        skipped.append(f"<root> ({type(target).__name__})")
+    disable_fused_transformer_paths(target)
     if skipped:
-        warnings.warn("layers left digital (no analog counterpart): " + ", ".join(skipped),
-                      UserWarning, stacklevel=2)
+        warnings.warn("layers with weights left digital (no analog counterpart; pass them in "
+                      "exclude= to silence this): " + ", ".join(skipped), UserWarning,
+                      stacklevel=2)
     return target
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aimcsim.nn.dtypes import computes_in_float32
 from aimcsim.nn.functional import torch_analog_pass
 from aimcsim.nn.input_scaling import ConvWindow, patch_scales, torch_per_vector_pass
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
@@ -505,6 +506,7 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
         layer.load_state_dict(module.state_dict(), strict=False)
         return layer
 
+    @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self.layer_name}: expected input (..., {self.in_features}), "
@@ -579,6 +581,7 @@ class _AnalogConvNd(AnalogLayerMixin):
         layer.load_state_dict(module.state_dict(), strict=False)
         return layer
 
+    @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._analog_forward(x)
 

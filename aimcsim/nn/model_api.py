@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from aimcsim.nn.attention import AnalogMultiheadAttention
+from aimcsim.nn.coverage import count_macs, is_attention, macs_per_token, matrix_weights
 from aimcsim.nn.layers import ANALOG_LAYERS
 from aimcsim.tiles.engine import SaturationStats
 from aimcsim.validation import check_time
@@ -74,27 +76,103 @@ def digital(model: nn.Module, hwa_clipping: bool = False) -> Iterator[nn.Module]
             layer.digital_eval = flag
 
 
-def summary(model: nn.Module) -> str:
-    """A table, one row per analog layer: kind, weight shape, tiles, tile utilisation."""
-    mapping_rows = []
-    total_tiles = 0
-    total_weights = 0
-    for name, layer in _require_analog(model):
-        shape = "x".join(str(s) for s in layer.weight.shape)
-        mapping_rows.append((name, layer.analog_kind, shape, str(layer.n_tiles),
-                             f"{100 * layer.tile_utilisation():.1f}%"))
-        total_tiles += layer.n_tiles
-        total_weights += layer.weight.numel()
-    header = ("layer", "kind", "weight", "tiles", "utilisation")
-    widths = [max(len(r[i]) for r in mapping_rows + [header]) for i in range(5)]
+def _weight_rows(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of every analog layer, every module holding matrix weights that stays
+    digital, and every attention module (its score arithmetic is digital)."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, ANALOG_LAYERS) or matrix_weights(m) or is_attention(m)]
+
+
+def _example_macs(model: nn.Module, names: list[str], example_input) -> dict[str, int | None]:
+    """MACs per layer of one forward pass on ``example_input`` (a tensor or a tuple of
+    arguments), run in eval mode with the analog layers digital (no programming needed, no
+    random stream consumed, no batch-norm statistics touched)."""
+    args = example_input if isinstance(example_input, tuple) else (example_input,)
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad(), digital(model):
+            return count_macs(model, names, lambda: model(*args))
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def _row(name: str, module: nn.Module, macs) -> tuple[str, ...]:
+    analog = isinstance(module, ANALOG_LAYERS)
+    weights = matrix_weights(module)
+    shape = "x".join(str(s) for s in weights[0][1].shape) if weights else "-"
+    if len(weights) > 1:
+        shape += f" (+{len(weights) - 1})"
+    params = sum(p.numel() for p in module.parameters(recurse=False))
+    mac_text = "-" if macs is None else f"{macs:,}"
+    kind = module.analog_kind if analog else type(module).__name__
+    if isinstance(module, AnalogMultiheadAttention):
+        kind = "attention"  # the scores and weighted sum; the projections have own rows
+    return (name or "<root>", kind,
+            "analog" if analog else "digital", shape, f"{params:,}", mac_text,
+            str(module.n_tiles) if analog else "-",
+            f"{100 * module.tile_utilisation():.1f}%" if analog else "-")
+
+
+def summary(model: nn.Module, example_input=None) -> str:
+    """A table with one row per layer holding weights, analog or digital, and the attention
+    arithmetic: kind, where it runs, (first) weight shape, parameters, MACs, tiles, tile
+    utilisation; then the totals and the share of the MACs that run on tiles.
+
+    Args:
+        model: a (converted) torch model.
+        example_input: a tensor, or a tuple of forward arguments, to count the MACs of one
+            forward pass (e.g. one batch of 1). Without it the MAC column shows the MACs per
+            token of linear layers (``/token``) and ``-`` for the others, and the share is
+            given by weights instead.
+    """
+    rows = _weight_rows(model)
+    names = [name for name, _ in rows]
+    if example_input is not None:
+        macs = _example_macs(model, names, example_input)
+        suffix = ""
+    else:
+        macs = {name: macs_per_token(m) for name, m in rows}
+        suffix = "/token"
+    table = [_row(name, m, macs[name]) for name, m in rows]
+    if suffix:
+        table = [r[:5] + ((r[5] + suffix) if r[5] != "-" else "-",) + r[6:] for r in table]
+    header = ("layer", "kind", "on", "weight", "params", "MACs", "tiles", "utilisation")
+    widths = [max(len(r[i]) for r in table + [header]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in mapping_rows]
-    cfg = _require_analog(model)[0][1].analog_config.mapping
-    lines.append(f"{len(mapping_rows)} analog layers, {total_weights:,} weights on "
-                 f"{total_tiles} tiles of {cfg.rows}x{cfg.cols} "
-                 f"({100 * total_weights / (total_tiles * cfg.rows * cfg.cols):.1f}% of cells)")
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in table]
+    analog = [(name, m) for name, m in rows if isinstance(m, ANALOG_LAYERS)]
+    lines.append(_tile_line(analog))
+    lines.append(_share_line(rows, macs if example_input is not None else None))
     return "\n".join(lines)
+
+
+def _tile_line(analog: list[tuple[str, nn.Module]]) -> str:
+    if not analog:
+        return "0 analog layers: nothing runs on tiles (call aimcsim.convert_to_analog)"
+    tiles = sum(layer.n_tiles for _, layer in analog)
+    weights = sum(layer.weight.numel() for _, layer in analog)
+    cfg = analog[0][1].analog_config.mapping
+    return (f"{len(analog)} analog layers, {weights:,} weights on {tiles} tiles of "
+            f"{cfg.rows}x{cfg.cols} ({100 * weights / (tiles * cfg.rows * cfg.cols):.1f}% "
+            f"of cells)")
+
+
+def _share_line(rows: list[tuple[str, nn.Module]], macs: dict | None) -> str:
+    """The share of the network's MACs (with an example input) or matrix weights on tiles."""
+    if macs is None:
+        on = sum(m.weight.numel() for _, m in rows if isinstance(m, ANALOG_LAYERS))
+        total = on + sum(p.numel() for _, m in rows if not isinstance(m, ANALOG_LAYERS)
+                         for _, p in matrix_weights(m))
+        return (f"matrix weights on tiles: {on:,} of {total:,} "
+                f"({100 * on / max(total, 1):.1f}%); pass example_input for the MAC share")
+    on = sum(macs[n] or 0 for n, m in rows if isinstance(m, ANALOG_LAYERS))
+    total = sum(v or 0 for v in macs.values())
+    unknown = [n or "<root>" for n, v in macs.items() if v is None]
+    line = f"MACs on tiles: {on:,} of {total:,} ({100 * on / max(total, 1):.1f}%)"
+    return line + (f"; MACs unknown for {', '.join(unknown)}" if unknown else "")
 
 
 def calibrate_input_ranges(model: nn.Module, batches: Iterable, quantile: float = 1.0
