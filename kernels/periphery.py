@@ -362,3 +362,112 @@ def dac_pixels(x: np.ndarray, *args) -> None:
 def adc_vectors(y: np.ndarray, *args) -> None:
     """:func:`adc_per_vector`, single-threaded for small batches."""
     _pick(adc_per_vector, adc_per_vector_serial, y.size)(y, *args)
+
+
+@nb.njit(inline="always", cache=True)
+def _window_max(pixel_max, height, width, row, col, kernel_h, kernel_w, dilation_h, dilation_w):
+    """Max of ``pixel_max`` (flattened height x width) over the kernel window whose top-left
+    tap is (row, col); taps outside the image count as 0."""
+    s = np.float32(0.0)
+    for i in range(kernel_h):
+        r = row + i * dilation_h
+        if r < 0 or r >= height:
+            continue
+        for j in range(kernel_w):
+            c = col + j * dilation_w
+            if 0 <= c < width:
+                s = max(s, pixel_max[r * width + c])
+    return s
+
+
+@nb.njit(parallel=True, cache=True)
+def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int, width: int,
+                  window: np.ndarray, vector_scale: np.ndarray, bound: float,
+                  step: float) -> bool:
+    """Per-patch abs-max scales and the DAC of a convolution's input, fused per sample.
+
+    For every sample: ``m[h, w] = max_c |x|``; the scale of output position (i, j) is the max
+    of m over its kernel window (``vector_scale``); each pixel is quantised relative to the max
+    of m over the window centred on it (and its own m):
+    ``out = Q_in(clip(x / s_pixel, -b_in, b_in)) * s_pixel``. Zero scales become 1.
+
+    Args:
+        x: (N, C, H W) or (N, H W, C) float32 (``channel_axis`` 1 or 2); may be ``out``.
+        out: same shape, float32.
+        height, width: H and W.
+        window: int64 [k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
+            pad_left, centred_top, centred_left, H_out, W_out].
+        vector_scale: (N, H_out W_out) float32, receives the patch scales.
+        bound, step: the DAC's clip bound and step (<= 0: no quantisation).
+    Returns:
+        True when every input is finite.
+    """
+    n_samples, size_a, size_b = x.shape
+    k_h, k_w, s_h, s_w, d_h, d_w = window[0], window[1], window[2], window[3], window[4], \
+        window[5]
+    pad_top, pad_left, c_top, c_left, h_out, w_out = window[6], window[7], window[8], \
+        window[9], window[10], window[11]
+    pixels = height * width
+    channels = size_a if channel_axis == 1 else size_b
+    f_bound = np.float32(bound)
+    quantize = step > 0.0
+    f_step = np.float32(step)
+    inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
+    finite = np.ones(n_samples, np.bool_)
+    for n in nb.prange(n_samples):
+        m = np.zeros(pixels, np.float32)
+        ok = True
+        if channel_axis == 1:
+            for c in range(channels):
+                for p in range(pixels):
+                    v = abs(x[n, c, p])
+                    ok &= v <= FLOAT32_MAX
+                    m[p] = max(m[p], v)
+        else:
+            for p in range(pixels):
+                s = np.float32(0.0)
+                for c in range(channels):
+                    v = abs(x[n, p, c])
+                    ok &= v <= FLOAT32_MAX
+                    s = max(s, v)
+                m[p] = s
+        finite[n] = ok
+        for i in range(h_out):
+            for j in range(w_out):
+                s = _window_max(m, height, width, i * s_h - pad_top, j * s_w - pad_left,
+                                k_h, k_w, d_h, d_w)
+                vector_scale[n, i * w_out + j] = s if s > 0 else np.float32(1.0)
+        inv = np.empty(pixels, np.float32)
+        scale = np.empty(pixels, np.float32)
+        for h in range(height):
+            for w in range(width):
+                p = h * width + w
+                s = max(m[p], _window_max(m, height, width, h - c_top, w - c_left, k_h, k_w,
+                                          d_h, d_w))
+                if s <= 0:
+                    s = np.float32(1.0)
+                scale[p] = s
+                inv[p] = np.float32(1.0) / s
+        if channel_axis == 1:
+            for c in range(channels):
+                for p in range(pixels):
+                    v = min(max(x[n, c, p] * inv[p], -f_bound), f_bound)
+                    if quantize:
+                        v = np.float32(np.rint(v * inv_step)) * f_step
+                    out[n, c, p] = v * scale[p]
+        else:
+            for p in range(pixels):
+                for c in range(channels):
+                    v = min(max(x[n, p, c] * inv[p], -f_bound), f_bound)
+                    if quantize:
+                        v = np.float32(np.rint(v * inv_step)) * f_step
+                    out[n, p, c] = v * scale[p]
+    return finite.all()
+
+
+dac_per_patch_serial = nb.njit(cache=True)(dac_per_patch.py_func)
+
+
+def dac_patches(x: np.ndarray, *args) -> bool:
+    """:func:`dac_per_patch`, single-threaded for small batches."""
+    return _pick(dac_per_patch, dac_per_patch_serial, x.size)(x, *args)

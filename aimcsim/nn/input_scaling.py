@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -62,6 +63,17 @@ class ConvWindow:
     def is_pointwise(self) -> bool:
         return self.kernel == (1, 1)
 
+    def kernel_parameters(self, height: int, width: int) -> np.ndarray:
+        """The int64 window description of ``kernels.periphery.dac_per_patch`` for an input
+        of height x width (after padding mode, before zero padding)."""
+        (k_h, k_w), (s_h, s_w), (d_h, d_w) = self.kernel, self.stride, self.dilation
+        left, right, top, bottom = self.pad
+        h_out = (height + top + bottom - d_h * (k_h - 1) - 1) // s_h + 1
+        w_out = (width + left + right - d_w * (k_w - 1) - 1) // s_w + 1
+        c_left, _, c_top, _ = self.centred_pad
+        return np.array([k_h, k_w, s_h, s_w, d_h, d_w, top, left, c_top, c_left, h_out,
+                         w_out], np.int64)
+
     @property
     def centred_pad(self) -> tuple[int, int, int, int]:
         """Zero padding of a stride-1 pool whose window is centred on each pixel."""
@@ -83,8 +95,10 @@ def patch_scales(pixel_max: torch.Tensor, window: ConvWindow
     if window.is_pointwise:
         pixel = pixel_max
     elif window.stride == (1, 1) and window.pad == window.centred_pad:
-        pixel = patch  # the window of output position p is centred on pixel p
-    else:  # an even or dilated window may leave out its centre: keep the pixel's own max
+        # the window of output position p is centred on pixel p (an even, dilated window
+        # may leave out its centre: keep the pixel's own max)
+        pixel = torch.maximum(patch, pixel_max)
+    else:
         pixel = torch.maximum(_window_max(pixel_max, window, window.centred_pad, (1, 1)),
                               pixel_max)
     one = torch.ones((), dtype=pixel_max.dtype, device=pixel_max.device)

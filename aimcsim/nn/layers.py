@@ -29,7 +29,7 @@ from aimcsim.nn.functional import torch_analog_pass
 from aimcsim.nn.input_scaling import ConvWindow, patch_scales, torch_per_vector_pass
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.nn.training_weights import device_model_blocks, gaussian_blocks
-from aimcsim.kernels.periphery import absmax_per_pixel
+from aimcsim.kernels.periphery import absmax_per_pixel, dac_patches, dac_pixels
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass, analog_pass_per_vector
 from aimcsim.tiles.periphery import PeripheryConfig
@@ -377,8 +377,7 @@ class AnalogLayerMixin:
                                   np.random.default_rng(seeds[b]), accumulate=accumulate,
                                   var_gemm=var_gemm, stats=self.stats)
             else:
-                pixel_scale, vector_scale = self._kernel_scales(xs, axis, x)
-                res = analog_pass_per_vector(xs, pixel_scale, vector_scale, gemm, dest,
+                res = analog_pass_per_vector(xs, self._kernel_dac(axis, x), gemm, dest,
                                              col_scale, axis, periphery, seeds[b],
                                              accumulate=accumulate, var_gemm=var_gemm,
                                              stats=self.stats)
@@ -391,24 +390,33 @@ class AnalogLayerMixin:
             raise RuntimeError(f"{self.layer_name}: output channels left unwritten")
         return self._finish(out_t)
 
-    def _kernel_scales(self, xs: np.ndarray, axis: int, x: torch.Tensor
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-pixel DAC scales (N, H W) and per-patch input scales (N, H_out W_out) of one
-        tile's input ``xs`` (channel view of ``x``, the prepared 4-D input)."""
+    def _kernel_dac(self, axis: int, x: torch.Tensor):
+        """The DAC step of :func:`analog_pass_per_vector` for this layer's input ``x`` (the
+        prepared 4-D tensor): per-patch abs-max scales (``dac_per_patch``) or one constant
+        scale (static range, constant or no noise management)."""
         periphery = self.analog_config.periphery
-        n, (h, w) = xs.shape[0], x.shape[2:]
-        pixel_max = np.empty((n, h * w), np.float32)
-        if not absmax_per_pixel(xs, axis, pixel_max):
-            raise ValueError(f"{self.layer_name} input contains NaN or inf values")
-        if periphery.input_scaling == "per_patch" and periphery.noise_management == "abs_max":
-            pixel, patch = patch_scales(torch.from_numpy(pixel_max).view(n, 1, h, w),
-                                        self._window())
-            return (pixel.reshape(n, -1).contiguous().numpy(),
-                    patch.reshape(n, -1).contiguous().numpy())
-        value = self._constant_scale()
-        positions = int(np.prod(self._output_shape(x)[2:]))
-        return (np.full((n, h * w), value, np.float32),
-                np.full((n, positions), value, np.float32))
+        h, w = x.shape[2:]
+        window = self._window().kernel_parameters(h, w)
+        positions = int(window[10] * window[11])
+        bound, step = periphery.inp_bound, periphery.inp_step
+
+        def per_patch(xs: np.ndarray, xq: np.ndarray) -> np.ndarray:
+            scales = np.empty((xs.shape[0], positions), np.float32)
+            if not dac_patches(xs, xq, axis, h, w, window, scales, bound, step):
+                raise ValueError(f"{self.layer_name} input contains NaN or inf values")
+            return scales
+
+        def constant(xs: np.ndarray, xq: np.ndarray) -> np.ndarray:
+            n = xs.shape[0]
+            if not absmax_per_pixel(xs, axis, np.empty((n, h * w), np.float32)):
+                raise ValueError(f"{self.layer_name} input contains NaN or inf values")
+            value = self._constant_scale()
+            dac_pixels(xs, xq, np.full((n, h * w), value, np.float32), axis, bound, step)
+            return np.full((n, positions), value, np.float32)
+
+        abs_max = periphery.input_scaling == "per_patch" and \
+            periphery.noise_management == "abs_max"
+        return per_patch if abs_max else constant
 
     def _constant_scale(self) -> float:
         """The input scale when it is the same for every vector: the static range, the

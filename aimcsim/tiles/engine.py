@@ -16,11 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aimcsim.kernels.periphery import adc, adc_vectors, dac, dac_pixels
+from aimcsim.kernels.periphery import adc, adc_vectors, dac
 from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
 from aimcsim.tiles.periphery import NOISE_MANAGEMENT, PeripheryConfig
 
 Gemm = Callable[[np.ndarray], np.ndarray]
+#: (input, DAC output buffer) -> input scale of every output position's vector (N, P_out).
+DacStep = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _NO_VAR = np.zeros((1, 1, 1), np.float32)
 
 
@@ -124,25 +126,26 @@ def bound_iterations(periphery: PeripheryConfig) -> int:
             and periphery.out_bound is not None else 0)
 
 
-def analog_pass_per_vector(x: np.ndarray, pixel_scale: np.ndarray, vector_scale: np.ndarray,
-                           gemm: Gemm, out: np.ndarray | None, col_scale: np.ndarray,
-                           channel_axis: int, periphery: PeripheryConfig, seed: int,
-                           accumulate: bool, var_gemm: Gemm | None = None,
+def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
+                           out: np.ndarray | None, col_scale: np.ndarray, channel_axis: int,
+                           periphery: PeripheryConfig, seed: int, accumulate: bool,
+                           var_gemm: Gemm | None = None,
                            stats: SaturationStats | None = None) -> np.ndarray:
     """One tile's periphery with one input scale per output position (per patch).
 
-    The DAC quantises each input pixel relative to ``pixel_scale`` (the abs-max of the kernel
-    window centred on it: exact for 1x1 kernels and static ranges, an approximation of each
-    patch's own step otherwise, measured in docs/physics.md); the GEMM runs once on the
-    dequantised input; output noise, ADC and bound management then act on each position's
-    vector relative to its patch scale ``vector_scale`` (kernels/periphery.py
-    ``adc_per_vector``). A bound-management repetition reuses the GEMM output halved (its
-    DAC step is not coarsened: part of the same approximation).
+    ``dac_input(x, xq)`` writes the DAC output, in input units, into ``xq`` and returns the
+    input scale of every output position's vector (N, P_out): for a convolution each pixel is
+    quantised relative to the abs-max of the kernel window centred on it (exact for 1x1
+    kernels and static ranges; for k x k kernels an approximation of each patch's own step,
+    measured in docs/physics.md) and the vector scale is the abs-max of each patch
+    (kernels/periphery.py ``dac_per_patch``). The GEMM runs once on the dequantised input;
+    output noise, ADC and bound management then act on each position's vector relative to its
+    scale (``adc_per_vector``). A bound-management repetition reuses the GEMM output halved
+    (its DAC step is not coarsened: part of the same approximation).
 
     Args:
         x: (N, C, P) or (N, P, C) float32 tile inputs (``channel_axis`` 1 or 2).
-        pixel_scale: (N, P_in) float32 DAC scale of each input pixel (> 0).
-        vector_scale: (N, P_out) float32 input scale of each output position (> 0).
+        dac_input: the DAC step (see above).
         gemm, var_gemm, col_scale, periphery, accumulate, stats: as in :func:`analog_pass`.
         out: destination, or None to write into the GEMM's buffer.
         seed: the noise-stream seed of this pass.
@@ -150,7 +153,7 @@ def analog_pass_per_vector(x: np.ndarray, pixel_scale: np.ndarray, vector_scale:
     if out is None and accumulate:
         raise ValueError("accumulate needs an explicit out array")
     xq = np.empty(x.shape, np.float32)
-    dac_pixels(x, xq, pixel_scale, channel_axis, periphery.inp_bound, periphery.inp_step)
+    vector_scale = dac_input(x, xq)
     y = gemm(xq)
     if out is None:
         out = y
