@@ -296,22 +296,48 @@ def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale
     noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     positions = size_b if channel_axis == 1 else size_a
     channels = size_a if channel_axis == 1 else size_b
+    n_words = (positions * channels + 3) // 4
     for n in nb.prange(n_samples):
         row = np.empty(channels, np.float32)
         clipped_total = 0
         repeated = 0
+        # the first pass's draws in one sequential fill (4 normals per word), logical order
+        first = np.zeros(4 * n_words if noisy else 1, np.float32)
+        first_var = np.zeros(4 * n_words if use_var else 1, np.float32)
+        if noisy:
+            _fill_normals(first, block_state(seed, np.int64(128 * n)), f_noise, table, n_words)
+        if use_var:
+            _fill_normals(first_var, block_state(seed, np.int64(128 * n + 1)), np.float32(1.0),
+                          table, n_words)
         for p in range(positions):
             s = vector_scale[n, p]
-            for k in range(max_iterations + 1):
-                scale = s * np.float32(2.0 ** k)
+            inv = np.float32(1.0) / s
+            count = 0
+            for c in range(channels):
+                e = c * positions + p
+                v = (y[n, c, p] if channel_axis == 1 else y[n, p, c]) * inv
+                if noisy:
+                    v += first[e]
+                if use_var:
+                    sd = np.sqrt(var[n, c, p] if channel_axis == 1 else var[n, p, c])
+                    v += sd * inv * first_var[e]
+                count += (v > f_bound) | (v < -f_bound)
+                v = min(max(v, -f_bound), f_bound)
+                if quantize:
+                    v = np.float32(np.rint(v * inv_step)) * f_step
+                row[c] = v * s * col_scale[c]
+            k = 0
+            while count > 0 and k < max_iterations:  # bound management: halve and redo
+                k += 1
+                repeated += 1
+                scale = s * np.float32(1 << k)
                 inv = np.float32(1.0) / scale
                 noise_state = block_state(seed, np.int64(128 * n + 2 * k))
                 var_state = block_state(seed, np.int64(128 * n + 2 * k + 1))
                 count = 0
                 for c in range(channels):
-                    yv = y[n, c, p] if channel_axis == 1 else y[n, p, c]
-                    v = yv * inv
                     e = np.int64(c * positions + p)
+                    v = (y[n, c, p] if channel_axis == 1 else y[n, p, c]) * inv
                     if noisy:
                         v += f_noise * normal_at(noise_state, e, table)
                     if use_var:
@@ -322,10 +348,7 @@ def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale
                     if quantize:
                         v = np.float32(np.rint(v * inv_step)) * f_step
                     row[c] = v * scale * col_scale[c]
-                if count == 0 or k == max_iterations:
-                    clipped_total += count
-                    break
-                repeated += 1
+            clipped_total += count
             for c in range(channels):
                 if channel_axis == 1:
                     if accumulate:
@@ -365,19 +388,27 @@ def adc_vectors(y: np.ndarray, *args) -> None:
 
 
 @nb.njit(inline="always", cache=True)
-def _window_max(pixel_max, height, width, row, col, kernel_h, kernel_w, dilation_h, dilation_w):
-    """Max of ``pixel_max`` (flattened height x width) over the kernel window whose top-left
-    tap is (row, col); taps outside the image count as 0."""
-    s = np.float32(0.0)
-    for i in range(kernel_h):
-        r = row + i * dilation_h
-        if r < 0 or r >= height:
-            continue
-        for j in range(kernel_w):
-            c = col + j * dilation_w
-            if 0 <= c < width:
-                s = max(s, pixel_max[r * width + c])
-    return s
+def _pool_max(m, height, width, out, out_h, out_w, k_h, k_w, s_h, s_w, d_h, d_w, top, left,
+              rows):
+    """out[i, j] = max of m (height x width, flattened) over the window with top-left tap
+    (i s_h - top, j s_w - left), taps outside the image counting as 0: separable, a pass
+    along rows into ``rows`` (height x out_w) and one along columns."""
+    for h in range(height):
+        for j in range(out_w):
+            s = np.float32(0.0)
+            for b in range(k_w):
+                c = j * s_w - left + b * d_w
+                if 0 <= c < width:
+                    s = max(s, m[h * width + c])
+            rows[h * out_w + j] = s
+    for i in range(out_h):
+        for j in range(out_w):
+            s = np.float32(0.0)
+            for a in range(k_h):
+                r = i * s_h - top + a * d_h
+                if 0 <= r < height:
+                    s = max(s, rows[r * out_w + j])
+            out[i * out_w + j] = s
 
 
 @nb.njit(parallel=True, cache=True)
@@ -400,7 +431,7 @@ def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int
         vector_scale: (N, H_out W_out) float32, receives the patch scales.
         bound, step: the DAC's clip bound and step (<= 0: no quantisation).
     Returns:
-        True when every input is finite.
+        True when every input is finite (tested as x - x == 0: no overflow).
     """
     n_samples, size_a, size_b = x.shape
     k_h, k_w, s_h, s_w, d_h, d_w = window[0], window[1], window[2], window[3], window[4], \
@@ -416,38 +447,39 @@ def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int
     finite = np.ones(n_samples, np.bool_)
     for n in nb.prange(n_samples):
         m = np.zeros(pixels, np.float32)
-        ok = True
+        nan_probe = np.float32(0.0)
         if channel_axis == 1:
             for c in range(channels):
                 for p in range(pixels):
                     v = abs(x[n, c, p])
-                    ok &= v <= FLOAT32_MAX
+                    nan_probe += v - v
                     m[p] = max(m[p], v)
         else:
             for p in range(pixels):
                 s = np.float32(0.0)
                 for c in range(channels):
                     v = abs(x[n, p, c])
-                    ok &= v <= FLOAT32_MAX
+                    nan_probe += v - v
                     s = max(s, v)
                 m[p] = s
-        finite[n] = ok
-        for i in range(h_out):
-            for j in range(w_out):
-                s = _window_max(m, height, width, i * s_h - pad_top, j * s_w - pad_left,
-                                k_h, k_w, d_h, d_w)
-                vector_scale[n, i * w_out + j] = s if s > 0 else np.float32(1.0)
+        finite[n] = nan_probe == 0.0
+        rows = np.empty(height * max(w_out, width), np.float32)
+        patch = np.empty(h_out * w_out, np.float32)
+        _pool_max(m, height, width, patch, h_out, w_out, k_h, k_w, s_h, s_w, d_h, d_w,
+                  pad_top, pad_left, rows)
+        for q in range(h_out * w_out):
+            vector_scale[n, q] = patch[q] if patch[q] > 0 else np.float32(1.0)
+        centred = np.empty(pixels, np.float32)
+        _pool_max(m, height, width, centred, height, width, k_h, k_w, 1, 1, d_h, d_w,
+                  c_top, c_left, rows)
         inv = np.empty(pixels, np.float32)
         scale = np.empty(pixels, np.float32)
-        for h in range(height):
-            for w in range(width):
-                p = h * width + w
-                s = max(m[p], _window_max(m, height, width, h - c_top, w - c_left, k_h, k_w,
-                                          d_h, d_w))
-                if s <= 0:
-                    s = np.float32(1.0)
-                scale[p] = s
-                inv[p] = np.float32(1.0) / s
+        for p in range(pixels):
+            s = max(m[p], centred[p])
+            if s <= 0:
+                s = np.float32(1.0)
+            scale[p] = s
+            inv[p] = np.float32(1.0) / s
         if channel_axis == 1:
             for c in range(channels):
                 for p in range(pixels):
@@ -457,11 +489,12 @@ def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int
                     out[n, c, p] = v * scale[p]
         else:
             for p in range(pixels):
+                sp, ip = scale[p], inv[p]
                 for c in range(channels):
-                    v = min(max(x[n, p, c] * inv[p], -f_bound), f_bound)
+                    v = min(max(x[n, p, c] * ip, -f_bound), f_bound)
                     if quantize:
                         v = np.float32(np.rint(v * inv_step)) * f_step
-                    out[n, p, c] = v * scale[p]
+                    out[n, p, c] = v * sp
     return finite.all()
 
 
