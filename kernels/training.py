@@ -19,7 +19,7 @@ import numba as nb
 import numpy as np
 
 from .periphery import _fill_normals, adc_constants
-from .rng import block_state
+from .rng import block_state, normal_at
 
 
 @nb.njit(parallel=True, cache=True)
@@ -102,3 +102,72 @@ def dac_backward(x: np.ndarray, grad: np.ndarray, scales: np.ndarray, bound: flo
 adc_forward_masked_serial = nb.njit(cache=True)(adc_forward_masked.py_func)
 adc_backward_serial = nb.njit(cache=True)(adc_backward.py_func)
 dac_backward_serial = nb.njit(cache=True)(dac_backward.py_func)
+
+
+@nb.njit(parallel=True, cache=True)
+def adc_per_vector_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
+                          vector_scale: np.ndarray, col_scale: np.ndarray, channel_axis: int,
+                          out_noise: float, bound: float, step: float, max_iterations: int,
+                          seed: np.uint64, table: np.ndarray, counts: np.ndarray) -> None:
+    """Training forward of ``kernels.periphery.adc_per_vector`` (no read noise, no
+    accumulation) that also records where the final noisy value was inside the ADC range.
+
+    ``out = Q_out(clip(y / (s m) + sigma_out xi, -b, b)) * s m * col_scale[c]`` per output
+    position with its bound-management multiplier m; ``inside`` (uint8, same shape) is 1 where
+    that value was not clipped. Same noise streams as ``adc_per_vector``.
+    """
+    n_samples, size_a, size_b = y.shape
+    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    positions = size_b if channel_axis == 1 else size_a
+    channels = size_a if channel_axis == 1 else size_b
+    for n in nb.prange(n_samples):
+        repeated = 0
+        clipped_total = 0
+        for p in range(positions):
+            s = vector_scale[n, p]
+            k = 0
+            while True:
+                scale = s * np.float32(1 << k)
+                inv = np.float32(1.0) / scale
+                state = block_state(seed, np.int64(128 * n + 2 * k))
+                count = 0
+                for c in range(channels):
+                    v = (y[n, c, p] if channel_axis == 1 else y[n, p, c]) * inv
+                    if noisy:
+                        v += f_noise * normal_at(state, np.int64(c * positions + p), table)
+                    clipped = (v > f_bound) | (v < -f_bound)
+                    count += clipped
+                    v = min(max(v, -f_bound), f_bound)
+                    if quantize:
+                        v = np.float32(np.rint(v * inv_step)) * f_step
+                    if channel_axis == 1:
+                        out[n, c, p] = v * scale * col_scale[c]
+                        inside[n, c, p] = 0 if clipped else 1
+                    else:
+                        out[n, p, c] = v * scale * col_scale[c]
+                        inside[n, p, c] = 0 if clipped else 1
+                if count == 0 or k == max_iterations:
+                    clipped_total += count
+                    break
+                k += 1
+                repeated += 1
+        counts[n, 0] = clipped_total
+        counts[n, 1] = repeated
+
+
+@nb.njit(parallel=True, cache=True)
+def adc_per_vector_backward(grad: np.ndarray, inside: np.ndarray, col_scale: np.ndarray,
+                            channel_axis: int, out: np.ndarray) -> None:
+    """``out = grad * col_scale[channel]`` where ``inside``, else 0: the straight-through
+    gradient of ``y -> Q(clip(y / (s m))) * s m * c`` (the input scale cancels)."""
+    n_samples, size_a, size_b = grad.shape
+    for n in nb.prange(n_samples):
+        for a in range(size_a):
+            for b in range(size_b):
+                c = a if channel_axis == 1 else b
+                out[n, a, b] = grad[n, a, b] * col_scale[c] if inside[n, a, b] \
+                    else np.float32(0.0)
+
+
+adc_per_vector_masked_serial = nb.njit(cache=True)(adc_per_vector_masked.py_func)
+adc_per_vector_backward_serial = nb.njit(cache=True)(adc_per_vector_backward.py_func)

@@ -215,3 +215,47 @@ def test_per_patch_training_forward_has_gradients_and_bound_management():
     assert x.grad is not None and torch.isfinite(x.grad).all()
     assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
     assert y.abs().max() > 0.5 * float(layer.weight.detach().abs().max())
+
+
+@settings(max_examples=20, deadline=None)
+@given(k=st.sampled_from([1, 3]), stride=st.integers(1, 2), channels_last=st.booleans(),
+       out_bound=st.sampled_from([0.5, 12.0]), seed=st.integers(0, 5))
+def test_fused_training_pass_equals_the_torch_pass_forward_and_backward(
+        k, stride, channels_last, out_bound, seed):
+    """The fused Numba per-patch pass of hardware-aware training computes what the plain torch
+    pass computes (noise off), with the same straight-through gradients."""
+    from aimcsim.nn.fused import fused_per_patch_pass
+    from aimcsim.nn.input_scaling import torch_per_vector_pass
+    from aimcsim.tiles.engine import bound_iterations
+    torch.manual_seed(seed)
+    periphery = PeripheryConfig(out_noise=0.0, out_bound=out_bound)
+    window = ConvWindow.of((k, k), (stride, stride), (1, 1), (k // 2, k // 2))
+    weight = torch.randn(6, 5, k, k)
+    col_scale = torch.rand(6) + 0.5
+    x = torch.randn(3, 5, 9, 9)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def gemm(v):
+        return F.conv2d(v, weight_var, None, stride, k // 2)
+
+    results = []
+    for fused in (True, False):
+        xg = x.clone().requires_grad_(True)
+        weight_var = weight.clone().requires_grad_(True)
+        if fused:
+            y = fused_per_patch_pass(xg, window.kernel_parameters(9, 9), gemm, col_scale,
+                                     periphery, bound_iterations(periphery))
+        else:
+            pixel, patch = patch_scales(xg.detach().abs().amax(1, keepdim=True), window)
+            y = torch_per_vector_pass(xg, pixel, patch, gemm, col_scale, periphery)
+        (y * torch.linspace(-1, 1, y.numel()).reshape(y.shape)).sum().backward()
+        results.append((y.detach(), xg.grad, weight_var.grad))
+    (y1, gx1, gw1), (y2, gx2, gw2) = results
+    scale = float(y2.abs().max()) + 1e-6
+    # equal up to rare rounding ties of the quantisers (one ADC step)
+    step = periphery.out_step * float(col_scale.max()) * float(x.abs().max()) * 32
+    assert (y1 - y2).abs().max().item() <= step
+    assert ((y1 - y2).abs() > 1e-5 * scale).float().mean().item() < 0.02
+    torch.testing.assert_close(gw1, gw2, rtol=2e-3, atol=2e-3 * float(gw2.abs().max()))
+    torch.testing.assert_close(gx1, gx2, rtol=2e-3, atol=2e-3 * float(gx2.abs().max()))

@@ -20,11 +20,14 @@ import numpy as np
 import torch
 
 from aimcsim.kernels.periphery import NM_ABS_MAX, NM_CONSTANT, NM_NONE
+from aimcsim.kernels.periphery import dac_per_patch_serial as dac_patches
 from aimcsim.kernels.periphery import dac_quantize_serial as dac
 from aimcsim.kernels.rng import NORMAL_TABLE
 from aimcsim.kernels.training import adc_backward_serial as adc_backward
 from aimcsim.kernels.training import adc_forward_masked_serial as adc_forward_masked
 from aimcsim.kernels.training import dac_backward_serial as dac_backward
+from aimcsim.kernels.training import adc_per_vector_backward_serial as adc_per_vector_backward
+from aimcsim.kernels.training import adc_per_vector_masked_serial as adc_per_vector_masked
 from aimcsim.tiles.periphery import PeripheryConfig
 
 _NM_MODES = {"none": NM_NONE, "abs_max": NM_ABS_MAX, "constant": NM_CONSTANT}
@@ -140,3 +143,79 @@ def fused_adc(y: torch.Tensor, in_scale: torch.Tensor, col_scale: torch.Tensor,
     seed = int(torch.randint(0, 2 ** 62, (1,)).item())
     return _Adc.apply(y, in_scale, col_scale, float(periphery.out_noise), float(bound),
                       float(periphery.out_step), seed)
+
+
+class _DacPerPatch(torch.autograd.Function):
+    """Per-patch DAC of a convolution's input (``kernels.periphery.dac_per_patch``): returns
+    (the dequantised input, the input scale of every output position). Straight-through: the
+    pixel scales are at least |x|, so with ``inp_bound >= 1`` nothing clips and the gradient
+    passes unchanged."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, window: np.ndarray, bound: float, step: float):
+        layout = _channels_last(x)
+        xv, axis = _view(x, layout)
+        out = _empty(x.shape, layout)
+        n, _, height, width = x.shape
+        scales = torch.empty((n, int(window[10] * window[11])), dtype=torch.float32)
+        if not dac_patches(xv, _view(out, layout)[0], axis, height, width, window,
+                           scales.numpy(), bound, step):
+            raise ValueError("input contains NaN or inf values")
+        ctx.mark_non_differentiable(scales)
+        return out, scales
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor, _grad_scales):
+        return grad_out, None, None, None
+
+
+class _AdcPerVector(torch.autograd.Function):
+    """Output noise, ADC and bound management per output position, then rescale
+    (``kernels.training.adc_per_vector_masked``); gradient ``col_scale`` inside the range."""
+
+    @staticmethod
+    def forward(ctx, y: torch.Tensor, vector_scale: torch.Tensor, col_scale: torch.Tensor,
+                out_noise: float, bound: float, step: float, iterations: int, seed: int):
+        layout = _channels_last(y)
+        yv, axis = _view(y, layout)
+        out = _empty(y.shape, layout)
+        inside = torch.empty(yv.shape, dtype=torch.uint8)
+        counts = torch.zeros((y.shape[0], 2), dtype=torch.int64)
+        c = col_scale.detach().to(torch.float32).reshape(-1).contiguous()
+        adc_per_vector_masked(yv, _view(out, layout)[0], inside.numpy(),
+                              vector_scale.detach().contiguous().numpy(), c.numpy(), axis,
+                              out_noise, bound, step, iterations, np.uint64(seed), NORMAL_TABLE,
+                              counts.numpy())
+        ctx.save_for_backward(inside, c)
+        ctx.layout = layout
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        inside, c = ctx.saved_tensors
+        gv, axis = _view(grad_out, ctx.layout)
+        grad_y = _empty(grad_out.shape, ctx.layout)
+        adc_per_vector_backward(gv, inside.numpy(), c.numpy(), axis,
+                                _view(grad_y, ctx.layout)[0])
+        return grad_y, None, None, None, None, None, None, None
+
+
+def fused_per_patch_supported(x: torch.Tensor, periphery: PeripheryConfig) -> bool:
+    """Whether :func:`fused_per_patch_pass` can run: a float32 CPU 4-D input, abs-max noise
+    management and a DAC range of at least the full scale (so that nothing clips)."""
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+            and periphery.noise_management == "abs_max" and periphery.inp_bound >= 1.0)
+
+
+def fused_per_patch_pass(x: torch.Tensor, window: np.ndarray, gemm, col_scale: torch.Tensor,
+                         periphery: PeripheryConfig, iterations: int) -> torch.Tensor:
+    """A convolution tile's per-patch periphery around ``gemm`` in two fused, differentiable
+    Numba passes (the training twin of ``analog_pass_per_vector``); noise seeded from torch's
+    global generator."""
+    x_dac, vector_scale = _DacPerPatch.apply(x, window, float(periphery.inp_bound),
+                                             float(periphery.inp_step))
+    bound = periphery.out_bound if periphery.out_bound is not None else float("inf")
+    seed = int(torch.randint(0, 2 ** 62, (1,)).item())
+    return _AdcPerVector.apply(gemm(x_dac), vector_scale, col_scale,
+                               float(periphery.out_noise), float(bound),
+                               float(periphery.out_step), iterations, seed)

@@ -26,12 +26,14 @@ from torch import nn
 
 from aimcsim.nn.dtypes import computes_in_float32
 from aimcsim.nn.functional import torch_analog_pass
+from aimcsim.nn.fused import fused_per_patch_pass, fused_per_patch_supported
 from aimcsim.nn.input_scaling import ConvWindow, patch_scales, torch_per_vector_pass
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.nn.training_weights import device_model_blocks, gaussian_blocks
 from aimcsim.kernels.periphery import absmax_per_pixel, dac_patches, dac_pixels
 from aimcsim.tiles.config import AnalogConfig
-from aimcsim.tiles.engine import SaturationStats, analog_pass, analog_pass_per_vector
+from aimcsim.tiles.engine import (SaturationStats, analog_pass, analog_pass_per_vector,
+                                  bound_iterations)
 from aimcsim.tiles.periphery import PeripheryConfig
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
 from aimcsim.validation import check_finite, check_time
@@ -631,6 +633,11 @@ class _AnalogConvNd(AnalogLayerMixin):
         periphery = self.analog_config.periphery
         if periphery.input_scaling == "per_image":
             return super()._torch_pass(xs, gemm, scale, var_gemm, generator)
+        if periphery.input_scaling != "static" and var_gemm is None and generator is None \
+                and fused_per_patch_supported(xs, periphery):
+            window = self._window().kernel_parameters(*xs.shape[2:])
+            return fused_per_patch_pass(xs, window, gemm, scale, periphery,
+                                        bound_iterations(periphery))
         if periphery.input_scaling != "static" and periphery.noise_management == "abs_max":
             pixel_max = xs.detach().abs().amax(dim=1, keepdim=True)
             pixel, patch = patch_scales(pixel_max, self._window())

@@ -1,0 +1,172 @@
+"""Accuracy over time, aimcsim beside IBM aihwkit 1.1.0, on the same weights and test images.
+
+    python benchmarks/peer_accuracy.py --weights checkpoints/resnet32_swa_low/model.pt \
+        [--model resnet32] [--limit 2000] [--reps 3] [--times 1,3600,86400,2592000] \
+        [--peer-python /work/venv-peer/bin/python] [--out docs/results/peer_accuracy]
+
+The peer runs in its own environment (set-up: ``python -m venv /work/venv-peer &&
+/work/venv-peer/bin/pip install aihwkit==1.1.0 torch==2.13.0``; torch pinned in the same
+command keeps the CPU build), with ``benchmarks/peer_aihwkit.py``'s settings: its pure-torch
+inference tile, 7-bit DAC, 9-bit ADC (bound 12), output noise 0.06, abs-max noise management
+per input vector (per patch), no bound management, its PCM noise model, global drift
+compensation (one-hot readout), 512 x 512 tiles. This script calls itself there with
+``--role peer``.
+
+aimcsim is measured in two configurations:
+- ``matched``: the peer's settings (per-patch scaling, no bound management, one-hot GDC
+  calibration);
+- ``default``: ``AnalogConfig()`` (per-patch scaling, iterative bound management, dense GDC
+  calibration).
+Programming r of every series uses seed r (aimcsim and aihwkit draw from different streams, so
+the comparison is of means over programmings, not paired). Writes ``<out>.md`` and ``.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def test_batches(limit: int, data: str | None, batch_size: int = 250):
+    """The first ``limit`` test images, normalised as the trainer does (torch-only imports)."""
+    from aimcsim.data import CifarSplit, iterate_batches, load_cifar10
+    test = load_cifar10(data, train=False)
+    split = CifarSplit(test.images[:limit], test.labels[:limit])
+    return list(iterate_batches(split, batch_size))
+
+
+def load_model(name: str, weights: str) -> torch.nn.Module:
+    """A zoo network with the float weights of a model.pt or checkpoint.pt (torch-only)."""
+    from aimcsim.models import build_model
+    model = build_model(name)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    if "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    model.load_state_dict({k: v for k, v in state.items() if not k.endswith("_extra_state")})
+    return model.eval()
+
+
+def accuracy(model: torch.nn.Module, batches) -> float:
+    correct = total = 0
+    with torch.no_grad():
+        for x, y in batches:
+            correct += int((model(x).argmax(1) == y).sum())
+            total += len(y)
+    return correct / total
+
+
+def run_peer(args) -> dict:
+    """aihwkit 1.1.0: program once per repetition, drift to every time, evaluate."""
+    from aihwkit import __version__
+    from aihwkit.nn.conversion import convert_to_analog
+    from peer_aihwkit import peer_config  # benchmarks/peer_aihwkit.py
+    batches = test_batches(args.limit, args.data)
+    base = load_model(args.model, args.weights)
+    runs: dict[str, list[float]] = {}
+    for rep in range(args.reps):
+        torch.manual_seed(rep)
+        analog = convert_to_analog(base, peer_config()).eval()
+        analog.program_analog_weights()
+        for t in args.times:
+            analog.drift_analog_weights(t)
+            runs.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
+    return {"aihwkit": __version__, "runs": runs}
+
+
+def ours_configs():
+    from aimcsim.tiles import AnalogConfig
+    matched = AnalogConfig().replace(**{"periphery.bound_management": "none",
+                                        "drift_compensation.calibration": "one_hot"})
+    return {"aimcsim matched": matched, "aimcsim default": AnalogConfig()}
+
+
+def run_ours(args) -> dict:
+    import aimcsim
+    batches = test_batches(args.limit, args.data)
+    base = load_model(args.model, args.weights)
+    results = {"fp32": accuracy(base, batches)}
+    for label, config in ours_configs().items():
+        runs: dict[str, list[float]] = {}
+        for rep in range(args.reps):
+            analog = aimcsim.convert_to_analog(base, config).eval()
+            aimcsim.program(analog, seed=rep)
+            for t in args.times:
+                aimcsim.set_time(analog, t, seed=rep)
+                runs.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
+        results[label] = runs
+    return results
+
+
+def table(ours: dict, peer: dict | None, title: str) -> str:
+    series = {k: v for k, v in ours.items() if k != "fp32"}
+    if peer is not None:
+        series[f"aihwkit {peer['aihwkit']}"] = peer["runs"]
+    times = list(next(iter(series.values())))
+    lines = [f"# {title}", "", f"FP32 on these images: {100 * ours['fp32']:.2f}%", "",
+             "mean accuracy over programmings (%), +- standard error", "",
+             "| series | " + " | ".join(f"t = {t} s" for t in times) + " |",
+             "|---|" + "---:|" * len(times)]
+    for name, runs in series.items():
+        cells = []
+        for t in times:
+            a = 100 * np.array(runs[t])
+            se = a.std(ddof=1) / np.sqrt(a.size) if a.size > 1 else 0.0
+            cells.append(f"{a.mean():.2f} +- {se:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if peer is None:
+        lines += ["", "aihwkit not measured (no peer environment)."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet32")
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--limit", type=int, default=2000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--times", default="1,3600,86400,2592000")
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")
+    parser.add_argument("--role", choices=("driver", "peer"), default="driver")
+    parser.add_argument("--out", default="docs/results/peer_accuracy")
+    args = parser.parse_args(argv)
+    args.times = [float(t) for t in args.times.split(",")]
+    torch.set_num_threads(args.threads)
+    if args.role == "peer":
+        print(json.dumps(run_peer(args)))
+        return
+    start = time.perf_counter()
+    peer = None
+    if args.peer_python and Path(args.peer_python).exists():
+        command = [args.peer_python, __file__, "--role", "peer"] + [
+            a for a in (argv if argv is not None else sys.argv[1:])]
+        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+        if done.returncode == 0:
+            peer = json.loads(done.stdout.strip().splitlines()[-1])
+        else:
+            print(f"peer failed: {done.stderr[-2000:]}", file=sys.stderr)
+    ours = run_ours(args)
+    title = (f"{args.model} ({Path(args.weights).parent.name}): aimcsim and aihwkit, first "
+             f"{args.limit} test images, {args.reps} programmings each")
+    text = table(ours, peer, title)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text + "\n")
+    out.with_suffix(".json").write_text(json.dumps(
+        {"ours": ours, "peer": peer, "seconds": time.perf_counter() - start,
+         "args": {k: v for k, v in vars(args).items()}}, indent=1))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
