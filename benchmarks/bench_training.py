@@ -2,9 +2,12 @@
 
     python benchmarks/bench_training.py [--model f1net] [--batch 128] [--repeats 7] [--threads 2]
 
-Variants, all in one process on the same batch: FP32 torch; hardware-aware training with the
-fused Numba periphery (the default on the CPU); hardware-aware training with the plain torch
-periphery (what a GPU runs). Prints medians and ratios to FP32.
+Variants, all in one process on the same batch, interleaved (one step of each per round):
+FP32 torch; hardware-aware training with Gaussian weight noise and the fused Numba periphery
+(the default on the CPU: per-patch DAC and per-vector ADC for convolutions, per-row for linear
+layers); the same with the plain torch periphery (what a GPU runs); hardware-aware training
+with the device model in the loop (``noise_model="device"``, fused periphery). Prints medians
+and ratios to FP32.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from unittest import mock
 import numba
 import torch
 
-from timing import median_seconds
+from timing import interleaved_medians
 
 from aimcsim.models import build_model
 from aimcsim.nn import HardwareAwareConfig, convert_to_analog
@@ -48,17 +51,22 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch,))
 
     fp32 = build_model(args.model).to(memory_format=torch.channels_last)
-    analog = convert_to_analog(fp32, hwa=HardwareAwareConfig())
-    results = {"fp32": median_seconds(make_step(fp32, x, y), args.repeats),
-               "hwa_fused": median_seconds(make_step(analog, x, y), args.repeats)}
+    gaussian = convert_to_analog(fp32, hwa=HardwareAwareConfig())
+    device = convert_to_analog(fp32, hwa=HardwareAwareConfig(noise_model="device"))
     torch_only = analog_functional.torch_analog_pass
 
     def torch_path(*a, **k):
         k["fused"] = False
         return torch_only(*a, **k)
-    with mock.patch.object(analog_functional, "torch_analog_pass", torch_path), \
-            mock.patch("aimcsim.nn.layers.torch_analog_pass", torch_path):
-        results["hwa_torch"] = median_seconds(make_step(analog, x, y), args.repeats)
+    fused_step = make_step(gaussian, x, y)
+
+    def torch_step() -> None:
+        with mock.patch("aimcsim.nn.layers.torch_analog_pass", torch_path), \
+                mock.patch("aimcsim.nn.layers.fused_per_patch_supported", lambda *a: False):
+            fused_step()
+    results = interleaved_medians({"fp32": make_step(fp32, x, y), "hwa_fused": fused_step,
+                                   "hwa_torch": torch_step,
+                                   "hwa_device": make_step(device, x, y)}, args.repeats)
     print(f"{args.model}, batch {args.batch}, {args.threads} threads, "
           f"medians of {args.repeats} steps")
     for name, seconds in results.items():
