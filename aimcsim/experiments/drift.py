@@ -27,6 +27,7 @@ from aimcsim.nn import convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
+from aimcsim.validation import check_int, check_time
 
 SERIES = ("fp32", "direct", "hwa")
 #: 15+ log-spaced times from 1e-5 s to 1e5 s (physics: t counts from the end of programming).
@@ -76,10 +77,15 @@ class DriftStudyConfig:
             raise ValueError(f"series must be a non-empty subset of {SERIES}, got {self.series}")
         if tuple(self.series) == ("hwa",) and self.hwa_weights is None:
             raise ValueError("series ('hwa',) needs hwa_weights")
-        if self.repetitions < 1:
-            raise ValueError(f"repetitions must be >= 1, got {self.repetitions}")
-        if not self.times or any(not np.isfinite(t) or t < 0 for t in self.times):
+        self.repetitions = check_int(self.repetitions, "repetitions", 1, 1 << 16)
+        self.seed = check_int(self.seed, "seed", 0, 1 << 32)
+        self.batch_size = check_int(self.batch_size, "batch_size", 1, 1 << 20)
+        self.limit = check_int(self.limit, "limit", 1, allow_none=True)
+        if not self.times:
             raise ValueError(f"times must be a non-empty list of seconds >= 0, got {self.times}")
+        self.times = tuple(check_time(t, "times") for t in self.times)
+        if not isinstance(self.analog, AnalogConfig):
+            raise ValueError(f"analog must be an AnalogConfig, got {type(self.analog).__name__}")
         for name in ("fp32_weights", "hwa_weights"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():

@@ -29,7 +29,7 @@ from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weig
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
-from aimcsim.validation import check_finite, check_time
+from aimcsim.validation import check_bool, check_finite, check_float, check_time
 
 
 @dataclass
@@ -39,8 +39,10 @@ class HardwareAwareConfig:
 
     Attributes:
         weight_noise: std of additive Gaussian weight noise relative to the tile's max|W|
-            (0.02-0.08 is the useful range; above 0.08 networks stop reaching float accuracy).
-        clip_sigma: weights are clipped to +-clip_sigma x std(W) of the layer (None: off).
+            (0.02-0.08 is the useful range; above 0.08 networks stop reaching float accuracy;
+            accepted: 0 to 10).
+        clip_sigma: weights are clipped to +-clip_sigma x std(W) of the layer (None: off;
+            accepted: > 0 and <= 1000).
         periphery: run DAC/ADC quantisation, output noise and bound management of the
             layer's AnalogConfig in the training forward pass.
     """
@@ -50,10 +52,10 @@ class HardwareAwareConfig:
     periphery: bool = True
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.weight_noise) and self.weight_noise >= 0):
-            raise ValueError(f"weight_noise must be finite and >= 0, got {self.weight_noise}")
-        if self.clip_sigma is not None and not self.clip_sigma > 0:
-            raise ValueError(f"clip_sigma must be > 0 or None, got {self.clip_sigma}")
+        self.weight_noise = check_float(self.weight_noise, "weight_noise", 0, 10)
+        self.clip_sigma = check_float(self.clip_sigma, "clip_sigma", 0, 1000, low_open=True,
+                                      allow_none=True)
+        self.periphery = check_bool(self.periphery, "periphery")
 
 
 class AnalogLayerMixin:
