@@ -113,9 +113,10 @@ class AnalogTile:
             w_max = np.broadcast_to(w_max, (w.shape[0], 1, w.shape[2])).copy()
         else:
             w_max = np.abs(w).max(axis=1, keepdims=True)
-        w_max = np.where(w_max > 0, w_max, np.float32(1.0)).astype(np.float32)
+        w_max = w_max.astype(np.float32)  # 0 for an all-zero tile (column): output_scale 0
+        divisor = np.where(w_max > 0, w_max, np.float32(1.0)).astype(np.float32)
         g_max = np.float32(device.g_max)
-        targets = np.stack([np.maximum(w, 0), np.maximum(-w, 0)]) / w_max * g_max
+        targets = np.stack([np.maximum(w, 0), np.maximum(-w, 0)]) / divisor * g_max
         targets = np.minimum(targets, g_max).astype(np.float32)
         self._state = device.program(targets, _generator(program_seq))
         self._w_max = w_max
@@ -197,7 +198,9 @@ class AnalogTile:
 
     @property
     def output_scale(self) -> np.ndarray:
-        """Per output column (G * c,): w_max x drift-compensation alpha (ADC units -> output)."""
+        """Per output column (G * c,): w_max x drift-compensation alpha (ADC units -> output);
+        0 for the columns of an all-zero tile (or all-zero column with per-column scaling), so
+        they output exact zeros instead of scaled output noise."""
         self._require_programmed()
         scale = self._w_max.reshape(-1)
         if self._alpha is not None:
