@@ -59,7 +59,11 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         mapping: digital type -> analog class table (default :data:`DEFAULT_MAPPING`).
     Returns:
         The converted model. Layers that hold weights but cannot be converted (e.g. Conv3d,
-        transposed convs, RNNs) stay digital and are listed in a ``UserWarning``.
+        transposed convs, RNNs) stay digital and are listed in a ``UserWarning``. A module
+        used at several places of the model becomes one analog layer used at all of them.
+    Raises:
+        ValueError: a layer to convert shares a Parameter with another module (weight tying,
+            e.g. a head tied to an embedding); the message names both.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -70,16 +74,22 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
     exclude = list(exclude)
     target = model if inplace else copy.deepcopy(model)
     skipped: list[str] = []
-    for name, module in list(target.named_modules()):
+    converted: dict[int, nn.Module] = {}  # id(digital module) -> its analog layer
+    owners = _parameter_owners(target)
+    for name, module in list(target.named_modules(remove_duplicate=False)):
         if not name or isinstance(module, ANALOG_LAYERS):
+            continue
+        if id(module) in converted:  # the same module used twice: one analog layer, reused
+            _set_submodule(target, name, converted[id(module)])
             continue
         if any(_matches(name, module, key) for key in exclude):
             continue
         analog_cls = _analog_class(module, mapping)
         if analog_cls is None:
-            if isinstance(module, _UNSUPPORTED):
+            if isinstance(module, _UNSUPPORTED) and name not in skipped:
                 skipped.append(f"{name} ({type(module).__name__})")
             continue
+        _refuse_tied_parameters(name, module, owners)
         layer_config = next((cfg for key, cfg in overrides.items()
                              if _matches(name, module, key)), config)
         try:
@@ -88,6 +98,7 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
             raise ValueError(f"cannot convert layer {name!r}: {err}") from None
         analog.layer_name = name
         analog.train(module.training)
+        converted[id(module)] = analog
         _set_submodule(target, name, analog)
     if isinstance(target, tuple(mapping)) and not isinstance(target, ANALOG_LAYERS):
         analog = _analog_class(target, mapping).from_digital(target, copy.deepcopy(config), hwa)
@@ -97,6 +108,32 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         warnings.warn("layers left digital (no analog counterpart): " + ", ".join(skipped),
                       UserWarning, stacklevel=2)
     return target
+
+
+def _parameter_owners(root: nn.Module) -> dict[int, list[tuple[str, nn.Module]]]:
+    """id(parameter) -> every (qualified parameter name, distinct module) holding it."""
+    owners: dict[int, list[tuple[str, nn.Module]]] = {}
+    for name, module in root.named_modules(remove_duplicate=False):
+        for pname, param in module.named_parameters(recurse=False):
+            holders = owners.setdefault(id(param), [])
+            if all(m is not module for _, m in holders):
+                holders.append((f"{name}.{pname}" if name else pname, module))
+    return owners
+
+
+def _refuse_tied_parameters(name: str, module: nn.Module,
+                            owners: dict[int, list[tuple[str, nn.Module]]]) -> None:
+    """A layer to convert must not share a Parameter with another module (weight tying, e.g.
+    ``head.weight = embedding.weight``): the analog layer would get its own copy and silently
+    untie them. The same module object used twice is fine (converted once, reused)."""
+    for pname, param in module.named_parameters(recurse=False):
+        others = [qual for qual, m in owners.get(id(param), []) if m is not module]
+        if others:
+            raise ValueError(
+                f"cannot convert layer {name!r}: its {pname} is tied to {', '.join(others)} "
+                f"(one shared Parameter); an analog copy would silently untie them. Untie "
+                f"them first (e.g. {name}.{pname} = nn.Parameter({others[0]}.detach().clone()))"
+                f" or leave {name!r} digital with exclude=[{name!r}]")
 
 
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:

@@ -25,11 +25,12 @@ from torch import nn
 
 from aimcsim.kernels.rng import seed_from
 from aimcsim.nn.functional import torch_analog_pass
+from aimcsim.nn.guards import check_forward, check_parameters, periphery_overflow, stamp_weights
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
-from aimcsim.validation import check_bool, check_finite, check_float, check_time
+from aimcsim.validation import check_bool, check_float, check_int, check_seed, check_time
 
 
 @dataclass
@@ -119,8 +120,9 @@ class AnalogLayerMixin:
     def program(self, seed: int | np.random.SeedSequence = 0) -> None:
         """Program the layer's current weights onto its tiles (one sample of programming noise)
         and read them at t = 0."""
+        seed = check_seed(seed)
+        check_parameters(self)
         weight = self.weight.detach().to("cpu", torch.float32).numpy()
-        check_finite(weight, f"{self.layer_name}.weight")
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self._seed_entropy = seq.entropy if isinstance(seq.entropy, int) else None
         self._seed_spawn_key = tuple(seq.spawn_key)
@@ -134,12 +136,14 @@ class AnalogLayerMixin:
             tile.program(next(children))
         self.stats = SaturationStats()
         self._refresh_cache()
+        stamp_weights(self)
 
     def set_time(self, t: float, seed: int | None = None) -> None:
         """Read every tile at ``t`` >= 0 seconds after programming (no re-programming)."""
         if self._tiles is None:
             raise NotProgrammedError(f"{self.layer_name}: set_time() before program()")
         t = check_time(t)
+        seed = check_int(seed, "seed", 0, allow_none=True)
         for i, tile in enumerate(self.tiles):
             tile.set_time(t, None if seed is None else int(seed) * 7919 + i)
         self._refresh_cache()
@@ -163,28 +167,17 @@ class AnalogLayerMixin:
         self._cache = cache
 
     # ------------------------------------------------------------------ forward
-    def _check_input(self, x: torch.Tensor) -> None:
-        check_finite(x, f"{self.layer_name} input")
-
     def _analog_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dispatch: digital / training (float weights + noise) / programmed tiles."""
-        if self.digital_eval and not self.training:
-            return self._digital_forward(x)
-        if self.training:
-            return self._training_forward(x)
-        if self._cache is None:
-            raise NotProgrammedError(f"{self.layer_name}: read before program(); call "
-                                     f"aimcsim.program(model, seed) or layer.program(seed)")
-        if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
-            try:
-                return self._kernel_forward(x)  # the DAC kernel checks finiteness on the way
-            except ValueError as err:
-                if "NaN" in str(err):
-                    raise ValueError(f"{self.layer_name} input contains NaN or inf values") \
-                        from None
-                raise
-        self._check_input(x)
-        return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache])
+        x = check_forward(self, x)  # dtype, finite input and bias, programmed, weights unchanged
+        if self.digital_eval and not self.training or x.shape[0] == 0:
+            return self._digital_forward(x)  # (an empty batch: the empty output, right shape)
+        with periphery_overflow(self, x):
+            if self.training:
+                return self._training_forward(x)
+            if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
+                return self._kernel_forward(x)
+            return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache])
 
     def clipped_weight(self) -> torch.Tensor:
         """The float weights of the hardware-aware forward: W clipped to
@@ -347,8 +340,8 @@ class AnalogLayerMixin:
         return state
 
     def set_extra_state(self, state: dict) -> None:
-        from aimcsim.nn.persistence import config_mismatch, tiles_from_state
-        saved = AnalogConfig.from_dict(json.loads(state["config"]))
+        from aimcsim.nn.persistence import config_mismatch, read_extra_state, tiles_from_state
+        saved, hwa, programmed = read_extra_state(state, self.layer_name)  # ValueError if bad
         if self.config_explicit:
             diff = config_mismatch(self.analog_config, saved)
             if diff:
@@ -357,19 +350,21 @@ class AnalogLayerMixin:
                                  f"saved one, or pass the same config")
         else:
             self.analog_config = saved
-        self.hwa = HardwareAwareConfig(**json.loads(state["hwa"]))
+        self.hwa = hwa
         self._blocks = self._make_plan()
-        if not state["programmed"]:
-            self._tiles, self._cache = None, None
+        self._tiles, self._cache = None, None  # unprogrammed unless the saved tiles load
+        if not programmed:
             return
+        check_parameters(self)
         weight = self.weight.detach().to("cpu", torch.float32).numpy()
         w = weight.reshape(weight.shape[0], weight.shape[1], -1)
         groups = getattr(self, "groups", 1)
         tiles = [[AnalogTile(slot_weights(w, slot, groups), self.analog_config)
                   for slot in block.slots] for block in self._blocks]
-        tiles_from_state([t for row in tiles for t in row], state)
+        tiles_from_state([t for row in tiles for t in row], state, self.layer_name)
         self._tiles = tiles
         self._refresh_cache()
+        stamp_weights(self)
 
     def _apply(self, fn, recurse=True):  # keep cached tile weights on the module's device
         result = super()._apply(fn, recurse)

@@ -1,0 +1,131 @@
+"""Guards of the analog layers' forward pass: no silent wrong answer.
+
+- input dtypes: float32 computes as is, float64 is cast to float32 (the tiles compute in
+  float32; the output is float32); complex, integer and bool inputs raise a TypeError listing
+  the supported dtypes;
+- non-finite inputs or biases raise a ValueError naming the layer (the check runs in torch,
+  before the Numba kernels, so a finite input is never reported as NaN / inf);
+- weights changed after ``program()`` (an optimizer step, ``load_state_dict`` of other weights,
+  ``weight.zero_()``, a new Parameter) raise a RuntimeError in eval mode telling the user to
+  call ``aimcsim.program`` again: the tiles hold the old weights. The check is cheap: the
+  weight's version counter, storage and identity are compared with those recorded at
+  ``program()``; only when they differ are the values compared with a copy kept at
+  ``program()`` (so a ``deepcopy``, ``.to()``, ``share_memory()`` or loading identical weights
+  does not raise). Training mode (hardware-aware training on the float weights) never checks.
+"""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from aimcsim.tiles.tile import NotProgrammedError
+from aimcsim.validation import check_finite
+
+#: dtypes the analog layers compute in directly; float64 is cast to float32.
+SUPPORTED_DTYPES = (torch.float32, torch.float64)
+_CAST_TO_FLOAT32 = (torch.float64,)
+
+
+class WeightsChangedError(RuntimeError):
+    """An analog layer's weights changed after ``program()``; the tiles hold the old ones."""
+
+
+@dataclass
+class WeightStamp:
+    """What ``program()`` saw of the weight Parameter: identity, storage, version and values."""
+
+    param_id: int
+    data_ptr: int
+    version: int
+    values: torch.Tensor
+
+    @classmethod
+    def of(cls, weight: torch.Tensor) -> "WeightStamp":
+        return cls(id(weight), weight.data_ptr(), weight._version,
+                   weight.detach().to("cpu", torch.float32, copy=True))
+
+    def fast_match(self, weight: torch.Tensor) -> bool:
+        return (self.param_id == id(weight) and self.data_ptr == weight.data_ptr()
+                and self.version == weight._version)
+
+    def __deepcopy__(self, memo) -> "WeightStamp":  # a copied layer re-validates by value
+        return WeightStamp(-1, -1, -1, self.values.clone())
+
+
+def stamp_weights(layer) -> None:
+    """Record the weights the tiles were just programmed (or loaded) with."""
+    layer._weight_stamp = WeightStamp.of(layer.weight)
+
+
+def check_weights_unchanged(layer) -> None:
+    """Raise :class:`WeightsChangedError` if ``layer.weight`` differs from the programmed one."""
+    stamp = getattr(layer, "_weight_stamp", None)
+    if stamp is None or stamp.fast_match(layer.weight):
+        return
+    current = layer.weight.detach().to("cpu", torch.float32)
+    if current.shape == stamp.values.shape and torch.equal(current, stamp.values):
+        stamp_weights(layer)  # same values, new storage or version: remember the new ones
+        return
+    raise WeightsChangedError(
+        f"{layer.layer_name}: the weights changed after program() (an optimizer step, "
+        f"load_state_dict or an in-place edit); the tiles still hold the old ones. Call "
+        f"aimcsim.program(model, seed) again to program the new weights (or use train() mode "
+        f"for hardware-aware training on the float weights)")
+
+
+def check_parameters(layer) -> None:
+    """Finite weight and bias (at ``program()``)."""
+    check_finite(layer.weight.detach(), f"{layer.layer_name}.weight")
+    if layer.bias is not None:
+        check_finite(layer.bias.detach(), f"{layer.layer_name}.bias")
+
+
+def check_dtype(layer, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in a dtype the layer computes in (float64 cast to float32), else TypeError."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{layer.layer_name}: input must be a torch.Tensor, got "
+                        f"{type(x).__name__}")
+    if x.dtype in _CAST_TO_FLOAT32:
+        return x.to(torch.float32)
+    if x.dtype.is_complex or not x.dtype.is_floating_point:
+        raise TypeError(f"{layer.layer_name}: input dtype {x.dtype} is not supported; analog "
+                        f"layers take floating-point inputs ({', '.join(map(str, SUPPORTED_DTYPES))}"
+                        f"; float64 is cast to float32)")
+    return x
+
+
+def check_forward(layer, x: torch.Tensor) -> torch.Tensor:
+    """Every check of an analog forward pass; returns the input to compute with.
+
+    In digital-eval mode only the dtype is checked. Otherwise: finite input and bias; in eval
+    mode also programmed tiles (:class:`NotProgrammedError`) and unchanged weights.
+    """
+    x = check_dtype(layer, x)
+    if layer.digital_eval and not layer.training:
+        return x
+    check_finite(x.detach(), f"{layer.layer_name} input")
+    if layer.bias is not None:
+        check_finite(layer.bias.detach(), f"{layer.layer_name}.bias")
+    if not layer.training:
+        if layer._cache is None:
+            raise NotProgrammedError(f"{layer.layer_name}: read before program(); call "
+                                     f"aimcsim.program(model, seed) or layer.program(seed)")
+        check_weights_unchanged(layer)
+    return x
+
+
+@contextlib.contextmanager
+def periphery_overflow(layer, x: torch.Tensor):
+    """Turn the kernels' "NaN or inf" refusal of an input already checked finite into the real
+    reason: the float32 DAC's per-vector sum overflowed (inputs of magnitude ~1e37 and more)."""
+    try:
+        yield
+    except ValueError as err:
+        if "NaN or inf" not in str(err) or "input" not in str(err):
+            raise
+        peak = float(x.detach().abs().max()) if x.numel() else 0.0
+        raise ValueError(f"{layer.layer_name} input: finite values up to |x| = {peak:.3g} are "
+                         f"too large for the float32 periphery (a sum over an input vector "
+                         f"overflows float32); scale the input down") from None
