@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -133,16 +135,50 @@ def _key(series: str, gdc: bool, rep: int, t: float) -> str:
 
 
 def _load_points(path: Path) -> dict[str, dict]:
+    """The points of ``points.jsonl``, keyed as :func:`_key`. Lines that are not a complete
+    point (cut by a kill, binary garbage, missing keys, values of the wrong type) are skipped
+    with one ``UserWarning`` naming the file and the line numbers: those points are measured
+    again."""
     points: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                try:
-                    p = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a kill: measured again
-                    continue
-                points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p
+    if not path.exists():
+        return points
+    bad: list[int] = []
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        p = _parse_point(raw)
+        if p is None:
+            bad.append(number)
+            continue
+        points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) ({shown}); those points "
+                      f"are measured again", UserWarning, stacklevel=3)
     return points
+
+
+def _parse_point(raw: bytes) -> dict | None:
+    """One line of ``points.jsonl`` as a point, or None if it is not a valid one."""
+    try:
+        p = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(p, dict):
+        return None
+    try:
+        ok = (p["series"] in SERIES and isinstance(p["gdc"], bool)
+              and isinstance(p["rep"], int) and not isinstance(p["rep"], bool) and p["rep"] >= 0
+              and _is_real(p["t"]) and p["t"] >= 0
+              and _is_real(p["accuracy"]) and 0 <= p["accuracy"] <= 1)
+    except (KeyError, TypeError):
+        return None
+    return p if ok else None
+
+
+def _is_real(value) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 def _model_with(name: str, weights: str) -> nn.Module:
