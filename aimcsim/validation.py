@@ -24,6 +24,12 @@ MAX_CONVERTER_BITS = 24
 MAX_TILE_SIDE = 1 << 16
 
 
+def is_number(value) -> bool:
+    """A finite real number (Python or numpy), not a bool."""
+    return (isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
+            and math.isfinite(value))
+
+
 def check_finite(values, name: str) -> None:
     """Raise ValueError if the array ``values`` (numpy or torch) holds NaN or inf."""
     if hasattr(values, "detach"):  # torch tensor, without importing torch here
@@ -96,8 +102,7 @@ def check_float(value, name: str, low: float | None = None, high: float | None =
     if value is None and allow_none:
         return None
     wanted = _wanted("a finite number", _range_text(low, high, low_open, high_open), allow_none)
-    if (not isinstance(value, Real) or isinstance(value, (bool, np.bool_))
-            or not math.isfinite(value)):
+    if not is_number(value):
         raise ValueError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__})")
     value = float(value)
     if ((low is not None and (value <= low if low_open else value < low))

@@ -220,7 +220,8 @@ def test_all_zero_tile_outputs_exact_zeros(scaling, noise_idle):
         "mapping.weight_scaling": scaling, "periphery.out_noise": 0.5})
     x = np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32)
     for sampling in ("per_read", "per_mvm"):
-        tile = AnalogTile(np.zeros((6, 5), np.float32), config.replace(read_noise_sampling=sampling))
+        tile = AnalogTile(np.zeros((6, 5), np.float32),
+                          config.replace(read_noise_sampling=sampling))
         tile.program(3)
         for t in (0.0, 3600.0, YEAR):
             tile.set_time(t)

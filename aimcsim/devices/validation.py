@@ -1,12 +1,9 @@
 """Input checks of the device models: clear ValueErrors that name the argument or config field."""
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import numpy as np
 
-from aimcsim.validation import check_bool, check_float
+from aimcsim.validation import check_bool, check_float, is_number
 
 #: Relative tolerance on the target range: values up to g_max * (1 + TOL) are clipped to g_max,
 #: values down to -g_max * TOL are clipped to 0 (float rounding of w / w_max * g_max).
@@ -33,12 +30,6 @@ def check_targets(g_target, g_max: float, name: str = "g_target") -> np.ndarray:
         raise ValueError(f"{name} must lie in [0, g_max = {g_max}] µS, got values in "
                          f"[{g.min():.4g}, {g.max():.4g}]")
     return np.asarray(np.clip(g, 0.0, g_max), dtype=np.float32)
-
-
-def is_number(value) -> bool:
-    """A finite real number (Python or numpy), not a bool."""
-    return (isinstance(value, Real) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
 
 
 def check_config_numbers(config, positive=(), non_negative=()) -> None:

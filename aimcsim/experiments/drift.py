@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from aimcsim.nn import convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
-from aimcsim.validation import check_int, check_time
+from aimcsim.validation import check_int, check_time, is_number
 
 SERIES = ("fp32", "direct", "hwa")
 #: 15+ log-spaced times from 1e-5 s to 1e5 s (physics: t counts from the end of programming).
@@ -169,16 +168,11 @@ def _parse_point(raw: bytes) -> dict | None:
     try:
         ok = (p["series"] in SERIES and isinstance(p["gdc"], bool)
               and isinstance(p["rep"], int) and not isinstance(p["rep"], bool) and p["rep"] >= 0
-              and _is_real(p["t"]) and p["t"] >= 0
-              and _is_real(p["accuracy"]) and 0 <= p["accuracy"] <= 1)
+              and is_number(p["t"]) and p["t"] >= 0
+              and is_number(p["accuracy"]) and 0 <= p["accuracy"] <= 1)
     except (KeyError, TypeError):
         return None
     return p if ok else None
-
-
-def _is_real(value) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
 
 
 def _model_with(name: str, weights: str) -> nn.Module:

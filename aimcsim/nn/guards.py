@@ -90,9 +90,10 @@ def check_dtype(layer, x: torch.Tensor) -> torch.Tensor:
     if x.dtype in _CAST_TO_FLOAT32:
         return x.to(torch.float32)
     if x.dtype.is_complex or not x.dtype.is_floating_point:
+        supported = ", ".join(map(str, SUPPORTED_DTYPES))
         raise TypeError(f"{layer.layer_name}: input dtype {x.dtype} is not supported; analog "
-                        f"layers take floating-point inputs ({', '.join(map(str, SUPPORTED_DTYPES))}"
-                        f"; float64 is cast to float32)")
+                        f"layers take floating-point inputs ({supported}; float64 is cast to "
+                        f"float32)")
     return x
 
 
