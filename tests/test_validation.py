@@ -7,6 +7,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aimcsim.devices import GaussianDeviceConfig, PCMConfig
 from aimcsim.experiments.drift import DriftStudyConfig
@@ -14,8 +17,8 @@ from aimcsim.nn import HardwareAwareConfig
 from aimcsim.tiles import AnalogConfig, DriftCompensationConfig, MappingConfig, PeripheryConfig
 from aimcsim.tiles.periphery import quantization_step
 from aimcsim.training import TrainConfig
-from aimcsim.validation import (MAX_CONVERTER_BITS, check_bool, check_float, check_int,
-                                check_seed, check_time)
+from aimcsim.validation import (MAX_CONVERTER_BITS, all_finite, check_bool, check_finite,
+                                check_float, check_int, check_seed, check_time)
 
 NAN, INF = float("nan"), float("inf")
 
@@ -139,3 +142,18 @@ def test_drift_study_config_checks(tmp_path):
                         ("times", ("1",)), ("analog", {})):
         with pytest.raises(ValueError, match=name):
             DriftStudyConfig(model="f1net", fp32_weights=str(weights), **{name: value})
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3), data=st.data(),
+       dtype=st.sampled_from([torch.float32, torch.float64, torch.float16]),
+       bad=st.sampled_from([float("nan"), float("inf"), -float("inf")]))
+def test_all_finite_finds_any_nan_or_inf_and_does_not_overflow(shape, data, dtype, bad):
+    t = torch.randn(shape).to(dtype)
+    assert all_finite(t) and all_finite(t.numpy() if dtype != torch.float16 else t)
+    assert all_finite(torch.full(shape, 3e38)) and all_finite(torch.zeros(0, 3))
+    index = data.draw(st.integers(0, t.numel() - 1))
+    t.view(-1)[index] = bad
+    assert not all_finite(t) and not all_finite(t.float().numpy())
+    with pytest.raises(ValueError, match="x contains NaN or inf"):
+        check_finite(t, "x")

@@ -4,7 +4,8 @@
   float32; the output is float32); complex, integer and bool inputs raise a TypeError listing
   the supported dtypes;
 - non-finite inputs or biases raise a ValueError naming the layer (the check runs in torch,
-  before the Numba kernels, so a finite input is never reported as NaN / inf);
+  before the Numba kernels, so a finite input is never reported as NaN / inf), and so does an
+  output that overflows float32 (a finite but huge input times the weights);
 - weights changed after ``program()`` (an optimizer step, ``load_state_dict`` of other weights,
   ``weight.zero_()``, a new Parameter) raise a RuntimeError in eval mode telling the user to
   call ``aimcsim.program`` again: the tiles hold the old weights. The check is cheap: the
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from aimcsim.tiles.tile import NotProgrammedError
-from aimcsim.validation import check_finite
+from aimcsim.validation import all_finite, check_finite
 
 #: dtypes the analog layers compute in directly; float64 is cast to float32.
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
@@ -115,6 +116,18 @@ def check_forward(layer, x: torch.Tensor) -> torch.Tensor:
                                      f"aimcsim.program(model, seed) or layer.program(seed)")
         check_weights_unchanged(layer)
     return x
+
+
+def check_output(layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``y`` if finite, else a ValueError: a finite input and finite weights can still give an
+    output beyond float32 (e.g. |x| ~ 1e37 times |w| ~ 1e3); never a silent inf or NaN."""
+    if not all_finite(y):
+        peak = float(x.detach().abs().max()) if x.numel() else 0.0
+        raise ValueError(f"{layer.layer_name} input: the output overflows float32 (inputs up "
+                         f"to |x| = {peak:.3g}, weights up to "
+                         f"{float(layer.weight.detach().abs().max()):.3g}); scale the input "
+                         f"down")
+    return y
 
 
 @contextlib.contextmanager

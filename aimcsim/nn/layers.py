@@ -25,7 +25,8 @@ from torch import nn
 
 from aimcsim.kernels.rng import seed_from
 from aimcsim.nn.functional import torch_analog_pass
-from aimcsim.nn.guards import check_forward, check_parameters, periphery_overflow, stamp_weights
+from aimcsim.nn.guards import (check_forward, check_output, check_parameters,
+                                periphery_overflow, stamp_weights)
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
@@ -174,10 +175,12 @@ class AnalogLayerMixin:
             return self._digital_forward(x)  # (an empty batch: the empty output, right shape)
         with periphery_overflow(self, x):
             if self.training:
-                return self._training_forward(x)
-            if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
-                return self._kernel_forward(x)
-            return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache])
+                y = self._training_forward(x)
+            elif x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
+                y = self._kernel_forward(x)
+            else:
+                y = self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache])
+        return check_output(self, x, y)  # finite (a huge input can overflow float32)
 
     def clipped_weight(self) -> torch.Tensor:
         """The float weights of the hardware-aware forward: W clipped to
