@@ -44,9 +44,17 @@ def all_finite(values) -> bool:
             return True
         if t.is_complex():
             return bool(torch.isfinite(t).all())
-        lo, hi = torch.aminmax(t)
+        lo, hi = torch.aminmax(_flat(t))
         return bool(torch.isfinite(lo) & torch.isfinite(hi))
     return bool(np.isfinite(np.asarray(values)).all())
+
+
+def _flat(t):
+    """A 1-D view of a tensor that is dense in some dimension order (e.g. channels_last), so
+    reductions run over contiguous memory; ``t`` itself otherwise."""
+    order = sorted(range(t.dim()), key=lambda d: -t.stride(d))
+    dense = t.permute(order)
+    return dense.view(-1) if dense.is_contiguous() else t
 
 
 def check_finite(values, name: str) -> None:

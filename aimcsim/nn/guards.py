@@ -3,9 +3,13 @@
 - input dtypes: float32 computes as is, float64 is cast to float32 (the tiles compute in
   float32; the output is float32); complex, integer and bool inputs raise a TypeError listing
   the supported dtypes;
-- non-finite inputs or biases raise a ValueError naming the layer (the check runs in torch,
-  before the Numba kernels, so a finite input is never reported as NaN / inf), and so does an
-  output that overflows float32 (a finite but huge input times the weights);
+- non-finite inputs or biases raise a ValueError naming the layer, and so does an output that
+  overflows float32 (a finite but huge input times the weights). The inputs cost nothing on
+  the inference path: the Numba DAC already checks them, and when it refuses an input the
+  layer checks it again in torch, so a finite input (1e37) is never reported as NaN / inf but
+  as too large for the float32 periphery. Every analog forward checks its output with one
+  ``aminmax`` reduction (:func:`aimcsim.validation.all_finite`), which also catches NaN inputs
+  on the torch paths;
 - weights changed after ``program()`` (an optimizer step, ``load_state_dict`` of other weights,
   ``weight.zero_()``, a new Parameter) raise a RuntimeError in eval mode telling the user to
   call ``aimcsim.program`` again: the tiles hold the old weights. The check is cheap: the
@@ -101,13 +105,13 @@ def check_dtype(layer, x: torch.Tensor) -> torch.Tensor:
 def check_forward(layer, x: torch.Tensor) -> torch.Tensor:
     """Every check of an analog forward pass; returns the input to compute with.
 
-    In digital-eval mode only the dtype is checked. Otherwise: finite input and bias; in eval
-    mode also programmed tiles (:class:`NotProgrammedError`) and unchanged weights.
+    In digital-eval mode only the dtype is checked. Otherwise: a finite bias; in eval mode also
+    programmed tiles (:class:`NotProgrammedError`) and unchanged weights. (The input's
+    finiteness is checked by the kernels and :func:`check_output`, at no cost.)
     """
     x = check_dtype(layer, x)
     if layer.digital_eval and not layer.training:
         return x
-    check_finite(x.detach(), f"{layer.layer_name} input")
     if layer.bias is not None:
         check_finite(layer.bias.detach(), f"{layer.layer_name}.bias")
     if not layer.training:
@@ -118,27 +122,36 @@ def check_forward(layer, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _refuse_non_finite_input(layer, x: torch.Tensor) -> None:
+    check_finite(x.detach(), f"{layer.layer_name} input")
+
+
 def check_output(layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``y`` if finite, else a ValueError: a finite input and finite weights can still give an
-    output beyond float32 (e.g. |x| ~ 1e37 times |w| ~ 1e3); never a silent inf or NaN."""
-    if not all_finite(y):
-        peak = float(x.detach().abs().max()) if x.numel() else 0.0
-        raise ValueError(f"{layer.layer_name} input: the output overflows float32 (inputs up "
-                         f"to |x| = {peak:.3g}, weights up to "
-                         f"{float(layer.weight.detach().abs().max()):.3g}); scale the input "
-                         f"down")
-    return y
+    """``y`` if finite, else a ValueError naming the layer: its input held NaN / inf, or a
+    finite input and finite weights gave an output beyond float32 (e.g. |x| ~ 1e37 times
+    |w| ~ 1e3). One reduction over the output; never a silent inf or NaN."""
+    if all_finite(y):
+        return y
+    _refuse_non_finite_input(layer, x)
+    check_finite(layer.weight.detach(), f"{layer.layer_name}.weight")  # (training diverged)
+    peak = float(x.detach().abs().max()) if x.numel() else 0.0
+    raise ValueError(f"{layer.layer_name} input: the output overflows float32 (inputs up to "
+                     f"|x| = {peak:.3g}, weights up to "
+                     f"{float(layer.weight.detach().abs().max()):.3g}); scale the input down")
 
 
 @contextlib.contextmanager
 def periphery_overflow(layer, x: torch.Tensor):
-    """Turn the kernels' "NaN or inf" refusal of an input already checked finite into the real
-    reason: the float32 DAC's per-vector sum overflowed (inputs of magnitude ~1e37 and more)."""
+    """The Numba DAC refuses inputs whose per-vector sum is not finite ("input contains NaN or
+    inf values"). Re-check such an input in torch: it holds NaN / inf (ValueError naming the
+    layer), or it is finite but so large (~1e37 and up) that the float32 sum overflowed, which
+    is reported as such, never as NaN."""
     try:
         yield
     except ValueError as err:
         if "NaN or inf" not in str(err) or "input" not in str(err):
             raise
+        _refuse_non_finite_input(layer, x)
         peak = float(x.detach().abs().max()) if x.numel() else 0.0
         raise ValueError(f"{layer.layer_name} input: finite values up to |x| = {peak:.3g} are "
                          f"too large for the float32 periphery (a sum over an input vector "
