@@ -244,3 +244,14 @@ def test_split_matrix_with_a_zero_tile_adds_nothing_from_it():
     matrix.program(5)
     x = np.random.default_rng(3).standard_normal((10, 8)).astype(np.float32)
     np.testing.assert_array_equal(matrix.all_tiles[1].mvm(x[:, 4:]), 0)
+
+
+@pytest.mark.parametrize("seed", [-1, 2.5, "0", True, None])
+def test_bad_seeds_are_refused_by_tiles_and_tiled_matrices(seed):
+    w = np.ones((3, 2), np.float32)
+    for target in (AnalogTile(w, AnalogConfig()), TiledMatrix(w, AnalogConfig())):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            target.program(seed)
+        target.program(np.random.SeedSequence(1))
+        with pytest.raises(ValueError, match="seed"):
+            target.set_time(1.0, seed=-1 if seed is None else seed)

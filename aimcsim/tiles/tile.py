@@ -21,7 +21,7 @@ from threadpoolctl import ThreadpoolController
 from aimcsim.devices import DeviceState
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
-from aimcsim.validation import check_finite, check_time
+from aimcsim.validation import check_finite, check_int, check_seed, check_time
 
 #: Seed of the fixed calibration inputs of drift compensation.
 CALIBRATION_SEED = 20_2006
@@ -104,6 +104,7 @@ class AnalogTile:
     def program(self, seed: int | np.random.SeedSequence) -> None:
         """Program the conductances (one sample of programming noise and drift exponents),
         then read at t = 0 and record the drift-compensation reference."""
+        seed = check_seed(seed)
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         program_seq, read_seq, mvm_seq = seq.spawn(3)
         device = self.config.device
@@ -143,6 +144,7 @@ class AnalogTile:
         """
         self._require_programmed()
         t = check_time(t)
+        seed = check_int(seed, "seed", 0, allow_none=True)
         device = self.config.device
         if seed is None:
             (read_seq,) = self._read_seq.spawn(1)
