@@ -170,8 +170,8 @@ class AnalogLayerMixin:
     # ------------------------------------------------------------------ forward
     def _analog_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dispatch: digital / training (float weights + noise) / programmed tiles."""
-        x = check_forward(self, x)  # dtype, finite input and bias, programmed, weights unchanged
-        if self.digital_eval and not self.training or x.shape[0] == 0:
+        x = check_forward(self, x)  # dtype, finite bias, programmed, weights unchanged (guards)
+        if (self.digital_eval and not self.training) or x.shape[0] == 0:
             return self._digital_forward(x)  # (an empty batch: the empty output, right shape)
         with periphery_overflow(self, x):
             if self.training:
