@@ -88,6 +88,29 @@ def test_analog_config_from_damaged_dicts_is_valid_or_value_error(data):
     json.dumps(config.to_dict())
 
 
+@fuzz(100)
+@given(data=st.data())
+def test_config_replace_with_any_key_and_value_is_valid_or_value_error(data):
+    keys = (["device", "periphery", "mapping", "drift_compensation", "read_noise_sampling",
+             "to_dict", "device.g_max", "device.config", "periphery.inp_step",
+             "mapping.rows.real", ""]
+            + [f"periphery.{f.name}" for f in fields(PeripheryConfig)]
+            + [f"mapping.{f.name}" for f in fields(MappingConfig)]
+            + [f"drift_compensation.{f.name}" for f in fields(DriftCompensationConfig)]
+            + [f"device.config.{f.name}" for f in fields(PCMConfig)])
+    key = data.draw(st.sampled_from(keys), label="key")
+    value = data.draw(ANY_VALUE, label="value")
+    original = AnalogConfig()
+    try:
+        config = original.replace(**{key: value})
+    except ValueError as err:
+        last = key.rpartition(".")[2]
+        assert key in str(err) or (last and last in str(err)), str(err)
+        assert original.to_dict() == AnalogConfig().to_dict()  # left untouched
+        return
+    json.dumps(config.to_dict())
+
+
 # ---------------------------------------------------------------- layers
 def _config(data) -> AnalogConfig:
     """A valid config with a few fields varied (the forward fuzz is about inputs)."""

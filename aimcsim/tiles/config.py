@@ -5,7 +5,7 @@ Everything round-trips through JSON (:meth:`AnalogConfig.to_dict` / :meth:`Analo
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from aimcsim.devices import DeviceModel, PCMDevice, device_from_dict
 from aimcsim.tiles.periphery import PeripheryConfig
@@ -126,11 +126,14 @@ class AnalogConfig:
             target = new
             *path, last = key.split(".")
             for part in path:
-                if not hasattr(target, part):
+                if part not in _field_names(target):
                     raise ValueError(f"unknown config field {key!r}")
                 target = getattr(target, part)
-            if not hasattr(target, last):
+            if last not in _field_names(target):
                 raise ValueError(f"unknown config field {key!r}")
+            if isinstance(target, DeviceModel) and not isinstance(value, type(target.config)):
+                raise ValueError(f"{key} must be a {type(target.config).__name__}, got "
+                                 f"{type(value).__name__}")
             setattr(target, last, value)
             if hasattr(target, "__post_init__"):
                 target.__post_init__()
@@ -143,6 +146,13 @@ class AnalogConfig:
         from aimcsim.devices import ideal_device
         return cls(device=ideal_device(), periphery=PeripheryConfig.ideal(),
                    drift_compensation=DriftCompensationConfig(enabled=False))
+
+
+def _field_names(target) -> set[str]:
+    """The fields ``replace`` may set on ``target``: a dataclass's fields, a device's config."""
+    if isinstance(target, DeviceModel):
+        return {"config"}
+    return {f.name for f in fields(target)} if is_dataclass(target) else set()
 
 
 def _dataclass_from_dict(kind, data: dict):
