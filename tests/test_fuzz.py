@@ -213,8 +213,14 @@ def test_layer_forward_is_finite_of_the_right_shape_or_a_clear_error(data):
     if batch and data.draw(st.integers(0, 9), label="poison") in (4, 7):
         x.view(-1)[data.draw(st.integers(0, x.numel() - 1))] = data.draw(
             st.sampled_from([float("nan"), float("inf"), -float("inf")]))
-    if len(shape) == 3 and data.draw(st.booleans(), label="channels_last"):
+    layout = data.draw(st.sampled_from(["contiguous", "channels_last", "strided"]),
+                       label="layout")
+    if layout == "channels_last" and len(shape) == 3:
         x = x.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":  # a non-contiguous view: every other element of a wider tensor
+        wide = torch.zeros(x.shape[:-1] + (2 * x.shape[-1],))
+        wide[..., ::2] = x
+        x = wide[..., ::2]
     x = x.to(dtype) if not dtype.is_complex else torch.complex(x, x).to(dtype)
     expected = digital(torch.zeros((batch,) + shape)).shape
     try:

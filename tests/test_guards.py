@@ -260,3 +260,14 @@ def test_intact_state_still_round_trips_bit_identically():
     fresh.load_state_dict(analog.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(fresh(X), analog(X), rtol=0, atol=0)
+
+
+def test_conversion_and_layer_arguments_are_checked():
+    with pytest.raises(ValueError, match=r"overrides\['fc'\] must be an AnalogConfig"):
+        aimcsim.convert_to_analog(nn.Linear(2, 2), overrides={"fc": {"mapping": {}}})
+    with pytest.raises(ValueError, match="hwa must be an instance of HardwareAwareConfig"):
+        aimcsim.convert_to_analog(nn.Sequential(nn.Linear(2, 2)), hwa={"weight_noise": 0.1})
+    with pytest.raises(ValueError, match="config must be an AnalogConfig"):
+        aimcsim.convert_to_analog(nn.Linear(2, 2), config="ideal")
+    with pytest.raises(ValueError, match="config must be an instance of AnalogConfig or None"):
+        aimcsim.AnalogLinear(2, 2, config="ideal")

@@ -71,6 +71,10 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         raise ValueError(f"config must be an AnalogConfig, got {type(config).__name__}")
     mapping = dict(DEFAULT_MAPPING if mapping is None else mapping)
     overrides = dict(overrides or {})
+    for key, value in overrides.items():
+        if not isinstance(value, AnalogConfig):
+            raise ValueError(f"overrides[{key!r}] must be an AnalogConfig, got "
+                             f"{type(value).__name__}")
     exclude = list(exclude)
     target = model if inplace else copy.deepcopy(model)
     skipped: list[str] = []

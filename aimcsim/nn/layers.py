@@ -72,6 +72,11 @@ class AnalogLayerMixin:
 
     def _init_analog(self, config: AnalogConfig | None,
                      hwa: HardwareAwareConfig | None) -> None:
+        for value, kind, name in ((config, AnalogConfig, "config"),
+                                  (hwa, HardwareAwareConfig, "hwa")):
+            if value is not None and not isinstance(value, kind):
+                raise ValueError(f"{name} must be an instance of {kind.__name__} or None, got "
+                                 f"{type(value).__name__}")
         self.analog_config = config if config is not None else AnalogConfig()
         self.config_explicit = config is not None
         self.hwa = hwa if hwa is not None else HardwareAwareConfig()
