@@ -139,7 +139,8 @@ def test_drift_study_config_checks(tmp_path):
     weights.write_bytes(b"x")
     for name, value in (("repetitions", 0), ("repetitions", 2.0), ("seed", -1),
                         ("batch_size", 0), ("limit", 0), ("times", (1.0, NAN)),
-                        ("times", ("1",)), ("analog", {})):
+                        ("times", ("1",)), ("times", "1"), ("analog", {}), ("gdc", ()),
+                        ("gdc", ("on",)), ("gdc", "on")):
         with pytest.raises(ValueError, match=name):
             DriftStudyConfig(model="f1net", fp32_weights=str(weights), **{name: value})
 

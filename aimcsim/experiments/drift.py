@@ -28,7 +28,7 @@ from aimcsim.nn import convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
-from aimcsim.validation import check_int, check_time, is_number
+from aimcsim.validation import check_bool, check_int, check_time, is_number
 
 SERIES = ("fp32", "direct", "hwa")
 #: 15+ log-spaced times from 1e-5 s to 1e5 s (physics: t counts from the end of programming).
@@ -82,7 +82,10 @@ class DriftStudyConfig:
         self.seed = check_int(self.seed, "seed", 0, 1 << 32)
         self.batch_size = check_int(self.batch_size, "batch_size", 1, 1 << 20)
         self.limit = check_int(self.limit, "limit", 1, allow_none=True)
-        if not self.times:
+        if not self.gdc or isinstance(self.gdc, (str, bytes)):
+            raise ValueError(f"gdc must be a non-empty tuple of True / False, got {self.gdc!r}")
+        self.gdc = tuple(check_bool(g, "gdc") for g in self.gdc)
+        if not self.times or isinstance(self.times, (str, bytes)):
             raise ValueError(f"times must be a non-empty list of seconds >= 0, got {self.times}")
         self.times = tuple(check_time(t, "times") for t in self.times)
         if not isinstance(self.analog, AnalogConfig):
