@@ -7,6 +7,7 @@ Small layers and modest example counts keep the suite under a minute on 2 CPU th
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -240,6 +241,53 @@ def test_layer_forward_is_finite_of_the_right_shape_or_a_clear_error(data):
     assert mode != "unprogrammed"
     event(f"computed ({mode})")
     assert y.shape == expected and y.dtype == torch.float32
+    assert torch.isfinite(y).all()
+
+
+@fuzz(120)
+@given(data=st.data())
+def test_input_shapes_give_the_digital_shape_or_a_value_error(data):
+    """Any input shape (dims, channels, spatial sizes down to 0, with every padding mode and
+    "same" / "valid"): the digital layer's output shape, or a ValueError naming the layer."""
+    kind = data.draw(st.sampled_from(["linear", "conv1d", "conv2d"]), label="kind")
+    cin, cout = data.draw(st.integers(1, 4), label="cin"), data.draw(st.integers(1, 4))
+    if kind == "linear":
+        digital = nn.Linear(cin, cout)
+        shape = data.draw(st.lists(st.integers(0, 5), min_size=0, max_size=3)) + [
+            data.draw(st.sampled_from([cin, cin, cin + 1, 0]))]
+    else:
+        nd = 1 if kind == "conv1d" else 2
+        padding = data.draw(st.sampled_from([0, 1, 2, "same", "valid"]), label="padding")
+        dilation = data.draw(st.integers(1, 2), label="dilation")
+        stride = 1 if padding == "same" else data.draw(st.integers(1, 2), label="stride")
+        digital = (nn.Conv1d if nd == 1 else nn.Conv2d)(
+            cin, cout, data.draw(st.integers(1, 3), label="k"), stride=stride,
+            padding=padding, dilation=dilation,
+            padding_mode=data.draw(st.sampled_from(["zeros", "reflect", "replicate",
+                                                    "circular"]), label="mode"))
+        dims = data.draw(st.sampled_from([nd + 2, nd + 2, nd + 1, nd + 3]), label="dims")
+        shape = ([data.draw(st.integers(0, 2), label="batch"),
+                  data.draw(st.sampled_from([cin, cin, cin + 1]), label="channels")]
+                 + [data.draw(st.integers(0, 6), label="size") for _ in range(dims - 2)])
+        shape = shape[:dims]
+    analog = aimcsim.convert_to_analog(digital, AnalogConfig().replace(**{"mapping.rows": 16}))
+    aimcsim.program(analog, seed=0)
+    mode = data.draw(st.sampled_from(["eval", "train", "digital"]), label="mode")
+    analog.train(mode == "train")
+    x = torch.randn(shape)
+    try:
+        expected = digital(x).shape
+    except RuntimeError:
+        expected = None  # torch refuses it: the analog layer must refuse it with a ValueError
+    try:
+        with torch.no_grad(), (aimcsim.digital(analog) if mode == "digital"
+                               else contextlib.nullcontext()):
+            y = analog(x)
+    except ValueError as err:
+        _expect_named(err, analog.layer_name)
+        assert expected is None, f"torch computes {shape} -> {expected}, aimcsim refused: {err}"
+        return
+    assert expected is not None and y.shape == expected, (shape, expected)
     assert torch.isfinite(y).all()
 
 

@@ -271,3 +271,16 @@ def test_conversion_and_layer_arguments_are_checked():
         aimcsim.convert_to_analog(nn.Linear(2, 2), config="ideal")
     with pytest.raises(ValueError, match="config must be an instance of AnalogConfig or None"):
         aimcsim.AnalogLinear(2, 2, config="ideal")
+
+
+def test_conv_shapes_are_checked_and_unbatched_inputs_work_as_in_torch():
+    torch.manual_seed(0)
+    digital = nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")
+    analog = programmed(nn.Sequential(digital))[0]
+    x = torch.randn(2, 5, 5)
+    with torch.no_grad():
+        assert analog(x).shape == digital(x).shape == (3, 5, 5)
+        for bad in (torch.randn(1, 3, 5, 5), torch.randn(1, 2, 1, 5), torch.randn(5, 5),
+                    torch.randn(1, 2, 0, 5)):
+            with pytest.raises(ValueError, match=r"^0: "):
+                analog(bad)

@@ -102,14 +102,41 @@ def check_dtype(layer, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def check_conv_shape(layer, x: torch.Tensor) -> None:
+    """A convolution's input: the right number of dims and channels, each spatial size at least
+    1, covering the (dilated) kernel after padding, and larger than a reflect padding."""
+    dims, shape = layer._expected_dims, tuple(x.shape)
+    if x.dim() != dims or x.shape[1] != layer.in_channels:
+        raise ValueError(f"{layer.layer_name}: expected input of {dims} dims with "
+                         f"{layer.in_channels} channels, got {shape}")
+    for axis, size in enumerate(shape[2:]):
+        span = layer.dilation[axis] * (layer.kernel_size[axis] - 1) + 1
+        if layer.padding == "same":  # the larger side of torch's "same" padding
+            pad = (span - 1) - (span - 1) // 2
+        else:
+            pad = 0 if layer.padding == "valid" else layer.padding[axis]
+        too_small = size < 1 or (layer.padding != "same" and size + 2 * pad < span)
+        if layer.padding_mode == "reflect":
+            too_small = too_small or pad >= size
+        elif layer.padding_mode == "circular":
+            too_small = too_small or pad > size
+        if too_small:
+            raise ValueError(f"{layer.layer_name}: input {shape} is too small along spatial "
+                             f"axis {axis} for kernel {tuple(layer.kernel_size)}, dilation "
+                             f"{tuple(layer.dilation)}, padding {layer.padding!r} "
+                             f"({layer.padding_mode})")
+
+
 def check_forward(layer, x: torch.Tensor) -> torch.Tensor:
     """Every check of an analog forward pass; returns the input to compute with.
 
-    In digital-eval mode only the dtype is checked. Otherwise: a finite bias; in eval mode also
+    In digital-eval mode only the dtype (and a convolution's input shape) is checked. Otherwise: a finite bias; in eval mode also
     programmed tiles (:class:`NotProgrammedError`) and unchanged weights. (The input's
     finiteness is checked by the kernels and :func:`check_output`, at no cost.)
     """
     x = check_dtype(layer, x)
+    if hasattr(layer, "_expected_dims"):
+        check_conv_shape(layer, x)
     if layer.digital_eval and not layer.training:
         return x
     if layer.bias is not None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from aimcsim.kernels.rng import seed_from
 from aimcsim.nn.functional import torch_analog_pass
-from aimcsim.nn.guards import (check_forward, check_output, check_parameters,
+from aimcsim.nn.guards import (check_dtype, check_forward, check_output, check_parameters,
                                 periphery_overflow, stamp_weights)
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.tiles.config import AnalogConfig
@@ -402,6 +402,7 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = check_dtype(self, x)
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self.layer_name}: expected input (..., {self.in_features}), "
                              f"got {tuple(x.shape)}")
@@ -475,6 +476,8 @@ class _AnalogConvNd(AnalogLayerMixin):
         return layer
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) and x.dim() == self._expected_dims - 1:
+            return self._analog_forward(x.unsqueeze(0)).squeeze(0)  # unbatched, as in torch
         return self._analog_forward(x)
 
     def _digital_forward(self, x):
