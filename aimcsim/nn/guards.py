@@ -130,9 +130,10 @@ def check_conv_shape(layer, x: torch.Tensor) -> None:
 def check_forward(layer, x: torch.Tensor) -> torch.Tensor:
     """Every check of an analog forward pass; returns the input to compute with.
 
-    In digital-eval mode only the dtype (and a convolution's input shape) is checked. Otherwise: a finite bias; in eval mode also
-    programmed tiles (:class:`NotProgrammedError`) and unchanged weights. (The input's
-    finiteness is checked by the kernels and :func:`check_output`, at no cost.)
+    Always the dtype and a convolution's input shape (digital-eval mode stops there); then a
+    finite bias; in eval mode also programmed tiles (:class:`NotProgrammedError`) and
+    unchanged weights. (The input's finiteness is checked by the kernels and by
+    :func:`check_output`, at no extra cost on the inference path.)
     """
     x = check_dtype(layer, x)
     if hasattr(layer, "_expected_dims"):
