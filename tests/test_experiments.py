@@ -58,15 +58,22 @@ def test_drift_study_end_to_end_and_resume(trained):
     assert all(0 <= r["mean"] <= 1 and r["n"] == 2 for r in results["rows"])
     # a kill that lost the last two points and cut a line in half: resumed, same numbers
     (out / "points.jsonl").write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:10])
-    again = run_drift_study(config, test, out, progress=False)
+    with pytest.warns(UserWarning, match=r"points\.jsonl: skipped 1 unreadable line"):
+        again = run_drift_study(config, test, out, progress=False)
     assert again["rows"] == results["rows"]
-    kept = [json.loads(x) for x in (out / "points.jsonl").read_text().splitlines()
-            if x.strip().endswith("}")]
+    # binary garbage and a key-less line (a damaged disk, a stray write): skipped, not a crash
+    with open(out / "points.jsonl", "ab") as fh:
+        fh.write(b"\x00\xff\xfe garbage\n{\"series\": \"direct\"}\n")
+    with pytest.warns(UserWarning, match=r"skipped 3 unreadable line"):
+        assert run_drift_study(config, test, out, progress=False)["rows"] == results["rows"]
+    kept = [json.loads(x) for x in (out / "points.jsonl").read_text(errors="replace").splitlines()
+            if x.strip().endswith("}") and "accuracy" in x]
     keys = [(p["series"], p["gdc"], p["rep"], p["t"]) for p in kept]
     assert len(keys) == len(set(keys)) == 13
     # nothing to do on a complete study
-    run_drift_study(config, test, out, progress=False)
-    assert len((out / "points.jsonl").read_text().splitlines()) == len(kept) + 1
+    with pytest.warns(UserWarning):
+        run_drift_study(config, test, out, progress=False)
+    assert len((out / "points.jsonl").read_text(errors="replace").splitlines()) == len(kept) + 3
     assert (out / "summary.csv").read_text().count("\n") == 1 + 1 + 6
     png = out / "f1.png"
     plot_accuracy_over_time(again, png)
@@ -251,3 +258,24 @@ def test_bar_chart_needs_one_value_per_name(tmp_path):
         plot_points_per_item(["a", "b"], [1.0], tmp_path / "x.png", "points", "title")
     plot_points_per_item(["a", "b"], [1.0, -0.5], tmp_path / "x.png", "points", "t\n" + "w" * 90)
     assert (tmp_path / "x.png").stat().st_size > 0
+
+
+def test_points_file_skips_unreadable_lines_with_a_warning(tmp_path):
+    """Binary, key-less, non-object, wrongly typed and cut lines are skipped with one warning
+    naming the file and the lines; the good points are kept."""
+    from aimcsim.experiments.drift import _load_points
+    good = [{"series": "direct", "gdc": True, "rep": 0, "t": 1.0, "accuracy": 0.5},
+            {"series": "fp32", "gdc": False, "rep": 0, "t": 0.0, "accuracy": 0.9}]
+    bad = [b"\x00\x81\xff", b'{"series": "direct"}', b"[1, 2]", b"17",
+           b'{"series": "direct", "gdc": true, "rep": "0", "t": 1.0, "accuracy": 0.5}',
+           b'{"series": "direct", "gdc": true, "rep": 0, "t": NaN, "accuracy": 0.5}',
+           b'{"series": "nope", "gdc": true, "rep": 0, "t": 1.0, "accuracy": 0.5}',
+           b'{"series": "direct", "gdc": true, "rep": 0, "t": 1.0, "accuracy": 1.5}',
+           json.dumps(good[0]).encode()[:15]]
+    path = tmp_path / "points.jsonl"
+    path.write_bytes(b"\n".join([json.dumps(good[0]).encode()] + bad[:-1]
+                                + [json.dumps(good[1]).encode(), b"", bad[-1]]))
+    with pytest.warns(UserWarning, match=r"points\.jsonl: skipped 9 unreadable line\(s\) "
+                                         r"\(2, 3, 4, 5, 6, 7, 8, 9, 12\)"):
+        points = _load_points(path)
+    assert sorted(points.values(), key=lambda p: p["series"]) == good

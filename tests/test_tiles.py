@@ -229,3 +229,49 @@ def test_bad_input_is_rejected_with_clear_errors():
 
 def test_default_device_is_pcm():
     assert isinstance(AnalogConfig().device, PCMDevice)
+
+
+@pytest.mark.parametrize("scaling", ["tile", "column"])
+@pytest.mark.parametrize("noise_idle", [False, True])
+def test_all_zero_tile_outputs_exact_zeros(scaling, noise_idle):
+    """w_max = 0 (no weight on the tile) gives output_scale 0: exact zeros, no output noise
+    scaled by a stand-in w_max of 1, at any time, with GDC and per-MVM read noise."""
+    config = AnalogConfig(device=PCMDevice(noise_idle_devices=noise_idle)).replace(**{
+        "mapping.weight_scaling": scaling, "periphery.out_noise": 0.5})
+    x = np.random.default_rng(0).standard_normal((16, 6)).astype(np.float32)
+    for sampling in ("per_read", "per_mvm"):
+        tile = AnalogTile(np.zeros((6, 5), np.float32),
+                          config.replace(read_noise_sampling=sampling))
+        tile.program(3)
+        for t in (0.0, 3600.0, YEAR):
+            tile.set_time(t)
+            np.testing.assert_array_equal(tile.output_scale, 0)
+            assert np.all(tile.mvm(x) == 0)
+    # a zero column next to non-zero ones: exact zeros with per-column scaling only
+    w = np.random.default_rng(1).standard_normal((6, 5)).astype(np.float32)
+    w[:, 2] = 0
+    tile = AnalogTile(w, config)
+    tile.program(0)
+    y = tile.mvm(x)
+    assert np.all(y[:, 2] == 0) == (scaling == "column")  # tile scaling: noise stays
+
+
+def test_split_matrix_with_a_zero_tile_adds_nothing_from_it():
+    w = np.random.default_rng(2).standard_normal((8, 3)).astype(np.float32)
+    w[4:] = 0  # the second row block of 4 x 3 tiles is all zero
+    config = AnalogConfig().replace(**{"mapping.rows": 4, "periphery.out_noise": 0.5})
+    matrix = TiledMatrix(w, config)
+    matrix.program(5)
+    x = np.random.default_rng(3).standard_normal((10, 8)).astype(np.float32)
+    np.testing.assert_array_equal(matrix.all_tiles[1].mvm(x[:, 4:]), 0)
+
+
+@pytest.mark.parametrize("seed", [-1, 2.5, "0", True, None])
+def test_bad_seeds_are_refused_by_tiles_and_tiled_matrices(seed):
+    w = np.ones((3, 2), np.float32)
+    for target in (AnalogTile(w, AnalogConfig()), TiledMatrix(w, AnalogConfig())):
+        with pytest.raises(ValueError, match="seed must be a non-negative integer"):
+            target.program(seed)
+        target.program(np.random.SeedSequence(1))
+        with pytest.raises(ValueError, match="seed"):
+            target.set_time(1.0, seed=-1 if seed is None else seed)

@@ -54,7 +54,7 @@ def device_from_dict(data: dict) -> DeviceModel:
         raise ValueError(f"data must be a dict from DeviceModel.to_dict(), got "
                          f"{type(data).__name__}")
     name = data.get("model")
-    if name not in DEVICE_REGISTRY:
+    if not isinstance(name, str) or name not in DEVICE_REGISTRY:
         raise ValueError(f"unknown device model {name!r}; known: {sorted(DEVICE_REGISTRY)}")
     device_cls, config_cls = DEVICE_REGISTRY[name]
     config = data.get("config", {})

@@ -1,14 +1,16 @@
 """Input checks of the device models: clear ValueErrors that name the argument or config field."""
 from __future__ import annotations
 
-import math
-from numbers import Real
-
 import numpy as np
+
+from aimcsim.validation import check_bool, check_float, is_number
 
 #: Relative tolerance on the target range: values up to g_max * (1 + TOL) are clipped to g_max,
 #: values down to -g_max * TOL are clipped to 0 (float rounding of w / w_max * g_max).
 TARGET_TOLERANCE = 1e-4
+#: Upper limit of every numeric device constant (µS, seconds or dimensionless): far beyond any
+#: physical device, and it keeps products of constants within float32.
+MAX_DEVICE_VALUE = 1e6
 
 
 def check_targets(g_target, g_max: float, name: str = "g_target") -> np.ndarray:
@@ -30,34 +32,26 @@ def check_targets(g_target, g_max: float, name: str = "g_target") -> np.ndarray:
     return np.asarray(np.clip(g, 0.0, g_max), dtype=np.float32)
 
 
-def is_number(value) -> bool:
-    """A finite real number (Python or numpy), not a bool."""
-    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def check_config_numbers(config, positive=(), non_negative=()) -> None:
-    """Config fields must be finite numbers, > 0 or >= 0 as listed; ValueError names the field."""
-    for name in positive:
-        v = getattr(config, name)
-        if not (is_number(v) and v > 0):
-            raise ValueError(f"{name} must be a finite number > 0, got {v!r}")
-    for name in non_negative:
-        v = getattr(config, name)
-        if not (is_number(v) and v >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    """Config fields must be finite numbers, > 0 or >= 0 as listed, and <= MAX_DEVICE_VALUE;
+    ValueError names the field. The fields are normalised to Python floats (JSON-serialisable)."""
+    for names, low_open in ((positive, True), (non_negative, False)):
+        for name in names:
+            setattr(config, name, check_float(getattr(config, name), name, 0,
+                                              MAX_DEVICE_VALUE, low_open=low_open))
 
 
 def check_config_flags(config, names) -> None:
-    """Config fields that must be bools."""
+    """Config fields that must be bools (normalised to Python bools)."""
     for name in names:
-        v = getattr(config, name)
-        if not isinstance(v, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {v!r}")
+        setattr(config, name, check_bool(getattr(config, name), name))
 
 
 def as_number_tuple(config, name: str, size: int) -> tuple[float, ...]:
     """Field ``name`` as a tuple of ``size`` finite floats (lists from JSON are accepted)."""
     v = getattr(config, name)
+    if isinstance(v, (str, bytes)):
+        raise ValueError(f"{name} must be {size} finite numbers, got {v!r}")
     try:
         values = tuple(v)
     except TypeError:

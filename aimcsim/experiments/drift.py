@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from aimcsim.nn import adapt_batchnorm, convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
+from aimcsim.validation import check_bool, check_int, check_time, is_number
 
 SERIES = ("fp32", "direct", "hwa")
 #: 15+ log-spaced times from 1e-5 s to 1e5 s (physics: t counts from the end of programming).
@@ -81,13 +83,19 @@ class DriftStudyConfig:
             raise ValueError(f"series must be a non-empty subset of {SERIES}, got {self.series}")
         if tuple(self.series) == ("hwa",) and self.hwa_weights is None:
             raise ValueError("series ('hwa',) needs hwa_weights")
-        if self.repetitions < 1:
-            raise ValueError(f"repetitions must be >= 1, got {self.repetitions}")
-        if isinstance(self.adabs, bool) or not isinstance(self.adabs, int) or self.adabs < 0:
-            raise ValueError(f"adabs must be an integer >= 0 (training images), "
-                             f"got {self.adabs!r}")
-        if not self.times or any(not np.isfinite(t) or t < 0 for t in self.times):
+        self.repetitions = check_int(self.repetitions, "repetitions", 1, 1 << 16)
+        self.seed = check_int(self.seed, "seed", 0, 1 << 32)
+        self.batch_size = check_int(self.batch_size, "batch_size", 1, 1 << 20)
+        self.limit = check_int(self.limit, "limit", 1, allow_none=True)
+        if not self.gdc or isinstance(self.gdc, (str, bytes)):
+            raise ValueError(f"gdc must be a non-empty tuple of True / False, got {self.gdc!r}")
+        self.gdc = tuple(check_bool(g, "gdc") for g in self.gdc)
+        self.adabs = check_int(self.adabs, "adabs", 0, 1 << 20)
+        if not self.times or isinstance(self.times, (str, bytes)):
             raise ValueError(f"times must be a non-empty list of seconds >= 0, got {self.times}")
+        self.times = tuple(check_time(t, "times") for t in self.times)
+        if not isinstance(self.analog, AnalogConfig):
+            raise ValueError(f"analog must be an AnalogConfig, got {type(self.analog).__name__}")
         for name in ("fp32_weights", "hwa_weights"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -143,16 +151,45 @@ def _key(series: str, gdc: bool, rep: int, t: float) -> str:
 
 
 def _load_points(path: Path) -> dict[str, dict]:
+    """The points of ``points.jsonl``, keyed as :func:`_key`. Lines that are not a complete
+    point (cut by a kill, binary garbage, missing keys, values of the wrong type) are skipped
+    with one ``UserWarning`` naming the file and the line numbers: those points are measured
+    again."""
     points: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            if line.strip():
-                try:
-                    p = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by a kill: measured again
-                    continue
-                points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p
+    if not path.exists():
+        return points
+    bad: list[int] = []
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        p = _parse_point(raw)
+        if p is None:
+            bad.append(number)
+            continue
+        points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (", ..." if len(bad) > 10 else "")
+        warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) ({shown}); those points "
+                      f"are measured again", UserWarning, stacklevel=3)
     return points
+
+
+def _parse_point(raw: bytes) -> dict | None:
+    """One line of ``points.jsonl`` as a point, or None if it is not a valid one."""
+    try:
+        p = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(p, dict):
+        return None
+    try:
+        ok = (p["series"] in SERIES and isinstance(p["gdc"], bool)
+              and isinstance(p["rep"], int) and not isinstance(p["rep"], bool) and p["rep"] >= 0
+              and is_number(p["t"]) and p["t"] >= 0
+              and is_number(p["accuracy"]) and 0 <= p["accuracy"] <= 1)
+    except (KeyError, TypeError):
+        return None
+    return p if ok else None
 
 
 def _model_with(name: str, weights: str) -> nn.Module:

@@ -2,6 +2,7 @@
 from aimcsim.nn.attention import AnalogMultiheadAttention
 from aimcsim.nn.batchnorm import adapt_batchnorm
 from aimcsim.nn.conversion import DEFAULT_MAPPING, convert_to_analog
+from aimcsim.nn.guards import WeightsChangedError
 from aimcsim.nn.layers import (ANALOG_LAYERS, AnalogConv1d, AnalogConv2d, AnalogLinear,
                                HardwareAwareConfig)
 from aimcsim.nn.model_api import (analog_layers, calibrate_input_ranges, digital, program,
@@ -10,6 +11,6 @@ from aimcsim.nn.recurrent import AnalogGRU, AnalogLSTM, AnalogRNN
 
 __all__ = ["DEFAULT_MAPPING", "convert_to_analog", "ANALOG_LAYERS", "AnalogConv1d",
            "AnalogConv2d", "AnalogGRU", "AnalogLinear", "AnalogLSTM", "AnalogMultiheadAttention",
-           "AnalogRNN", "HardwareAwareConfig", "adapt_batchnorm", "analog_layers",
-           "calibrate_input_ranges", "digital", "program", "reset_saturation", "saturation",
-           "set_time", "summary"]
+           "AnalogRNN", "HardwareAwareConfig", "WeightsChangedError", "adapt_batchnorm",
+           "analog_layers", "calibrate_input_ranges", "digital", "program", "reset_saturation",
+           "saturation", "set_time", "summary"]

@@ -76,6 +76,11 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         convert as a whole (one config for all their sub-layers; an override keyed by the
         module's name applies). Converted ``nn.TransformerEncoder`` stacks never take torch's
         fused fast path, which would bypass the tiles.
+        A module used at several places of the model becomes one analog layer used at all of
+        them.
+    Raises:
+        ValueError: a layer to convert shares a Parameter with another module (weight tying,
+            e.g. a head tied to an embedding); the message names both.
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -83,14 +88,25 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         raise ValueError(f"config must be an AnalogConfig, got {type(config).__name__}")
     mapping = dict(DEFAULT_MAPPING if mapping is None else mapping)
     overrides = dict(overrides or {})
+    for key, value in overrides.items():
+        if not isinstance(value, AnalogConfig):
+            raise ValueError(f"overrides[{key!r}] must be an AnalogConfig, got "
+                             f"{type(value).__name__}")
     exclude = list(exclude)
     target = model if inplace else copy.deepcopy(model)
     skipped: list[str] = []
     handled: list[str] = []  # converted, excluded or opaque sub-trees
+    converted: dict[int, nn.Module] = {}  # id(digital module) -> its analog layer
+    owners = _parameter_owners(target)
     root_cls = _analog_class(target, mapping)
     whole = root_cls is not None or isinstance(target, _OPAQUE)  # root converts as a whole
-    for name, module in [] if whole else list(target.named_modules()):
+    modules = [] if whole else list(target.named_modules(remove_duplicate=False))
+    for name, module in modules:
         if not name or isinstance(module, ANALOG_LAYERS) or _under(name, handled):
+            continue
+        if id(module) in converted:  # the same module used twice: one analog layer, reused
+            _set_submodule(target, name, converted[id(module)])
+            handled.append(name)
             continue
         if any(_matches(name, module, key) for key in exclude):
             handled.append(name)
@@ -102,6 +118,7 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
             if isinstance(module, _OPAQUE):
                 handled.append(name)
             continue
+        _refuse_tied_parameters(name, module, owners)
         layer_config = next((cfg for key, cfg in overrides.items()
                              if _matches(name, module, key)), config)
         try:
@@ -111,6 +128,7 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
         analog.layer_name = name
         name_sublayers(analog, name)
         analog.train(module.training)
+        converted[id(module)] = analog
         _set_submodule(target, name, analog)
         handled.append(name)
     root_excluded = any(_matches("", target, key) for key in exclude)
@@ -128,6 +146,32 @@ def convert_to_analog(model: nn.Module, config: AnalogConfig | None = None, *,
                       "exclude= to silence this): " + ", ".join(skipped), UserWarning,
                       stacklevel=2)
     return target
+
+
+def _parameter_owners(root: nn.Module) -> dict[int, list[tuple[str, nn.Module]]]:
+    """id(parameter) -> every (qualified parameter name, distinct module) holding it."""
+    owners: dict[int, list[tuple[str, nn.Module]]] = {}
+    for name, module in root.named_modules(remove_duplicate=False):
+        for pname, param in module.named_parameters(recurse=False):
+            holders = owners.setdefault(id(param), [])
+            if all(m is not module for _, m in holders):
+                holders.append((f"{name}.{pname}" if name else pname, module))
+    return owners
+
+
+def _refuse_tied_parameters(name: str, module: nn.Module,
+                            owners: dict[int, list[tuple[str, nn.Module]]]) -> None:
+    """A layer to convert must not share a Parameter with another module (weight tying, e.g.
+    ``head.weight = embedding.weight``): the analog layer would get its own copy and silently
+    untie them. The same module object used twice is fine (converted once, reused)."""
+    for pname, param in module.named_parameters(recurse=False):
+        others = [qual for qual, m in owners.get(id(param), []) if m is not module]
+        if others:
+            raise ValueError(
+                f"cannot convert layer {name!r}: its {pname} is tied to {', '.join(others)} "
+                f"(one shared Parameter); an analog copy would silently untie them. Untie "
+                f"them first (e.g. {name}.{pname} = nn.Parameter({others[0]}.detach().clone()))"
+                f" or leave {name!r} digital with exclude=[{name!r}]")
 
 
 def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:

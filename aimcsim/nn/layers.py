@@ -28,6 +28,8 @@ from aimcsim.nn.dtypes import computes_in_float32
 from aimcsim.nn.functional import torch_analog_pass
 from aimcsim.nn.fused import fused_per_patch_pass, fused_per_patch_supported
 from aimcsim.nn.input_scaling import ConvWindow, patch_scales, torch_per_vector_pass
+from aimcsim.nn.guards import (check_dtype, check_forward, check_output, check_parameters,
+                                periphery_overflow, stamp_weights)
 from aimcsim.nn.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.nn.training_weights import device_model_blocks, gaussian_blocks
 from aimcsim.kernels.periphery import absmax_per_pixel, dac_patches, dac_pixels
@@ -36,7 +38,8 @@ from aimcsim.tiles.engine import (SaturationStats, analog_pass, analog_pass_per_
                                   bound_iterations)
 from aimcsim.tiles.periphery import PeripheryConfig
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
-from aimcsim.validation import check_finite, check_time
+from aimcsim.validation import (check_bool, check_choice, check_float, check_int, check_seed,
+                                check_time)
 
 
 HWA_NOISE_MODELS = ("gaussian", "device")
@@ -54,8 +57,10 @@ class HardwareAwareConfig:
             [``t_min``, ``t_max``] seconds with per-device exponents, read noise, and the
             drift compensation inference applies).
         weight_noise: std of additive Gaussian weight noise relative to the tile's max|W|
-            (0.02-0.08 is the useful range; above 0.08 networks stop reaching float accuracy).
-        clip_sigma: weights are clipped to +-clip_sigma x std(W) of the layer (None: off).
+            (0.02-0.08 is the useful range; above 0.08 networks stop reaching float accuracy;
+            accepted: 0 to 10).
+        clip_sigma: weights are clipped to +-clip_sigma x std(W) of the layer (None: off;
+            accepted: > 0 and <= 1000).
         periphery: run DAC/ADC quantisation, output noise and bound management of the
             layer's AnalogConfig in the training forward pass.
         t_min, t_max: range of the read times of the ``device`` model, seconds (> 0).
@@ -69,17 +74,16 @@ class HardwareAwareConfig:
     t_max: float = 1e6
 
     def __post_init__(self) -> None:
-        if self.noise_model not in HWA_NOISE_MODELS:
-            raise ValueError(f"noise_model must be one of {HWA_NOISE_MODELS}, "
-                             f"got {self.noise_model!r}")
-        if not (np.isfinite(self.t_min) and np.isfinite(self.t_max)
-                and 0 < self.t_min <= self.t_max):
-            raise ValueError(f"need 0 < t_min <= t_max (finite seconds), got "
-                             f"t_min={self.t_min!r}, t_max={self.t_max!r}")
-        if not (np.isfinite(self.weight_noise) and self.weight_noise >= 0):
-            raise ValueError(f"weight_noise must be finite and >= 0, got {self.weight_noise}")
-        if self.clip_sigma is not None and not self.clip_sigma > 0:
-            raise ValueError(f"clip_sigma must be > 0 or None, got {self.clip_sigma}")
+        self.weight_noise = check_float(self.weight_noise, "weight_noise", 0, 10)
+        self.clip_sigma = check_float(self.clip_sigma, "clip_sigma", 0, 1000, low_open=True,
+                                      allow_none=True)
+        self.periphery = check_bool(self.periphery, "periphery")
+        check_choice(self.noise_model, HWA_NOISE_MODELS, "noise_model")
+        self.t_min = check_float(self.t_min, "t_min", 0, 1e12, low_open=True)
+        self.t_max = check_float(self.t_max, "t_max", 0, 1e12, low_open=True)
+        if self.t_min > self.t_max:
+            raise ValueError(f"t_min must not exceed t_max, got t_min={self.t_min!r}, "
+                             f"t_max={self.t_max!r}")
 
 
 _UINT64 = (1 << 64) - 1
@@ -97,6 +101,11 @@ class AnalogLayerMixin:
 
     def _init_analog(self, config: AnalogConfig | None,
                      hwa: HardwareAwareConfig | None) -> None:
+        for value, kind, name in ((config, AnalogConfig, "config"),
+                                  (hwa, HardwareAwareConfig, "hwa")):
+            if value is not None and not isinstance(value, kind):
+                raise ValueError(f"{name} must be an instance of {kind.__name__} or None, got "
+                                 f"{type(value).__name__}")
         self.analog_config = config if config is not None else AnalogConfig()
         self.config_explicit = config is not None
         self.hwa = hwa if hwa is not None else HardwareAwareConfig()
@@ -151,8 +160,9 @@ class AnalogLayerMixin:
     def program(self, seed: int | np.random.SeedSequence = 0) -> None:
         """Program the layer's current weights onto its tiles (one sample of programming noise)
         and read them at t = 0."""
+        seed = check_seed(seed)
+        check_parameters(self)
         weight = self.weight.detach().to("cpu", torch.float32).numpy()
-        check_finite(weight, f"{self.layer_name}.weight")
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self._seed_entropy = seq.entropy if isinstance(seq.entropy, int) else None
         self._seed_spawn_key = tuple(seq.spawn_key)
@@ -169,12 +179,14 @@ class AnalogLayerMixin:
             tile.program(next(children))
         self.stats = SaturationStats()
         self._refresh_cache()
+        stamp_weights(self)
 
     def set_time(self, t: float, seed: int | None = None) -> None:
         """Read every tile at ``t`` >= 0 seconds after programming (no re-programming)."""
         if self._tiles is None:
             raise NotProgrammedError(f"{self.layer_name}: set_time() before program()")
         t = check_time(t)
+        seed = check_int(seed, "seed", 0, allow_none=True)
         for i, tile in enumerate(self.tiles):
             tile.set_time(t, None if seed is None else int(seed) * 7919 + i)
         self._reads += 1
@@ -235,29 +247,21 @@ class AnalogLayerMixin:
         return dataclasses.replace(periphery, noise_management="constant",
                                    nm_constant=self._static_range())
 
-    def _check_input(self, x: torch.Tensor) -> None:
-        check_finite(x, f"{self.layer_name} input")
-
     def _analog_forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dispatch: digital / training (float weights + noise) / programmed tiles."""
-        if self.digital_eval and not self.training:
-            return self._digital_forward(x)
-        if self.training:
-            return self._training_forward(x)
-        if self._cache is None:
-            raise NotProgrammedError(f"{self.layer_name}: read before program(); call "
-                                     f"aimcsim.program(model, seed) or layer.program(seed)")
-        if x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
-            try:
-                return self._kernel_forward(x)  # the DAC kernel checks finiteness on the way
-            except ValueError as err:
-                if "NaN" in str(err):
-                    raise ValueError(f"{self.layer_name} input contains NaN or inf values") \
-                        from None
-                raise
-        self._check_input(x)
-        return self._torch_forward(x, [(c["w"], c["scale"], c["var"]) for c in self._cache],
-                                   self._eval_generators(x.device))
+        x = check_forward(self, x)  # dtype, finite bias, programmed, weights unchanged (guards)
+        if (self.digital_eval and not self.training) or x.shape[0] == 0:
+            return self._digital_forward(x)  # (an empty batch: the empty output, right shape)
+        with periphery_overflow(self, x):
+            if self.training:
+                y = self._training_forward(x)
+            elif x.device.type == "cpu" and not (torch.is_grad_enabled() and x.requires_grad):
+                y = self._kernel_forward(x)
+            else:
+                y = self._torch_forward(x, [(c["w"], c["scale"], c["var"])
+                                            for c in self._cache],
+                                        self._eval_generators(x.device))
+        return check_output(self, x, y)  # finite (a huge input can overflow float32)
 
     def clipped_weight(self) -> torch.Tensor:
         """The float weights of the hardware-aware forward: W clipped to
@@ -460,8 +464,9 @@ class AnalogLayerMixin:
         return state
 
     def set_extra_state(self, state: dict) -> None:
-        from aimcsim.nn.persistence import config_mismatch, tiles_from_state
-        saved = AnalogConfig.from_dict(json.loads(state["config"]))
+        from aimcsim.nn.persistence import (config_mismatch, read_extra_state, read_input_range,
+                                            read_noise_keys, tiles_from_state)
+        saved, hwa, programmed = read_extra_state(state, self.layer_name)  # ValueError if bad
         if self.config_explicit:
             diff = config_mismatch(self.analog_config, saved)
             if diff:
@@ -470,24 +475,26 @@ class AnalogLayerMixin:
                                  f"saved one, or pass the same config")
         else:
             self.analog_config = saved
-        self.hwa = HardwareAwareConfig(**json.loads(state["hwa"]))
-        self.input_range = state.get("input_range")
-        if "noise_keys" in state:
-            program_key, read_key, reads = json.loads(state["noise_keys"])
-            self._program_key, self._reads = tuple(program_key), int(reads)
-            self._start_read(tuple(read_key))
+        self.hwa = hwa
+        self.input_range = read_input_range(state, self.layer_name)
+        keys = read_noise_keys(state, self.layer_name)
+        if keys is not None:
+            self._program_key, read_key, self._reads = keys
+            self._start_read(read_key)
         self._blocks = self._make_plan()
-        if not state["programmed"]:
-            self._tiles, self._cache = None, None
+        self._tiles, self._cache = None, None  # unprogrammed unless the saved tiles load
+        if not programmed:
             return
+        check_parameters(self)
         weight = self.weight.detach().to("cpu", torch.float32).numpy()
         w = weight.reshape(weight.shape[0], weight.shape[1], -1)
         groups = getattr(self, "groups", 1)
         tiles = [[AnalogTile(slot_weights(w, slot, groups), self.analog_config)
                   for slot in block.slots] for block in self._blocks]
-        tiles_from_state([t for row in tiles for t in row], state)
+        tiles_from_state([t for row in tiles for t in row], state, self.layer_name)
         self._tiles = tiles
         self._refresh_cache()
+        stamp_weights(self)
 
     def _apply(self, fn, recurse=True):  # keep cached tile weights on the module's device
         result = super()._apply(fn, recurse)
@@ -518,6 +525,7 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
 
     @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = check_dtype(self, x)
         if x.dim() < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self.layer_name}: expected input (..., {self.in_features}), "
                              f"got {tuple(x.shape)}")
@@ -593,6 +601,8 @@ class _AnalogConvNd(AnalogLayerMixin):
 
     @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(x, torch.Tensor) and x.dim() == self._expected_dims - 1:
+            return self._analog_forward(x.unsqueeze(0)).squeeze(0)  # unbatched, as in torch
         return self._analog_forward(x)
 
     def _digital_forward(self, x):

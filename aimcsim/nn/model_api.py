@@ -12,7 +12,7 @@ from aimcsim.nn.attention import AnalogMultiheadAttention
 from aimcsim.nn.coverage import count_macs, is_attention, macs_per_token, matrix_weights
 from aimcsim.nn.layers import ANALOG_LAYERS
 from aimcsim.tiles.engine import SaturationStats
-from aimcsim.validation import check_time
+from aimcsim.validation import check_int, check_seed, check_time
 
 
 def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -28,11 +28,18 @@ def _require_analog(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers
 
 
-def program(model: nn.Module, seed: int = 0) -> nn.Module:
+def program(model: nn.Module, seed: int | np.random.SeedSequence = 0) -> nn.Module:
     """Program every analog layer from one seed (layers and tiles get independent streams).
-    Programming again with another seed draws a new sample of the hardware."""
+    Programming again with another seed draws a new sample of the hardware.
+
+    ``seed`` is a non-negative integer or a ``numpy.random.SeedSequence`` (else ValueError).
+    Program again after changing the weights: an eval-mode forward pass refuses weights that
+    changed since ``program()`` (:class:`aimcsim.nn.guards.WeightsChangedError`).
+    """
+    seed = check_seed(seed)
     layers = _require_analog(model)
-    for (name, layer), child in zip(layers, np.random.SeedSequence(seed).spawn(len(layers))):
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    for (name, layer), child in zip(layers, seq.spawn(len(layers))):
         layer.layer_name = name
         layer.program(child)
     return model
@@ -42,6 +49,7 @@ def set_time(model: nn.Module, t: float, seed: int | None = None) -> nn.Module:
     """Read every analog layer at ``t`` >= 0 seconds after programming (drift, read noise,
     drift compensation) without re-programming."""
     t = check_time(t)
+    seed = check_int(seed, "seed", 0, allow_none=True)
     for i, (_, layer) in enumerate(_require_analog(model)):
         layer.set_time(t, None if seed is None else int(seed) * 104_729 + i)
     return model

@@ -27,6 +27,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from aimcsim.validation import check_float, check_int
+
 INPUT_MODES = ("pwm", "bit_serial")
 
 #: core efficiency that calibrates the default array energy (physics.md section 8), TOPS/W
@@ -110,25 +112,17 @@ class HardwareConfig:
     def __post_init__(self) -> None:
         for name in ("tile_rows", "tile_cols", "tiles_per_chip", "input_bits", "output_bits",
                      "read_phases", "columns_per_adc", "digital_ops_per_cycle"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(getattr(self, name), name, 1)  # (a frozen dataclass: checked only)
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {self.input_mode!r}")
         if self.signed_inputs and self.input_mode == "pwm" and self.input_bits < 2:
             raise ValueError("input_bits must be >= 2 for signed PWM inputs (one bit is the sign)")
         for name in ("clock_hz", "adc_conversion_s", "bus_bytes_per_s"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.pwm_step_s is not None and not (math.isfinite(self.pwm_step_s)
-                                                and self.pwm_step_s > 0):
-            raise ValueError(f"pwm_step_s must be > 0 or None, got {self.pwm_step_s!r}")
+            check_float(getattr(self, name), name, 0, low_open=True)
+        check_float(self.pwm_step_s, "pwm_step_s", 0, low_open=True, allow_none=True)
         for name in ("energy_per_adc_conversion_j", "energy_per_dac_conversion_j",
                      "energy_per_mac_j", "energy_per_byte_j", "energy_per_digital_op_j"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            check_float(getattr(self, name), name, 0)
 
     # ------------------------------------------------------------------ derived timing
     @property

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from aimcsim.system.hardware import HardwareConfig
 from aimcsim.system.stages import Stage, StageGraph
+from aimcsim.validation import check_int
 
 
 class MappingError(ValueError):
@@ -153,17 +154,14 @@ def map_layers(stages: StageGraph, hardware: HardwareConfig | None = None, *,
         MappingError: the layers need more tiles than ``chips`` chips have.
     """
     hardware = hardware or HardwareConfig()
-    if chips is not None and (isinstance(chips, bool) or not isinstance(chips, int)
-                              or chips < 1):
-        raise ValueError(f"chips must be an integer >= 1 or None, got {chips!r}")
+    chips = check_int(chips, "chips", 1, allow_none=True)
     replicas = dict(replicas or {})
     names = {s.name for s in stages.analog()}
     unknown = set(replicas) - names
     if unknown:
         raise ValueError(f"replicas names unknown analog layers: {sorted(unknown)}")
     for name, count in replicas.items():
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise ValueError(f"replicas[{name!r}] must be an integer >= 1, got {count!r}")
+        replicas[name] = check_int(count, f"replicas[{name!r}]", 1)
 
     per_chip = hardware.tiles_per_chip
     layers, next_tile = [], 0

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aimcsim.system.stages import StageGraph
+from aimcsim.validation import check_int
 
 STRATEGIES = ("first_fit", "best_fit", "no_reuse")
 
@@ -189,11 +190,9 @@ def plan_memory(weights: Sequence[WeightSpec], activations: Sequence[ActivationS
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-    if isinstance(alignment, bool) or not isinstance(alignment, int) or alignment < 1:
-        raise ValueError(f"alignment must be an integer >= 1, got {alignment!r}")
+    alignment = check_int(alignment, "alignment", 1)
     for spec in list(weights) + list(activations):
-        if isinstance(spec.size, bool) or not isinstance(spec.size, int) or spec.size < 0:
-            raise ValueError(f"size of {spec.name!r} must be an integer >= 0, got {spec.size!r}")
+        check_int(spec.size, f"size of {spec.name!r}", 0)
     for spec in activations:
         if spec.last_step < spec.first_step:
             raise ValueError(f"{spec.name!r}: last_step {spec.last_step} < first_step "
@@ -264,8 +263,7 @@ def memory_specs(stages: StageGraph, *, batch: int = 1, activation_bytes: int = 
     """
     for name, value in (("batch", batch), ("activation_bytes", activation_bytes),
                         ("weight_bytes", weight_bytes), ("param_bytes", param_bytes)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        check_int(value, name, 1)
     weights: list[WeightSpec] = []
     analog_index = 0
     for stage in stages:

@@ -33,6 +33,7 @@ import numpy as np
 from aimcsim.system.hardware import HardwareConfig
 from aimcsim.system.mapping import ChipMapping, map_layers
 from aimcsim.system.stages import Stage, StageGraph
+from aimcsim.validation import check_int
 
 OVERLAP = ("stages", "none")
 INJECTION = ("interval", "asap")
@@ -86,8 +87,7 @@ def stage_times(stages: StageGraph, mapping: ChipMapping, hardware: HardwareConf
     """Per-layer in / compute / out times for one batch of ``batch`` samples (module docstring).
     """
     hardware = hardware or mapping.hardware
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be an integer >= 1, got {batch!r}")
+    batch = check_int(batch, "batch", 1)
     per_byte = hardware.activation_bytes / hardware.bus_bytes_per_s
     times = []
     for stage in stages:
@@ -211,8 +211,7 @@ def schedule_pipeline(times: Sequence[StageTime], producers: Sequence[Sequence[i
         raise ValueError(f"overlap must be one of {OVERLAP}, got {overlap!r}")
     if injection not in INJECTION:
         raise ValueError(f"injection must be one of {INJECTION}, got {injection!r}")
-    if isinstance(batches, bool) or not isinstance(batches, int) or batches < 1:
-        raise ValueError(f"batches must be an integer >= 1, got {batches!r}")
+    batches = check_int(batches, "batches", 1)
     if len(producers) != len(times):
         raise ValueError(f"producers has {len(producers)} entries for {len(times)} layers")
     for i, preds in enumerate(producers):

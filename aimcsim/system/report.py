@@ -19,6 +19,7 @@ from aimcsim.system.pipeline import (PipelineReport, Schedule, StageTime, balanc
                                      pipeline_report, pipeline_rows, schedule_pipeline,
                                      stage_producers, stage_times)
 from aimcsim.system.stages import StageGraph, build_stages, stage_rows
+from aimcsim.validation import check_int
 
 #: published figures of the Le Gallo et al. 2023 chip (64 cores of 256x256, 8-bit in/out)
 CHIP_REFERENCE = {"source": "Le Gallo et al., Nat. Electron. 6:680 (2023)",
@@ -59,9 +60,7 @@ class SystemConfig:
 
     def __post_init__(self) -> None:
         for name in ("batch", "batches", "alignment", "weight_bytes", "param_bytes"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            setattr(self, name, check_int(getattr(self, name), name, 1))
         self.input_shape = tuple(int(d) for d in self.input_shape)
 
 

@@ -5,10 +5,11 @@ Everything round-trips through JSON (:meth:`AnalogConfig.to_dict` / :meth:`Analo
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from aimcsim.devices import DeviceModel, PCMDevice, device_from_dict
 from aimcsim.tiles.periphery import PeripheryConfig
+from aimcsim.validation import MAX_TILE_SIDE, check_bool, check_choice, check_int
 
 WEIGHT_SCALING = ("tile", "column")
 READ_NOISE_SAMPLING = ("per_read", "per_mvm")
@@ -21,8 +22,8 @@ class MappingConfig:
     """How a weight matrix is laid onto tiles.
 
     Attributes:
-        rows: tile rows (inputs), >= 1; default 512.
-        cols: tile columns (outputs), >= 1; default 512.
+        rows: tile rows (inputs), 1 to 65536 (``MAX_TILE_SIDE``); default 512.
+        cols: tile columns (outputs), 1 to 65536; default 512.
         weight_scaling: ``tile``: w_max = max|W| of the tile; ``column``: one w_max per output
             column. The largest |w| maps to g_max.
     """
@@ -32,12 +33,9 @@ class MappingConfig:
     weight_scaling: str = "tile"
 
     def __post_init__(self) -> None:
-        for name in ("rows", "cols"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.weight_scaling not in WEIGHT_SCALING:
-            raise ValueError(f"weight_scaling must be one of {WEIGHT_SCALING}, "
-                             f"got {self.weight_scaling!r}")
+        self.rows = check_int(self.rows, "rows", 1, MAX_TILE_SIDE)
+        self.cols = check_int(self.cols, "cols", 1, MAX_TILE_SIDE)
+        check_choice(self.weight_scaling, WEIGHT_SCALING, "weight_scaling")
 
 
 @dataclass
@@ -50,7 +48,7 @@ class DriftCompensationConfig:
     Attributes:
         enabled: apply GDC.
         granularity: ``tile`` (one alpha per tile) or ``column`` (one per output column).
-        calibration_vectors: size of the ``dense`` calibration batch, >= 1.
+        calibration_vectors: size of the ``dense`` calibration batch, 1 to 65536.
         calibration: the calibration inputs. ``dense``: ``calibration_vectors`` inputs uniform
             in [-1, 1] from a fixed seed (every device contributes to every output; output
             noise averages out). ``one_hot``: the identity, one input row at a time, as
@@ -65,14 +63,11 @@ class DriftCompensationConfig:
     calibration: str = "dense"
 
     def __post_init__(self) -> None:
-        if self.granularity not in GDC_GRANULARITY:
-            raise ValueError(f"granularity must be one of {GDC_GRANULARITY}, "
-                             f"got {self.granularity!r}")
-        if self.calibration not in GDC_CALIBRATION:
-            raise ValueError(f"calibration must be one of {GDC_CALIBRATION}, "
-                             f"got {self.calibration!r}")
-        if self.calibration_vectors < 1:
-            raise ValueError(f"calibration_vectors must be >= 1, got {self.calibration_vectors}")
+        self.enabled = check_bool(self.enabled, "enabled")
+        check_choice(self.granularity, GDC_GRANULARITY, "granularity")
+        self.calibration_vectors = check_int(self.calibration_vectors, "calibration_vectors", 1,
+                                             MAX_TILE_SIDE)
+        check_choice(self.calibration, GDC_CALIBRATION, "calibration")
 
 
 @dataclass
@@ -96,11 +91,13 @@ class AnalogConfig:
     read_noise_sampling: str = "per_read"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.device, DeviceModel):
-            raise ValueError(f"device must be a DeviceModel, got {type(self.device).__name__}")
-        if self.read_noise_sampling not in READ_NOISE_SAMPLING:
-            raise ValueError(f"read_noise_sampling must be one of {READ_NOISE_SAMPLING}, "
-                             f"got {self.read_noise_sampling!r}")
+        for name, kind in (("device", DeviceModel), ("periphery", PeripheryConfig),
+                           ("mapping", MappingConfig),
+                           ("drift_compensation", DriftCompensationConfig)):
+            if not isinstance(getattr(self, name), kind):
+                raise ValueError(f"{name} must be a {kind.__name__}, got "
+                                 f"{type(getattr(self, name)).__name__}")
+        check_choice(self.read_noise_sampling, READ_NOISE_SAMPLING, "read_noise_sampling")
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""
@@ -111,7 +108,9 @@ class AnalogConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "AnalogConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        """Inverse of :meth:`to_dict`; unknown keys or invalid values raise ValueError."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an AnalogConfig dict is needed, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -135,11 +134,14 @@ class AnalogConfig:
             target = new
             *path, last = key.split(".")
             for part in path:
-                if not hasattr(target, part):
+                if part not in _field_names(target):
                     raise ValueError(f"unknown config field {key!r}")
                 target = getattr(target, part)
-            if not hasattr(target, last):
+            if last not in _field_names(target):
                 raise ValueError(f"unknown config field {key!r}")
+            if isinstance(target, DeviceModel) and not isinstance(value, type(target.config)):
+                raise ValueError(f"{key} must be a {type(target.config).__name__}, got "
+                                 f"{type(value).__name__}")
             setattr(target, last, value)
             if hasattr(target, "__post_init__"):
                 target.__post_init__()
@@ -154,7 +156,16 @@ class AnalogConfig:
                    drift_compensation=DriftCompensationConfig(enabled=False))
 
 
+def _field_names(target) -> set[str]:
+    """The fields ``replace`` may set on ``target``: a dataclass's fields, a device's config."""
+    if isinstance(target, DeviceModel):
+        return {"config"}
+    return {f.name for f in fields(target)} if is_dataclass(target) else set()
+
+
 def _dataclass_from_dict(kind, data: dict):
+    if not isinstance(data, dict):
+        raise ValueError(f"{kind.__name__} must be given as a dict, got {type(data).__name__}")
     known = {f.name for f in fields(kind)}
     unknown = set(data) - known
     if unknown:

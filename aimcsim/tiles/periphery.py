@@ -23,11 +23,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from aimcsim.kernels.periphery import NM_ABS_MAX, NM_CONSTANT, NM_NONE
+from aimcsim.validation import check_bits, check_choice, check_float, check_int
 
 NOISE_MANAGEMENT = {"none": NM_NONE, "abs_max": NM_ABS_MAX, "constant": NM_CONSTANT}
 BOUND_MANAGEMENT = ("none", "iterative")
 #: Granularity of a convolution's input vector (see :class:`PeripheryConfig`).
 INPUT_SCALING = ("per_patch", "per_patch_exact", "per_image", "static")
+#: Upper limit of the bounds, the divisor and the output noise (normalised units): a tile's
+#: output is at most rows x 1 x inp_bound, so larger values only lose float32 precision.
+MAX_LEVEL = 1e6
+#: Upper limit of ``max_bound_iterations``: the input scale grows by 2^iterations.
+MAX_BOUND_ITERATIONS = 32
 
 
 def quantization_step(bits: int | None, bound: float) -> float:
@@ -42,10 +48,16 @@ def quantization_step(bits: int | None, bound: float) -> float:
 class PeripheryConfig:
     """DAC/ADC and management settings of every tile.
 
+    Every field is checked at construction (ValueError naming the field). Upper limits: bits
+    <= 24 (``aimcsim.validation.MAX_CONVERTER_BITS``): a float32 value carries 24 significant
+    bits, so a finer step is not representable in the float32 periphery, and from 128 bits on
+    2^bits overflows float32 altogether; bounds, ``nm_constant`` and ``out_noise`` <= 1e6
+    (:data:`MAX_LEVEL`); ``max_bound_iterations`` <= 32.
+
     Attributes:
-        inp_bits: DAC resolution in bits (>= 2), or None for an ideal DAC.
+        inp_bits: DAC resolution in bits (2 to 24), or None for an ideal DAC.
         inp_bound: DAC clip bound, normalised input units (> 0).
-        out_bits: ADC resolution in bits (>= 2), or None for an ideal ADC.
+        out_bits: ADC resolution in bits (2 to 24), or None for an ideal ADC.
         out_bound: ADC clip bound, normalised output units (> 0), or None for no clipping.
         out_noise: standard deviation of the additive output noise before the ADC,
             normalised output units (>= 0); default 0.06.
@@ -53,7 +65,7 @@ class PeripheryConfig:
             (divide by ``nm_constant``) or ``none``.
         nm_constant: the divisor of ``constant`` noise management (> 0).
         bound_management: ``iterative`` (halve the input while the ADC saturates) or ``none``.
-        max_bound_iterations: how many halvings at most (>= 0).
+        max_bound_iterations: how many halvings at most (0 to 32).
         input_scaling: what one input vector of a convolution is, i.e. what noise and bound
             management act on (linear layers: always one row per vector):
 
@@ -82,30 +94,21 @@ class PeripheryConfig:
     input_scaling: str = "per_patch"
 
     def __post_init__(self) -> None:
-        for name in ("inp_bits", "out_bits"):
-            bits = getattr(self, name)
-            if bits is not None and (not isinstance(bits, (int, np.integer)) or bits < 2):
-                raise ValueError(f"{name} must be an integer >= 2 or None, got {bits!r}")
+        self.inp_bits = check_bits(self.inp_bits, "inp_bits")
+        self.out_bits = check_bits(self.out_bits, "out_bits")
         for name in ("inp_bound", "nm_constant"):
-            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)!r}")
-        if self.out_bound is not None and not (np.isfinite(self.out_bound) and self.out_bound > 0):
-            raise ValueError(f"out_bound must be finite and > 0 or None, got {self.out_bound!r}")
+            setattr(self, name, check_float(getattr(self, name), name, 0, MAX_LEVEL,
+                                            low_open=True))
+        self.out_bound = check_float(self.out_bound, "out_bound", 0, MAX_LEVEL, low_open=True,
+                                     allow_none=True)
         if self.out_bits is not None and self.out_bound is None:
             raise ValueError("out_bits needs a finite out_bound (the ADC range)")
-        if not (np.isfinite(self.out_noise) and self.out_noise >= 0):
-            raise ValueError(f"out_noise must be finite and >= 0, got {self.out_noise!r}")
-        if self.noise_management not in NOISE_MANAGEMENT:
-            raise ValueError(f"noise_management must be one of {sorted(NOISE_MANAGEMENT)}, "
-                             f"got {self.noise_management!r}")
-        if self.bound_management not in BOUND_MANAGEMENT:
-            raise ValueError(f"bound_management must be one of {BOUND_MANAGEMENT}, "
-                             f"got {self.bound_management!r}")
-        if self.input_scaling not in INPUT_SCALING:
-            raise ValueError(f"input_scaling must be one of {INPUT_SCALING}, "
-                             f"got {self.input_scaling!r}")
-        if self.max_bound_iterations < 0:
-            raise ValueError(f"max_bound_iterations must be >= 0, got {self.max_bound_iterations}")
+        self.out_noise = check_float(self.out_noise, "out_noise", 0, MAX_LEVEL)
+        check_choice(self.noise_management, NOISE_MANAGEMENT, "noise_management")
+        check_choice(self.bound_management, BOUND_MANAGEMENT, "bound_management")
+        self.max_bound_iterations = check_int(self.max_bound_iterations, "max_bound_iterations",
+                                              0, MAX_BOUND_ITERATIONS)
+        check_choice(self.input_scaling, INPUT_SCALING, "input_scaling")
 
     @property
     def inp_step(self) -> float:

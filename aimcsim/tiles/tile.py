@@ -21,7 +21,7 @@ from threadpoolctl import ThreadpoolController
 from aimcsim.devices import DeviceState
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
-from aimcsim.validation import check_finite, check_time
+from aimcsim.validation import check_finite, check_int, check_seed, check_time
 
 #: Seed of the fixed calibration inputs of drift compensation.
 CALIBRATION_SEED = 20_2006
@@ -104,6 +104,7 @@ class AnalogTile:
     def program(self, seed: int | np.random.SeedSequence) -> None:
         """Program the conductances (one sample of programming noise and drift exponents),
         then read at t = 0 and record the drift-compensation reference."""
+        seed = check_seed(seed)
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         program_seq, read_seq, mvm_seq = seq.spawn(3)
         device = self.config.device
@@ -113,9 +114,10 @@ class AnalogTile:
             w_max = np.broadcast_to(w_max, (w.shape[0], 1, w.shape[2])).copy()
         else:
             w_max = np.abs(w).max(axis=1, keepdims=True)
-        w_max = np.where(w_max > 0, w_max, np.float32(1.0)).astype(np.float32)
+        w_max = w_max.astype(np.float32)  # 0 for an all-zero tile (column): output_scale 0
+        divisor = np.where(w_max > 0, w_max, np.float32(1.0)).astype(np.float32)
         g_max = np.float32(device.g_max)
-        targets = np.stack([np.maximum(w, 0), np.maximum(-w, 0)]) / w_max * g_max
+        targets = np.stack([np.maximum(w, 0), np.maximum(-w, 0)]) / divisor * g_max
         targets = np.minimum(targets, g_max).astype(np.float32)
         self._state = device.program(targets, _generator(program_seq))
         self._w_max = w_max
@@ -142,6 +144,7 @@ class AnalogTile:
         """
         self._require_programmed()
         t = check_time(t)
+        seed = check_int(seed, "seed", 0, allow_none=True)
         device = self.config.device
         if seed is None:
             (read_seq,) = self._read_seq.spawn(1)
@@ -201,7 +204,9 @@ class AnalogTile:
 
     @property
     def output_scale(self) -> np.ndarray:
-        """Per output column (G * c,): w_max x drift-compensation alpha (ADC units -> output)."""
+        """Per output column (G * c,): w_max x drift-compensation alpha (ADC units -> output);
+        0 for the columns of an all-zero tile (or all-zero column with per-column scaling), so
+        they output exact zeros instead of scaled output noise."""
         self._require_programmed()
         scale = self._w_max.reshape(-1)
         if self._alpha is not None:

@@ -11,7 +11,7 @@ from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats
 from aimcsim.tiles.split import balanced_blocks
 from aimcsim.tiles.tile import AnalogTile
-from aimcsim.validation import check_finite
+from aimcsim.validation import check_finite, check_int, check_seed
 
 
 class TiledMatrix:
@@ -40,12 +40,14 @@ class TiledMatrix:
 
     def program(self, seed: int | np.random.SeedSequence) -> None:
         """Program every tile; tiles draw independent streams spawned from ``seed``."""
+        seed = check_seed(seed)
         seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         for tile, child in zip(self.all_tiles, seq.spawn(len(self.all_tiles))):
             tile.program(child)
 
     def set_time(self, t: float, seed: int | None = None) -> None:
         """Read every tile at ``t`` seconds after programming."""
+        seed = check_int(seed, "seed", 0, allow_none=True)
         for i, tile in enumerate(self.all_tiles):
             tile.set_time(t, None if seed is None else seed * 1_000_003 + i)
 

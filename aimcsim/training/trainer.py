@@ -23,8 +23,11 @@ from tqdm.auto import tqdm
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.data.loader import iterate_batches
 from aimcsim.training.weight_averaging import WeightAverage, recompute_batchnorm_statistics
+from aimcsim.validation import check_bool, check_choice, check_float, check_int
 
 SCHEDULES = ("onecycle", "cosine", "constant")
+#: Upper limit of epochs and batch sizes (beyond it a run cannot finish on this simulator).
+MAX_COUNT = 1 << 20
 #: Settings that fix the course of a run (data order, schedule, optimizer). A checkpoint only
 #: resumes under the same values; the others (threads, memory format, eval batch) may change.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "seed",
@@ -67,25 +70,19 @@ class TrainConfig:
     swa_start: int = 0
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 < self.momentum < 1:
-            raise ValueError(f"momentum must be in (0, 1) (Nesterov SGD), got {self.momentum}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, got {self.threads}")
-        if self.eval_batch_size < 1:
-            raise ValueError(f"eval_batch_size must be >= 1, got {self.eval_batch_size}")
-        if not 0 <= self.swa_start <= self.epochs:
-            raise ValueError(f"swa_start must be 0 (off) or an epoch in 1..{self.epochs}, "
-                             f"got {self.swa_start}")
+        self.epochs = check_int(self.epochs, "epochs", 1, MAX_COUNT)
+        self.batch_size = check_int(self.batch_size, "batch_size", 1, MAX_COUNT)
+        self.lr = check_float(self.lr, "lr", 0, 1e3, low_open=True)
+        self.momentum = check_float(self.momentum, "momentum (Nesterov SGD)", 0, 1,
+                                    low_open=True, high_open=True)
+        self.weight_decay = check_float(self.weight_decay, "weight_decay", 0, 1e3)
+        check_choice(self.schedule, SCHEDULES, "schedule")
+        self.seed = check_int(self.seed, "seed", 0)
+        self.channels_last = check_bool(self.channels_last, "channels_last")
+        self.threads = check_int(self.threads, "threads", 0, 4096)
+        self.eval_batch_size = check_int(self.eval_batch_size, "eval_batch_size", 1, MAX_COUNT)
+        self.swa_start = check_int(self.swa_start, "swa_start (0: off, else an epoch)", 0,
+                                   self.epochs)
 
 
 @torch.no_grad()
