@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aimcsim.nn.compile import eager_under_compile
 from aimcsim.nn.dtypes import computes_in_float32
 from aimcsim.nn.functional import torch_analog_pass
 from aimcsim.nn.input_scaling import ConvWindow, patch_scales, torch_per_vector_pass
@@ -514,6 +515,7 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
         layer.load_state_dict(module.state_dict(), strict=False)
         return layer
 
+    @eager_under_compile
     @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 1 or x.shape[-1] != self.in_features:
@@ -589,6 +591,7 @@ class _AnalogConvNd(AnalogLayerMixin):
         layer.load_state_dict(module.state_dict(), strict=False)
         return layer
 
+    @eager_under_compile
     @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._analog_forward(x)
