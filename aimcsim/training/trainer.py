@@ -25,10 +25,11 @@ from aimcsim.data.loader import iterate_batches
 from aimcsim.training.weight_averaging import WeightAverage, recompute_batchnorm_statistics
 
 SCHEDULES = ("onecycle", "cosine", "constant")
+OPTIMIZERS = ("sgd", "adamw")
 #: Settings that fix the course of a run (data order, schedule, optimizer). A checkpoint only
 #: resumes under the same values; the others (threads, memory format, eval batch) may change.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "seed",
-               "swa_start")
+               "swa_start", "optimizer")
 
 
 @dataclass
@@ -40,9 +41,11 @@ class TrainConfig:
         batch_size: images per SGD step.
         lr: peak learning rate (one-cycle), initial learning rate (cosine) or the learning
             rate throughout (constant).
-        momentum: SGD momentum (Nesterov).
-        weight_decay: L2 penalty on the weight tensors (convolutions, linear layers); biases
-            and batch-norm scales and shifts are not decayed.
+        momentum: SGD momentum (Nesterov); unused by AdamW.
+        weight_decay: L2 penalty (SGD) or decoupled weight decay (AdamW) on the weight tensors
+            (convolutions, linear layers); biases (1-D, or parameters named ``bias`` such as
+            the ViT's position embeddings) and batch-norm / layer-norm scales and shifts are
+            not decayed.
         schedule: ``onecycle``, ``cosine`` or ``constant``.
         seed: seed of initialisation-independent randomness (data order, augmentation).
         channels_last: use the channels_last memory format (faster convs on CPU).
@@ -52,6 +55,9 @@ class TrainConfig:
             every epoch from this one (1-based) to the last, and the run's final weights are
             that average with batch-norm statistics measured again (see
             :mod:`aimcsim.training.weight_averaging`).
+        optimizer: ``sgd`` (Nesterov momentum) or ``adamw`` (betas 0.9, 0.999; the usual
+            choice for transformers). With ``onecycle`` the schedule also cycles SGD's
+            momentum or AdamW's beta1.
     """
 
     epochs: int = 60
@@ -65,6 +71,7 @@ class TrainConfig:
     threads: int = 0
     eval_batch_size: int = 250
     swa_start: int = 0
+    optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -77,6 +84,8 @@ class TrainConfig:
             raise ValueError(f"momentum must be in (0, 1) (Nesterov SGD), got {self.momentum}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.threads < 0:
@@ -104,6 +113,20 @@ def evaluate(model: nn.Module, split: CifarSplit, batch_size: int = 250,
         correct += int((model(x).argmax(1) == y).sum())
     model.train(was_training)
     return correct / len(split)
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW over the model's parameters, weight decay on weight tensors
+    only (see :class:`TrainConfig`)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        plain = param.ndim <= 1 or name == "bias" or name.endswith(".bias")
+        (no_decay if plain else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999))
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -201,12 +224,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
         torch.set_num_threads(config.threads)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=config.lr, momentum=config.momentum, nesterov=True)
+    optimizer = _make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     criterion = nn.CrossEntropyLoss()
