@@ -1,6 +1,7 @@
 """``torch.compile`` of a converted model, train and eval mode, in a fresh process (the failure
 this guards against, Dynamo tracing into Numba's dispatcher, showed only in a fresh process):
-the compiled model gives the eager results, bit for bit up to float tolerance."""
+the compiled model gives the eager results up to float tolerance, and importing aimcsim does
+not import TorchDynamo."""
 from __future__ import annotations
 
 import os
@@ -17,11 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = textwrap.dedent('''
     import copy
+    import sys
     import torch
     from torch import nn
     import aimcsim
     from aimcsim.nn import HardwareAwareConfig
     from aimcsim.tiles import AnalogConfig
+
+    # the analog layers make their compiler-opaque forward lazily: no TorchDynamo at import
+    assert "torch._dynamo" not in sys.modules
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
