@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from aimcsim.models import (MODEL_NAMES, SPECS, PadShortcut, ResidualBlock, ResNet, ResNetSpec,
-                            StageSpec, build_model, count_analog_weights, count_parameters)
+from aimcsim.models import (MODEL_NAMES, SPECS, VIT_SPECS, PadShortcut, ResidualBlock, ResNet,
+                            ResNetSpec, StageSpec, build_model, count_analog_weights,
+                            count_parameters)
 from aimcsim.models import zoo
 
 # Published counts (He et al. 2016 / AnalogNAS figure legend: ResNet-20 269K, ResNet-32 464K).
@@ -48,17 +49,19 @@ def _depth(model: ResNet) -> int:
 @pytest.fixture(scope="module")
 def models() -> dict[str, ResNet]:
     torch.manual_seed(0)
-    return {name: build_model(name) for name in MODEL_NAMES}
+    return {name: build_model(name) for name in SPECS}
 
 
 def test_zoo_names():
-    assert set(MODEL_NAMES) == {"f1net", "resnet20", "resnet32", "t500"}
-    assert all(SPECS[name].name == name for name in MODEL_NAMES)
+    assert set(SPECS) == {"f1net", "resnet20", "resnet32", "t500"}
+    assert set(VIT_SPECS) == {"vit"}  # tests/test_models_vit.py
+    assert MODEL_NAMES == tuple(SPECS) + tuple(VIT_SPECS)
+    assert all(spec.name == name for name, spec in {**SPECS, **VIT_SPECS}.items())
 
 
 def test_parameter_counts_match_published_and_docstring(models):
     stated = _docstring_counts()
-    assert set(stated) == set(MODEL_NAMES), "zoo docstring table must list every network"
+    assert set(stated) == set(SPECS), "zoo docstring table must list every ResNet"
     for name, model in models.items():
         assert count_parameters(model) == stated[name], name
     for name, count in PUBLISHED.items():

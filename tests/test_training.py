@@ -129,7 +129,7 @@ def test_resume_refuses_other_run_settings(uninterrupted):
     before = (out / "checkpoint.pt").read_bytes()
     for change in (dict(epochs=3), dict(lr=0.1), dict(batch_size=32), dict(seed=1),
                    dict(schedule="cosine"), dict(weight_decay=0.0), dict(momentum=0.8),
-                   dict(swa_start=1)):
+                   dict(swa_start=1), dict(optimizer="adamw")):
         config = TrainConfig(**{**F1_CONFIG.__dict__, **change})
         key = next(iter(change))
         with pytest.raises(ValueError, match=f"{key}="):
@@ -222,7 +222,7 @@ def test_evaluate_returns_a_fraction_and_keeps_the_mode():
     dict(epochs=0), dict(batch_size=0), dict(lr=0.0), dict(lr=-0.1), dict(lr=float("nan")),
     dict(momentum=0.0), dict(momentum=1.0), dict(weight_decay=-1e-4),
     dict(schedule="step"), dict(threads=-1), dict(eval_batch_size=0),
-    dict(swa_start=-1), dict(swa_start=61),
+    dict(swa_start=-1), dict(swa_start=61), dict(optimizer="adam"),
 ])
 def test_bad_train_config(bad):
     key = next(iter(bad))
@@ -360,3 +360,28 @@ def test_constant_schedule_keeps_the_learning_rate():
         scheduler.step()
         rates.append(scheduler.get_last_lr()[0])
     assert rates == [pytest.approx(0.03)] * 15
+
+
+def test_adamw_decays_weights_only_and_trains(tmp_path):
+    """``optimizer="adamw"``: AdamW with decoupled decay on the weight tensors only (not on
+    biases, norms or the ViT's position embeddings, named ``bias``), through the loop."""
+    vit = build_model("vit")
+    config = TrainConfig(epochs=1, batch_size=64, lr=1e-3, weight_decay=0.05,
+                         optimizer="adamw", eval_batch_size=64)
+    optimizer = trainer_mod._make_optimizer(vit, config)
+    assert isinstance(optimizer, torch.optim.AdamW)
+    decayed = {id(p) for p in optimizer.param_groups[0]["params"]}
+    assert optimizer.param_groups[0]["weight_decay"] == 0.05
+    assert optimizer.param_groups[1]["weight_decay"] == 0.0
+    assert id(vit.pos_embed.bias) not in decayed and id(vit.head.weight) in decayed
+    assert id(vit.encoder.layers[0].self_attn.in_proj_weight) in decayed
+    assert id(vit.encoder.layers[0].norm1.weight) not in decayed
+    sgd = trainer_mod._make_optimizer(vit, TrainConfig())
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["nesterov"]
+    torch.manual_seed(0)
+    model = NoisyNet()
+    start = model.fc.weight.detach().clone()
+    history = train_classifier(model, TRAIN, TEST, config, tmp_path, progress=False)
+    assert math.isfinite(history["epochs"][0]["train_loss"])
+    assert not torch.equal(model.fc.weight, start)
+    assert json.loads((tmp_path / "history.json").read_text())["config"]["optimizer"] == "adamw"

@@ -160,6 +160,14 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 def count_analog_weights(model: nn.Module) -> int:
-    """Number of weights of conv and linear layers (what goes onto crossbar tiles)."""
-    return sum(m.weight.numel() for m in model.modules()
-               if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)))
+    """Number of weights of conv and linear layers and of the q / k / v in-projections of
+    ``nn.MultiheadAttention`` (what goes onto crossbar tiles)."""
+    total = 0
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
+            total += m.weight.numel()
+        elif isinstance(m, nn.MultiheadAttention):  # out_proj is an nn.Linear, counted above
+            packed = (m.in_proj_weight,) if m._qkv_same_embed_dim else (
+                m.q_proj_weight, m.k_proj_weight, m.v_proj_weight)
+            total += sum(w.numel() for w in packed)
+    return total

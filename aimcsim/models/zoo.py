@@ -1,4 +1,5 @@
-"""Named networks of the zoo, all built from :class:`aimcsim.models.resnet.ResNetSpec`.
+"""Named networks of the zoo: four ResNets (:class:`aimcsim.models.resnet.ResNetSpec`) and a
+small vision transformer (:class:`aimcsim.models.vit.ViTSpec`).
 
 | name     | first conv | stages (depth x width)  | block, branches  | shortcut | parameters |
 |----------|------------|-------------------------|------------------|----------|------------|
@@ -14,12 +15,20 @@ configuration is not published in text: a member of the AnalogNAS ResNet-like ma
 the traits the paper's T500 figure shows (larger first kernel, three stages of one block, two
 parallel bottleneck branches per block, wide convolutions) at about the paper's 422K parameters.
 ``docs/models.md`` gives every choice, its source and what is uncertain.
+
+``vit`` (:data:`VIT_SPECS`) is a pre-norm vision transformer: 4x4 patches (64 tokens), a class
+token, learnt position embeddings, 6 blocks of width 192 with 3 heads and an MLP of 384,
+1,806,346 parameters (``aimcsim/models/vit.py``).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+
+from torch import nn
 
 from aimcsim.models.resnet import ResNet, ResNetSpec, StageSpec
+from aimcsim.models.vit import VisionTransformer, ViTSpec
 
 
 def _stages(depths: tuple[int, ...], widths: tuple[int, ...]) -> tuple[StageSpec, ...]:
@@ -38,16 +47,27 @@ SPECS: dict[str, ResNetSpec] = {
 }
 
 
-def build_model(name: str, num_classes: int = 10) -> ResNet:
-    """Build a zoo network by name (see :data:`SPECS`), freshly initialised."""
-    if name not in SPECS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(SPECS)}")
-    spec = SPECS[name]
+#: the zoo's vision transformers (4x4 patches of 32x32 images: 64 tokens plus a class token).
+VIT_SPECS: dict[str, ViTSpec] = {
+    "vit": ViTSpec(name="vit", dim=192, depth=6, heads=3, mlp_ratio=2.0, pool="cls"),
+}
+
+#: the class that builds a network from each kind of spec.
+_FAMILIES: dict[type, type[nn.Module]] = {ResNetSpec: ResNet, ViTSpec: VisionTransformer}
+
+
+def build_model(name: str, num_classes: int = 10) -> nn.Module:
+    """Build a zoo network by name (see :data:`SPECS` and :data:`VIT_SPECS`), freshly
+    initialised."""
+    specs = {**SPECS, **VIT_SPECS}
+    if name not in specs:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(specs)}")
+    spec = specs[name]
     if num_classes != spec.num_classes:
-        from dataclasses import replace
         spec = replace(spec, num_classes=num_classes)
-    return ResNet(spec)
+    return _FAMILIES[type(spec)](spec)
 
 
-MODEL_NAMES: tuple[str, ...] = tuple(SPECS)
-BUILDERS: dict[str, Callable[[], ResNet]] = {n: (lambda n=n: build_model(n)) for n in SPECS}
+MODEL_NAMES: tuple[str, ...] = tuple(SPECS) + tuple(VIT_SPECS)
+BUILDERS: dict[str, Callable[[], nn.Module]] = {n: (lambda n=n: build_model(n))
+                                                for n in MODEL_NAMES}

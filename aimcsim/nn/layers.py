@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from aimcsim.nn.compile import eager_under_compile
 from aimcsim.nn.dtypes import computes_in_float32
 from aimcsim.nn.functional import torch_analog_pass
 from aimcsim.nn.fused import fused_per_patch_pass, fused_per_patch_supported
@@ -523,6 +524,7 @@ class AnalogLinear(AnalogLayerMixin, nn.Linear):
         layer.load_state_dict(module.state_dict(), strict=False)
         return layer
 
+    @eager_under_compile
     @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = check_dtype(self, x)
@@ -599,6 +601,7 @@ class _AnalogConvNd(AnalogLayerMixin):
         layer.load_state_dict(module.state_dict(), strict=False)
         return layer
 
+    @eager_under_compile
     @computes_in_float32
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(x, torch.Tensor) and x.dim() == self._expected_dims - 1:

@@ -5,7 +5,7 @@ import argparse
 
 from aimcsim.data import load_cifar10
 from aimcsim.models import build_model, MODEL_NAMES
-from aimcsim.training.trainer import SCHEDULES, TrainConfig, train_classifier
+from aimcsim.training.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, train_classifier
 
 
 def add_train_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +18,8 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--schedule", choices=SCHEDULES, default="onecycle")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
+                   help="sgd (Nesterov momentum 0.9) or adamw (transformers)")
     p.add_argument("--swa-start", type=int, default=0, metavar="EPOCH",
                    help="average the weights at the end of every epoch from EPOCH (1-based) on "
                         "and keep the average (stochastic weight averaging; 0: off)")
@@ -50,7 +52,8 @@ def run_train(args: argparse.Namespace) -> None:
     test = load_cifar10(args.data, train=False)
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-                         threads=args.threads, swa_start=args.swa_start)
+                         threads=args.threads, swa_start=args.swa_start,
+                         optimizer=args.optimizer)
     start_weights = args.hwa_from or args.init_from  # the two are mutually exclusive
     if start_weights:
         from aimcsim.training.hwa import load_weights

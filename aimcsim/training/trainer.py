@@ -28,10 +28,11 @@ from aimcsim.validation import check_bool, check_choice, check_float, check_int
 SCHEDULES = ("onecycle", "cosine", "constant")
 #: Upper limit of epochs and batch sizes (beyond it a run cannot finish on this simulator).
 MAX_COUNT = 1 << 20
+OPTIMIZERS = ("sgd", "adamw")
 #: Settings that fix the course of a run (data order, schedule, optimizer). A checkpoint only
 #: resumes under the same values; the others (threads, memory format, eval batch) may change.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "seed",
-               "swa_start")
+               "swa_start", "optimizer")
 
 
 @dataclass
@@ -43,9 +44,11 @@ class TrainConfig:
         batch_size: images per SGD step.
         lr: peak learning rate (one-cycle), initial learning rate (cosine) or the learning
             rate throughout (constant).
-        momentum: SGD momentum (Nesterov).
-        weight_decay: L2 penalty on the weight tensors (convolutions, linear layers); biases
-            and batch-norm scales and shifts are not decayed.
+        momentum: SGD momentum (Nesterov); unused by AdamW.
+        weight_decay: L2 penalty (SGD) or decoupled weight decay (AdamW) on the weight tensors
+            (convolutions, linear layers); biases (1-D, or parameters named ``bias`` such as
+            the ViT's position embeddings) and batch-norm / layer-norm scales and shifts are
+            not decayed.
         schedule: ``onecycle``, ``cosine`` or ``constant``.
         seed: seed of initialisation-independent randomness (data order, augmentation).
         channels_last: use the channels_last memory format (faster convs on CPU).
@@ -55,6 +58,9 @@ class TrainConfig:
             every epoch from this one (1-based) to the last, and the run's final weights are
             that average with batch-norm statistics measured again (see
             :mod:`aimcsim.training.weight_averaging`).
+        optimizer: ``sgd`` (Nesterov momentum) or ``adamw`` (betas 0.9, 0.999; the usual
+            choice for transformers). With ``onecycle`` the schedule also cycles SGD's
+            momentum or AdamW's beta1.
     """
 
     epochs: int = 60
@@ -68,6 +74,7 @@ class TrainConfig:
     threads: int = 0
     eval_batch_size: int = 250
     swa_start: int = 0
+    optimizer: str = "sgd"
 
     def __post_init__(self) -> None:
         self.epochs = check_int(self.epochs, "epochs", 1, MAX_COUNT)
@@ -83,6 +90,7 @@ class TrainConfig:
         self.eval_batch_size = check_int(self.eval_batch_size, "eval_batch_size", 1, MAX_COUNT)
         self.swa_start = check_int(self.swa_start, "swa_start (0: off, else an epoch)", 0,
                                    self.epochs)
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
 
 
 @torch.no_grad()
@@ -101,6 +109,20 @@ def evaluate(model: nn.Module, split: CifarSplit, batch_size: int = 250,
         correct += int((model(x).argmax(1) == y).sum())
     model.train(was_training)
     return correct / len(split)
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD (Nesterov) or AdamW over the model's parameters, weight decay on weight tensors
+    only (see :class:`TrainConfig`)."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        plain = param.ndim <= 1 or name == "bias" or name.endswith(".bias")
+        (no_decay if plain else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr, betas=(0.9, 0.999))
+    return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
 
 
 def _make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -198,12 +220,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
         torch.set_num_threads(config.threads)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim <= 1 else decay).append(param)
-    optimizer = torch.optim.SGD([{"params": decay, "weight_decay": config.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}],
-                                lr=config.lr, momentum=config.momentum, nesterov=True)
+    optimizer = _make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
     criterion = nn.CrossEntropyLoss()
