@@ -42,8 +42,8 @@ def one_thread():
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, one_thread) -> tuple[DriftStudyConfig, CifarSplit, Path]:
     """A random f1net, 40 random one-colour-plus-noise images labelled with its own FP32
-    answers (so analog noise flips some of them and the accuracies tell points apart), and the
-    single-process study's folder."""
+    answers (so analog noise flips some of them and the accuracies tell points apart), AdaBS
+    over 20 of them after every read, and the single-process study's folder."""
     root = tmp_path_factory.mktemp("dist")
     torch.manual_seed(0)
     net = build_model("f1net").eval()
@@ -59,9 +59,9 @@ def study(tmp_path_factory, one_thread) -> tuple[DriftStudyConfig, CifarSplit, P
     torch.save(net.state_dict(), root / "f1net.pt")
     config = DriftStudyConfig(model="f1net", fp32_weights=str(root / "f1net.pt"),
                               times=(1.0, 3600.0, 1e5), repetitions=2, gdc=(True,),
-                              batch_size=20)
+                              batch_size=20, adabs=20)
     test = CifarSplit(images, labels)
-    run_drift_study(config, test, root / "single", progress=False)
+    run_drift_study(config, test, root / "single", progress=False, train=test)
     return config, test, root / "single"
 
 
@@ -78,7 +78,8 @@ def test_two_workers_write_the_single_process_points(study, client, tmp_path):
     whole = points(single)
     accuracies = {json.loads(line)["accuracy"] for line in whole}
     assert len(whole) == N_POINTS and len(accuracies) > 2, "points must tell runs apart"
-    results = run_drift_study(config, test, tmp_path / "dask", progress=False, client=client)
+    results = run_drift_study(config, test, tmp_path / "dask", progress=False, train=test,
+                              client=client)
     assert points(tmp_path / "dask") == whole
     assert results["rows"] == json.loads((single / "results.json").read_text())["rows"]
 
@@ -101,7 +102,7 @@ def test_a_worker_killed_mid_study_loses_only_its_point(study, client, tmp_path)
 
     killer = threading.Thread(target=kill_after_two_points)
     killer.start()
-    run_drift_study(config, test, out, progress=False, client=client)
+    run_drift_study(config, test, out, progress=False, train=test, client=client)
     killer.join()
     assert seen and seen[0][0] < N_POINTS and seen[0][1] >= 1, "the kill must land mid-point"
     client.wait_for_workers(2, timeout=60)
