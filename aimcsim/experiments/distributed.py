@@ -1,5 +1,6 @@
-"""Drift-study points on Dask distributed: one task per missing point, on a local cluster of
-worker processes or on a running Dask scheduler (a real cluster).
+"""Drift-study points (or any sweep of independent, seeded measurements) on Dask distributed:
+one task per missing point, on a local cluster of worker processes or on a running Dask
+scheduler (a real cluster).
 
 Every point is named by its seeds alone (programming seed from the study seed and repetition,
 read seed from those and the time, :func:`aimcsim.experiments.drift.read_seed`), so a worker
@@ -15,16 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 
 import torch
 from torch import nn
 
 from aimcsim.data.cifar10 import CifarSplit
-from aimcsim.experiments.drift import DriftStudyConfig, Point, _key, measure_point
+from aimcsim.experiments.drift import DriftStudyConfig, Point, measure_point
 
 if TYPE_CHECKING:
     from distributed import Client
+
+T = TypeVar("T")
 
 #: Seconds to wait for a running scheduler to have at least one worker.
 WORKER_WAIT_S = 120.0
@@ -64,43 +67,60 @@ def dask_client(workers: int = 0, scheduler: str | None = None,
         yield local
 
 
-def _measure_task(config: DriftStudyConfig, point: Point, base: nn.Module, test: CifarSplit,
-                  calibration: list[torch.Tensor] | None) -> dict:
-    """One point on a worker: single-threaded torch and Numba (one task per worker thread),
-    then :func:`~aimcsim.experiments.drift.measure_point`, which programs the network."""
+def _single_threaded(fn: Callable[..., T], item: Any, shared: dict[str, Any]) -> T:
+    """``fn(item, **shared)`` with single-threaded torch and Numba: one task per worker
+    thread."""
     import numba
     torch.set_num_threads(1)
     numba.set_num_threads(1)
-    return measure_point(config, point, base, test, calibration)
+    return fn(item, **shared)
+
+
+def map_on_dask(fn: Callable[..., T], items: Sequence[Any], shared: dict[str, Any],
+                record: Callable[[T], None], *, name: str = "task", workers: int = 0,
+                scheduler: str | None = None, client: "Client | None" = None) -> None:
+    """Run ``fn(item, **shared)`` for every item as one Dask task, single-threaded, and pass
+    each result to ``record`` as it arrives (in order of completion). ``fn`` must be
+    importable on the workers (a module-level function); ``shared`` (networks, images) is sent
+    to every worker once. The cluster is chosen as in :func:`dask_client`; ``name`` prefixes
+    the task keys (readable on the Dask dashboard).
+
+    A worker lost mid-task costs only that task: the scheduler runs it again on another
+    worker (up to Dask's ``distributed.scheduler.allowed-failures`` times). An error raised by
+    a task is raised here, after every result recorded so far."""
+    if not items:
+        return
+    with dask_client(workers, scheduler, client) as dask:
+        distributed = _distributed()
+        names = list(shared)
+        scattered = dask.scatter([shared[n] for n in names], broadcast=True)
+        shared_f = dict(zip(names, scattered))
+        run = uuid.uuid4().hex[:8]
+        futures = [dask.submit(_single_threaded, fn, item, shared_f,
+                               key=f"{name}-{i}-{run}") for i, item in enumerate(items)]
+        try:
+            for future in distributed.as_completed(futures):
+                record(future.result())
+        finally:
+            dask.cancel(futures + scattered)
+
+
+def _measure(point: Point, config: DriftStudyConfig, bases: dict[str, nn.Module],
+             test: CifarSplit, calibration: list[torch.Tensor] | None) -> dict:
+    """One drift-study point on a worker: programs the network, reads, evaluates."""
+    return measure_point(config, point, bases[point[0]], test, calibration)
 
 
 def measure_on_dask(config: DriftStudyConfig, todo: list[Point], bases: dict[str, nn.Module],
                     test: CifarSplit, calibration: list[torch.Tensor] | None,
                     record: Callable[[dict], None], *, workers: int = 0,
                     scheduler: str | None = None, client: "Client | None" = None) -> None:
-    """Measure the points ``todo`` as Dask tasks and pass each finished point's record to
-    ``record`` as it arrives (in order of completion).
-
-    ``bases``, ``test`` and ``calibration`` are as for
-    :func:`~aimcsim.experiments.drift.measure_point`; they are sent to every worker once.
-    The cluster is chosen as in :func:`dask_client`. A worker lost mid-point costs only that
-    point: the scheduler runs it again on another worker (up to Dask's
-    ``distributed.scheduler.allowed-failures`` times); an error raised by a point stops the
-    study, with every point recorded so far kept."""
+    """Measure the drift-study points ``todo`` as Dask tasks (:func:`map_on_dask`) and pass
+    each point's record to ``record`` as it arrives. ``bases``, ``test`` and ``calibration``
+    are as for :func:`~aimcsim.experiments.drift.measure_point`."""
     unknown = {p[0] for p in todo} - set(bases)
     if unknown:
         raise ValueError(f"no base network for series {sorted(unknown)}")
-    if not todo:
-        return
-    with dask_client(workers, scheduler, client) as dask:
-        distributed = _distributed()
-        shared = dask.scatter([test, calibration, *bases.values()], broadcast=True)
-        test_f, calibration_f, base_fs = shared[0], shared[1], dict(zip(bases, shared[2:]))
-        run = uuid.uuid4().hex[:8]
-        futures = [dask.submit(_measure_task, config, p, base_fs[p[0]], test_f, calibration_f,
-                               key=f"drift-point-{_key(*p)}-{run}") for p in todo]
-        try:
-            for future in distributed.as_completed(futures):
-                record(future.result())
-        finally:
-            dask.cancel(futures + shared)
+    map_on_dask(_measure, todo, {"config": config, "bases": bases, "test": test,
+                                 "calibration": calibration}, record,
+                name="drift-point", workers=workers, scheduler=scheduler, client=client)
