@@ -149,3 +149,12 @@ def test_drift_command_passes_workers_and_scheduler(study, tmp_path, monkeypatch
     with pytest.raises(SystemExit):
         main(base + ["--workers", "-1"])
     assert len(seen) == 3
+
+
+def test_without_distributed_the_error_says_what_to_install(study, tmp_path, monkeypatch):
+    """dask is imported only when asked for; without it the message names the extra."""
+    import sys
+    config, test, _ = study
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(ImportError, match=r"aimcsim\[dist\]"):
+        run_drift_study(config, test, tmp_path / "x", progress=False, train=test, workers=2)

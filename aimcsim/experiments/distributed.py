@@ -37,7 +37,7 @@ def _distributed():
     """The ``distributed`` module, with a clear message when it is not installed."""
     try:
         import distributed
-    except ImportError as err:  # pragma: no cover - depends on the environment
+    except ImportError as err:
         raise ImportError('running points on Dask needs the "distributed" package: '
                           'pip install "aimcsim[dist]" (or pip install distributed)') from err
     return distributed
