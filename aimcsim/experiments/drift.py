@@ -185,15 +185,21 @@ def base_networks(config: DriftStudyConfig) -> dict[str, nn.Module]:
 
 
 def missing_points(config: DriftStudyConfig, points: dict[str, dict]) -> list[Point]:
-    """The points of ``config`` not in ``points``, FP32 first, then in measuring order
-    (series, GDC setting, programming, time), so consecutive points share a programming."""
+    """The points of ``config`` not in ``points`` (each once), FP32 first, then in measuring
+    order (series, GDC setting, programming, time), so consecutive points share a
+    programming."""
     todo: list[Point] = []
     if "fp32" in config.series:
         todo.append(FP32_POINT)
     todo += [(s, g, r, t) for s in ("direct", "hwa") if s in config.series
              and (s == "direct" or config.hwa_weights) for g in config.gdc
              for r in range(config.repetitions) for t in config.times]
-    return [p for p in todo if _key(*p) not in points]
+    seen, missing = set(points), []
+    for p in todo:  # times equal to 6 digits are one point
+        if _key(*p) not in seen:
+            seen.add(_key(*p))
+            missing.append(p)
+    return missing
 
 
 def programmed_network(config: DriftStudyConfig, base: nn.Module, gdc: bool,
