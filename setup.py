@@ -18,7 +18,9 @@ setup(
         "threadpoolctl>=3.0",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6"],
+        # Dask distributed: drift-study points on a local cluster or a real one
+        "dist": ["distributed>=2024.1"],
+        "test": ["pytest>=7", "hypothesis>=6", "distributed>=2024.1"],
         "bench": ["pytest>=7"],
     },
     entry_points={"console_scripts": ["aimcsim=aimcsim.__main__:main"]},

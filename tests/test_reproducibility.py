@@ -81,3 +81,17 @@ def test_a_study_killed_with_sigkill_resumes_to_the_same_points(weights, tmp_pat
     whole, resumed = points(tmp_path / "whole"), points(killed)
     assert len(whole) == 10 and resumed == whole
     assert all(json.loads(line)["series"] == "direct" for line in whole)
+
+
+def test_missing_points_are_each_point_once_in_measuring_order(weights):
+    """FP32 first, then (series, GDC, programming, time); a time repeated (to 6 digits) and
+    the points already measured are left out."""
+    from aimcsim.experiments.drift import missing_points
+    config = DriftStudyConfig(model="f1net", fp32_weights=str(weights), repetitions=2,
+                              gdc=(True, False), times=(1.0, 3600.0, 1.0000001))
+    todo = missing_points(config, {"direct|1|0|1": {}})
+    assert todo[0] == ("fp32", False, 0, 0.0) and len(todo) == 1 + 2 * 2 * 2 - 1
+    assert todo[1:4] == [("direct", True, 0, 3600.0), ("direct", True, 1, 1.0),
+                         ("direct", True, 1, 3600.0)]
+    assert missing_points(config, {})[1:3] == [("direct", True, 0, 1.0),
+                                               ("direct", True, 0, 3600.0)]

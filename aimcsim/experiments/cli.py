@@ -55,6 +55,12 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adabs", type=int, default=0, metavar="N",
                    help="adaptive batch-norm statistics from the first N training images "
                         "after every read (0: off)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="measure the points on a local Dask cluster of N worker processes, "
+                        "one thread each (0: in this process; needs aimcsim[dist])")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="measure the points on the workers of a running Dask scheduler, "
+                        "e.g. tcp://host:8786 (needs aimcsim[dist])")
     p.add_argument("--quick", action="store_true",
                    help="500 test images, 2 programmings, 4 times: a smoke run")
     p.add_argument("--out", required=True, help="folder for points.jsonl, CSV, JSON, PNG")
@@ -76,6 +82,10 @@ def run_drift(args: argparse.Namespace) -> None:
     times, reps, limit = args.times, args.reps, args.limit
     if args.threads < 0:
         raise SystemExit(f"--threads must be >= 0, got {args.threads}")
+    if args.workers < 0:
+        raise SystemExit(f"--workers must be >= 0, got {args.workers}")
+    if args.workers and args.scheduler:
+        raise SystemExit("give --workers or --scheduler, not both")
     if args.threads:
         import numba
         import torch
@@ -89,7 +99,8 @@ def run_drift(args: argparse.Namespace) -> None:
                               series=args.series, adabs=args.adabs)
     test = load_cifar10(args.data, train=False)
     train = load_cifar10(args.data, train=True) if args.adabs else None
-    results = run_drift_study(config, test, args.out, train=train)
+    results = run_drift_study(config, test, args.out, train=train, workers=args.workers,
+                              scheduler=args.scheduler)
     png = Path(args.out) / f"accuracy_over_time_{args.model}.png"
     plot_accuracy_over_time(results, png)
     from aimcsim.experiments.report import study_report

@@ -16,6 +16,7 @@ import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
 from aimcsim.validation import check_bool, check_int, check_time, is_number
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 SERIES = ("fp32", "direct", "hwa")
 #: 15+ log-spaced times from 1e-5 s to 1e5 s (physics: t counts from the end of programming).
@@ -192,23 +196,100 @@ def _parse_point(raw: bytes) -> dict | None:
     return p if ok else None
 
 
+#: One point of the study: (series, gdc, repetition, time in s). The FP32 reference is
+#: ("fp32", False, 0, 0.0).
+Point = tuple[str, bool, int, float]
+FP32_POINT: Point = ("fp32", False, 0, 0.0)
+
+
+def programming_seed(seed: int, rep: int) -> int:
+    """The programming seed of repetition ``rep`` of study ``seed``."""
+    return seed * 1000 + rep
+
+
 def _model_with(name: str, weights: str) -> nn.Module:
     return load_weights(build_model(name), weights).eval()
 
 
-def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | os.PathLike,
-                    progress: bool = True, train: CifarSplit | None = None) -> dict:
-    """Measure every missing point, then write ``summary.csv``, ``results.json`` and return
-    the results (see :func:`summarise`). ``train`` supplies the AdaBS calibration images
-    (needed when ``config.adabs`` > 0)."""
-    calibration = None
-    if config.adabs:
-        if train is None or len(train) < config.adabs:
-            raise ValueError(f"adabs={config.adabs} needs that many training images")
-        calibration = [x for x, _ in iterate_batches(
-            CifarSplit(train.images[:config.adabs], train.labels[:config.adabs]),
-            config.batch_size, channels_last=True)]
-    out = Path(out_dir)
+def base_networks(config: DriftStudyConfig) -> dict[str, nn.Module]:
+    """The digital network behind each measured series: "fp32" and "direct" share the FP32
+    weights, "hwa" has the hardware-aware ones."""
+    fp32 = _model_with(config.model, config.fp32_weights)
+    bases = {"fp32": fp32, "direct": fp32}
+    if config.hwa_weights:
+        bases["hwa"] = _model_with(config.model, config.hwa_weights)
+    return {s: m for s, m in bases.items() if s in config.series}
+
+
+def missing_points(config: DriftStudyConfig, points: dict[str, dict]) -> list[Point]:
+    """The points of ``config`` not in ``points`` (each once), FP32 first, then in measuring
+    order (series, GDC setting, programming, time), so consecutive points share a
+    programming."""
+    todo: list[Point] = []
+    if "fp32" in config.series:
+        todo.append(FP32_POINT)
+    todo += [(s, g, r, t) for s in ("direct", "hwa") if s in config.series
+             and (s == "direct" or config.hwa_weights) for g in config.gdc
+             for r in range(config.repetitions) for t in config.times]
+    seen, missing = set(points), []
+    for p in todo:  # times equal to 6 digits are one point
+        if _key(*p) not in seen:
+            seen.add(_key(*p))
+            missing.append(p)
+    return missing
+
+
+def programmed_network(config: DriftStudyConfig, base: nn.Module, gdc: bool,
+                       rep: int) -> nn.Module:
+    """``base`` converted with the study's analog configuration (GDC set to ``gdc``) and
+    programmed with repetition ``rep``'s seed: deterministic, so any process gets the same
+    tiles."""
+    analog_config = config.analog.replace(**{"drift_compensation.enabled": gdc})
+    with torch.no_grad():
+        analog = convert_to_analog(base, analog_config).eval()
+        program(analog, seed=programming_seed(config.seed, rep))
+    return analog
+
+
+def measure_point(config: DriftStudyConfig, point: Point, base: nn.Module, test: CifarSplit,
+                  calibration: list[torch.Tensor] | None = None,
+                  analog: nn.Module | None = None) -> dict:
+    """Measure one point and return its record (series, gdc, rep, t, accuracy).
+
+    ``base`` is the series' digital network (:func:`base_networks`); the FP32 point evaluates
+    it as is. An analog point reads ``analog`` (programmed for the point's series, GDC setting
+    and repetition by :func:`programmed_network`; programmed here when None) at the point's time
+    with its read seed, re-measures the batch norms over ``calibration`` when given (AdaBS),
+    and evaluates ``test`` (already cut to ``config.limit``)."""
+    series, gdc, rep, t = point
+    with torch.no_grad():
+        if series == "fp32":
+            acc = evaluate(base, test, config.batch_size)
+        else:
+            if analog is None:
+                analog = programmed_network(config, base, gdc, rep)
+            set_time(analog, t, seed=read_seed(config.seed, rep, t))
+            if calibration is not None:
+                adapt_batchnorm(analog, calibration)
+            acc = evaluate(analog, test, config.batch_size)
+    return {"series": series, "gdc": gdc, "rep": rep, "t": t, "accuracy": acc}
+
+
+def _calibration(config: DriftStudyConfig,
+                 train: CifarSplit | None) -> list[torch.Tensor] | None:
+    """The AdaBS calibration batches (None when ``config.adabs`` is 0)."""
+    if not config.adabs:
+        return None
+    if train is None or len(train) < config.adabs:
+        raise ValueError(f"adabs={config.adabs} needs that many training images")
+    return [x for x, _ in iterate_batches(
+        CifarSplit(train.images[:config.adabs], train.labels[:config.adabs]),
+        config.batch_size, channels_last=True)]
+
+
+def _open_points(config: DriftStudyConfig, out: Path) -> dict[str, dict]:
+    """Create ``out``, load its points, refuse a different study's folder, write
+    ``config.json`` and mend a last line cut by a kill."""
     out.mkdir(parents=True, exist_ok=True)
     described = json.loads(json.dumps(config.describe()))  # tuples as JSON lists, to compare
     points_path = out / "points.jsonl"
@@ -220,17 +301,6 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
             described["hwa_weights"] = stored.get("hwa_weights")
             described["hwa_sha256"] = stored.get("hwa_sha256")
     (out / "config.json").write_text(json.dumps(described, indent=1))
-    if config.limit is not None:
-        test = CifarSplit(test.images[:config.limit], test.labels[:config.limit])
-    series = [(s, w) for s, w in (("direct", config.fp32_weights), ("hwa", config.hwa_weights))
-              if s in config.series and w]
-    todo = [(s, g, r, t) for s, _ in series for g in config.gdc
-            for r in range(config.repetitions) for t in config.times
-            if _key(s, g, r, t) not in points]
-    fp32_key = _key("fp32", False, 0, 0.0)
-    fp32_todo = "fp32" in config.series and fp32_key not in points
-    bar = tqdm(total=len(todo) + fp32_todo, disable=not progress,
-               desc=f"drift {config.model}")
     if points_path.exists() and points_path.stat().st_size:
         with open(points_path, "rb") as fh:
             fh.seek(-1, os.SEEK_END)
@@ -238,7 +308,49 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
         if cut:  # a kill cut the last line: start a new one
             with open(points_path, "a") as fh:
                 fh.write("\n")
-    with open(points_path, "a") as sink, torch.no_grad():
+    return points
+
+
+def _measure_in_process(config: DriftStudyConfig, todo: list[Point],
+                        bases: dict[str, nn.Module], test: CifarSplit,
+                        calibration: list[torch.Tensor] | None,
+                        record: Callable[[dict], None]) -> None:
+    """Measure ``todo`` in order, programming once per (series, GDC setting, repetition)."""
+    analog, programmed_for = None, None
+    for point in todo:
+        series, gdc, rep, _ = point
+        if series != "fp32" and programmed_for != (series, gdc, rep):
+            analog = programmed_network(config, bases[series], gdc, rep)
+            programmed_for = (series, gdc, rep)
+        record(measure_point(config, point, bases[series], test, calibration,
+                             analog if series != "fp32" else None))
+
+
+def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | os.PathLike,
+                    progress: bool = True, train: CifarSplit | None = None,
+                    workers: int = 0, scheduler: str | None = None,
+                    client: "Client | None" = None) -> dict:
+    """Measure every missing point, then write ``summary.csv``, ``results.json`` and return
+    the results (see :func:`summarise`). ``train`` supplies the AdaBS calibration images
+    (needed when ``config.adabs`` > 0).
+
+    Points are measured in this process by default; on Dask with ``workers`` > 0 (a local
+    cluster of that many single-threaded worker processes), ``scheduler`` (the address of a
+    running Dask scheduler) or ``client`` (a connected ``distributed.Client``): see
+    :mod:`aimcsim.experiments.distributed`. Every way writes the same points."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise ValueError(f"workers must be an integer >= 0, got {workers!r}")
+    if sum((workers > 0, scheduler is not None, client is not None)) > 1:
+        raise ValueError("give at most one of workers, scheduler and client")
+    calibration = _calibration(config, train)
+    out = Path(out_dir)
+    points = _open_points(config, out)
+    if config.limit is not None:
+        test = CifarSplit(test.images[:config.limit], test.labels[:config.limit])
+    todo = missing_points(config, points)
+    bases = base_networks(config) if todo else {}
+    bar = tqdm(total=len(todo), disable=not progress, desc=f"drift {config.model}")
+    with open(out / "points.jsonl", "a") as sink:
         def record(p: dict) -> None:
             points[_key(p["series"], p["gdc"], p["rep"], p["t"])] = p
             sink.write(json.dumps(p) + "\n")
@@ -246,28 +358,12 @@ def run_drift_study(config: DriftStudyConfig, test: CifarSplit, out_dir: str | o
             bar.update(1)
             bar.set_postfix(last=f"{p['series']} t={p['t']:.3g}s {100 * p['accuracy']:.2f}%")
 
-        if fp32_todo:
-            acc = evaluate(_model_with(config.model, config.fp32_weights), test,
-                           config.batch_size)
-            record({"series": "fp32", "gdc": False, "rep": 0, "t": 0.0, "accuracy": acc})
-        for s, weights in series:
-            base = _model_with(config.model, weights)
-            for gdc in config.gdc:
-                analog_config = config.analog.replace(**{"drift_compensation.enabled": gdc})
-                for rep in range(config.repetitions):
-                    missing = [t for t in config.times if _key(s, gdc, rep, t) not in points]
-                    if not missing:
-                        continue
-                    analog = convert_to_analog(base, analog_config).eval()
-                    program(analog, seed=config.seed * 1000 + rep)
-                    for t in config.times:
-                        if _key(s, gdc, rep, t) in points:
-                            continue
-                        set_time(analog, t, seed=read_seed(config.seed, rep, t))
-                        if calibration is not None:
-                            adapt_batchnorm(analog, calibration)
-                        acc = evaluate(analog, test, config.batch_size)
-                        record({"series": s, "gdc": gdc, "rep": rep, "t": t, "accuracy": acc})
+        if todo and (workers or scheduler is not None or client is not None):
+            from aimcsim.experiments.distributed import measure_on_dask
+            measure_on_dask(config, todo, bases, test, calibration, record, workers=workers,
+                            scheduler=scheduler, client=client)
+        else:
+            _measure_in_process(config, todo, bases, test, calibration, record)
     bar.close()
     results = summarise(list(points.values()), config)
     (out / "results.json").write_text(json.dumps(results, indent=1))
