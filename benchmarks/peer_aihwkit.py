@@ -7,7 +7,8 @@ Called by ``benchmarks/bench_resnet32.py``; prints one JSON line of timings (sec
 
 The peer runs its pure-torch inference tile (``TorchInferenceRPUConfig``) with the settings of
 our default config: 7-bit DAC, 9-bit ADC (bound 12), output noise 0.06, abs-max noise
-management, PCM noise model read at 1 h, global drift compensation, 512 x 512 tiles.
+management, PCM noise model read at 1 h, global drift compensation, 512 x 512 tiles, each
+tile's weights scaled to max |w| = 1 (``weight_scaling_omega=1``).
 """
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ def peer_config():
     config.drift_compensation = GlobalDriftCompensation()
     config.mapping.max_input_size = 512
     config.mapping.max_output_size = 512
+    # map each tile's max |w| to the full weight range, as aimcsim does (aihwkit's default,
+    # 0, computes with the raw weights, so its output noise acts on much smaller outputs)
+    config.mapping.weight_scaling_omega = 1.0
     return config
 
 
