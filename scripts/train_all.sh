@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-checkpoints}
 data=${2:-../shared/datasets/cifar10}
 hwa=(--lr 0.01 --schedule cosine --weight-noise 0.04)
+hwa_dev=(--lr 0.01 --schedule cosine --noise-model device --clip-sigma 2.5)
 
 run() {
     local name=$1; shift
@@ -21,6 +22,8 @@ run() {
 lane_a() {
     run f1net --model f1net --epochs 60
     run f1net_hwa --model f1net --hwa-from "$runs/f1net/model.pt" --epochs 6 "${hwa[@]}"
+    # hardware-aware with the PCM model in the loop, on the per-patch periphery (issue 19)
+    run f1net_hwa_dev --model f1net --hwa-from "$runs/f1net/model.pt" --epochs 6 "${hwa_dev[@]}"
     run t500 --model t500 --epochs 40
     run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 6 "${hwa[@]}"
     # the vision transformer (not trained yet): AdamW, one-cycle (its 15% warm-up suits
@@ -45,6 +48,9 @@ lane_b() {
     # resnet32_swa30 ended at 91.90%: average again around it at half the rate, over 8 epochs
     run resnet32_swa_low --model resnet32 --init-from "$runs/resnet32_swa30/model.pt" --epochs 8 \
         --lr 0.01 --schedule constant --swa-start 1
+    # hardware-aware with the PCM model in the loop, from the 92.00% network (issue 19)
+    run resnet32_hwa_dev --model resnet32 --hwa-from "$runs/resnet32_swa_low/model.pt" \
+        --epochs 10 "${hwa_dev[@]}"
 }
 
 mkdir -p "$runs"
