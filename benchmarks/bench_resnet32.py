@@ -29,7 +29,7 @@ from pathlib import Path
 import numba
 import torch
 
-from timing import interleaved_medians  # benchmarks/timing.py
+from timing import interleaved_medians, ratio_table  # benchmarks/timing.py
 import aimcsim
 from aimcsim.models import build_model
 from aimcsim.tiles import AnalogConfig
@@ -90,11 +90,7 @@ def table(ours: dict, peer: dict | None) -> str:
                      peer["analog_s"] / peer["fp32_s"]))
         rows.append((f"aihwkit {peer['aihwkit']} drift_analog_weights (re-read)",
                      peer["reread_s"], None))
-    lines = ["| variant | time (ms) | x FP32 |", "|---|---:|---:|"]
-    for name, seconds, ratio in rows:
-        lines.append(f"| {name} | {1e3 * seconds:.1f} | "
-                     f"{'' if ratio is None else f'{ratio:.2f}'} |")
-    return "\n".join(lines)
+    return ratio_table(rows)
 
 
 def main(argv=None) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numba
 import torch
 
-from timing import interleaved_medians  # benchmarks/timing.py
+from timing import interleaved_medians, ratio_table  # benchmarks/timing.py
 import aimcsim
 from aimcsim.models import build_model
 from aimcsim.tiles import AnalogConfig
@@ -50,11 +50,8 @@ def run(batch: int, repeats: int, threads: int) -> dict[str, float]:
 
 
 def table(results: dict[str, float]) -> str:
-    lines = ["| variant | time (ms) | x FP32 |", "|---|---:|---:|"]
-    for name, seconds in results.items():
-        lines.append(f"| {LABELS[name]} | {1e3 * seconds:.1f} | "
-                     f"{seconds / results['fp32']:.2f} |")
-    return "\n".join(lines)
+    return ratio_table([(LABELS[name], seconds, seconds / results["fp32"])
+                        for name, seconds in results.items()])
 
 
 def main(argv=None) -> None:

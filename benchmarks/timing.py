@@ -30,3 +30,12 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> d
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def ratio_table(rows: list[tuple[str, float, float | None]]) -> str:
+    """A markdown table of (variant, seconds, ratio to FP32 or None) rows, times in ms."""
+    lines = ["| variant | time (ms) | x FP32 |", "|---|---:|---:|"]
+    for name, seconds, ratio in rows:
+        lines.append(f"| {name} | {1e3 * seconds:.1f} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}'} |")
+    return "\n".join(lines)

@@ -10,6 +10,17 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a test module (``pytestmark = usefixtures(...)``): the
+    machine's other jobs make a second thread spin, not help."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def load_example(name: str):
     """Import ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
     import importlib.util

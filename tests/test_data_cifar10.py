@@ -34,13 +34,7 @@ TEST_MEAN_01 = (0.49421428, 0.48513139, 0.45040909)
 TEST_STD_01 = (0.24665252, 0.24289226, 0.26159238)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's other jobs make a second thread spin, not help."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- helpers

@@ -19,13 +19,7 @@ VIT_PARAMETERS = 1_806_346
 VIT_ANALOG_WEIGHTS = 1_780_608
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's other jobs make a second thread spin, not help."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

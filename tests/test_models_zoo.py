@@ -17,13 +17,7 @@ PUBLISHED = {"resnet20": 269_722, "resnet32": 464_154}
 T500_PAPER_PARAMETERS = 422_000  # "AnalogNAS_T500 (422K)", Benmeziane et al. 2023
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's other jobs make a second thread spin, not help."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _docstring_counts() -> dict[str, int]:

@@ -18,13 +18,7 @@ from aimcsim.training import TrainConfig, evaluate, train_classifier
 from aimcsim.training import trainer as trainer_mod
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: the machine's other jobs make a second thread spin, not help."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _split(n: int, seed: int) -> CifarSplit:
