@@ -25,6 +25,8 @@ layer l - 1, with dropout in between in training mode, exactly as torch's ``nn.L
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,7 +39,7 @@ from aimcsim.tiles.config import AnalogConfig
 State = tuple[torch.Tensor, ...]
 
 
-class _AnalogRecurrent(nn.Module):
+class _AnalogRecurrent(nn.Module, ABC):
     """Shared stacking, directions, sequence loop and state handling; subclasses set
     ``gates`` and ``state_size`` (1: h, 2: h and c) and implement :meth:`_cell`."""
 
@@ -160,8 +162,10 @@ class _AnalogRecurrent(nn.Module):
             outputs[t] = state[0]
         return torch.stack(outputs), state
 
+    @abstractmethod
     def _cell(self, gx: torch.Tensor, gh: torch.Tensor, state: State) -> State:
-        raise NotImplementedError
+        """One time step: the gates from the input and hidden products, the new state
+        (each subclass: LSTM, GRU, RNN)."""
 
 
 class AnalogLSTM(_AnalogRecurrent):

@@ -74,7 +74,8 @@ class PeripheryConfig:
               channel-wise abs-max, the DAC relative to the abs-max of the window centred on
               each pixel (the one approximation, measured in docs/physics.md);
             - ``per_patch_exact``: the same, exactly, by unfolding every patch through the
-              tile: the slow reference of ``per_patch``;
+              tile: the slow reference of ``per_patch`` (inference only: hardware-aware
+              training runs the ``per_patch`` pass for it);
             - ``per_image``: one scale per image and tile for all its patches (coarser; the
               default before 2026-11-29);
             - ``static``: a fixed input range per layer, calibrated from data
