@@ -120,3 +120,27 @@ def test_adabs_moves_statistics_to_the_analog_network_and_restores_accuracy():
     assert after > before + 0.1, (before, after)
     with pytest.raises(ValueError, match="program"):
         aimcsim.adapt_batchnorm(convert_to_analog(net), calibration)
+
+
+def test_noise_scale_multiplies_the_device_deviation():
+    """The same programming (same torch seed) with noise_scale 2 deviates twice as far from
+    the noise-free mapping as with 1; 0 leaves only the float weights (times GDC's alpha)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+    x = torch.randn(4, 8, 6, 6)
+    outputs = {}
+    for k in (0.0, 1.0, 2.0):
+        hwa = HardwareAwareConfig(noise_model="device", clip_sigma=None, t_min=3600.0,
+                                  t_max=3600.0, noise_scale=k)
+        cfg = AnalogConfig(periphery=PeripheryConfig.ideal()).replace(
+            **{"drift_compensation.enabled": False})
+        layer = convert_to_analog(nn.Sequential(conv), cfg, hwa=hwa)[0].train()
+        torch.manual_seed(5)
+        outputs[k] = layer(x).detach()
+    digital = nn.functional.conv2d(x, conv.weight, padding=1)
+    torch.testing.assert_close(outputs[0.0], digital, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(outputs[2.0] - digital, 2 * (outputs[1.0] - digital),
+                               rtol=1e-3, atol=1e-4)
+    assert float((outputs[1.0] - digital).abs().max()) > 1e-3
+    with pytest.raises(ValueError):
+        HardwareAwareConfig(noise_scale=-1.0)

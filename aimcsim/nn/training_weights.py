@@ -12,7 +12,8 @@ column's weights are divided by w_max of its tile (``tile``) or of its own colum
   read noise) and measures the global drift compensation alpha that inference would apply
   (the tile's own calibration). The forward uses the read weights ``W_n(t)`` and the output
   scale ``w_max alpha``; the gradient passes straight through to W:
-  ``W_n = W / w_max + (W_n(t) - W / w_max).detach()``.
+  ``W_n = W / w_max + k (W_n(t) - W / w_max).detach()``, with ``k = hwa.noise_scale``
+  (1 by default; above 1 inflates the device's deviation for a margin of robustness).
 """
 from __future__ import annotations
 
@@ -102,6 +103,7 @@ def device_model_blocks(layer, weight: torch.Tensor) -> list[Block]:
         read = torch.from_numpy(np.concatenate(reads)).to(wb.device).reshape(wb.shape)
         w_max = torch.from_numpy(np.concatenate(w_maxes)).to(wb.device)
         w_float = wb / _per_column(w_max, wb)
-        w_n = w_float + (read - w_float).detach()
+        deviation = (read - w_float).detach()
+        w_n = w_float + (deviation if hwa.noise_scale == 1.0 else hwa.noise_scale * deviation)
         blocks.append((w_n, torch.from_numpy(np.concatenate(scales)).to(wb.device), None))
     return blocks

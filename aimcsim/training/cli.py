@@ -41,6 +41,9 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                         "device model read at a random time in [--t-min, --t-max]")
     p.add_argument("--t-min", type=float, default=1.0, help="device model: earliest read, s")
     p.add_argument("--t-max", type=float, default=1e6, help="device model: latest read, s")
+    p.add_argument("--noise-scale", type=float, default=1.0,
+                   help="device model: multiply the read weights' deviation from the float "
+                        "weights by this factor in training (noise inflation; 1: off)")
     p.set_defaults(func=run_train)
 
 
@@ -64,7 +67,7 @@ def run_train(args: argparse.Namespace) -> None:
         hwa = HardwareAwareConfig(weight_noise=args.weight_noise,
                                   clip_sigma=args.clip_sigma or None,
                                   noise_model=args.noise_model, t_min=args.t_min,
-                                  t_max=args.t_max)
+                                  t_max=args.t_max, noise_scale=args.noise_scale)
         _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa)
     else:
         history = train_classifier(model, train, test, config, args.out)
