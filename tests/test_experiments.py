@@ -223,6 +223,13 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     assert md.startswith("Accuracy after programming (hardware-aware trained, GDC on)")
     assert (tmp_path / "f2" / "compare_hwa_gdc_on.png").stat().st_size > 0
     assert "| 88.50 ± 0.20 |" in md
+    main(["compare", str(runs[0]), str(runs[0]), "--labels", "plain,adabs", "--times",
+          "1,86400", "--out", str(tmp_path / "two")])
+    md = (tmp_path / "two" / "compare_hwa_gdc_on.md").read_text()
+    assert "| plain | 93.00 | 91.00 ± 0.20 | 88.50 ± 0.20 | 2.50 | 5.04 |" in md
+    assert "| adabs |" in md
+    with pytest.raises(ValueError, match="labels"):
+        compare_table(runs, labels=["one"])
     direct_md = compare_table(runs, series="direct")[0]  # the studies hold no direct rows
     assert direct_md.splitlines()[2].startswith("| resnet32 | 93.00 | n/a | n/a |")
     # the published numbers belong to hardware-aware networks: not beside the direct series

@@ -70,6 +70,10 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="+", help="output folders of 'drift' runs")
     c.add_argument("--series", choices=("direct", "hwa"), default="hwa")
     c.add_argument("--gdc", choices=("on", "off"), default="on")
+    c.add_argument("--times", type=_times, default=None,
+                   help="preset (f1, f2) or comma-separated seconds (default f2)")
+    c.add_argument("--labels", default=None,
+                   help="comma-separated names of the runs (default: their networks)")
     c.add_argument("--out", required=True,
                    help="folder for compare_<series>_gdc_<on|off>.md and .png")
     c.set_defaults(func=run_compare)
@@ -114,11 +118,14 @@ def run_compare(args: argparse.Namespace) -> None:
     from aimcsim.experiments.compare import (compare_stem, compare_table, compare_title,
                                              plot_compare)
     gdc = args.gdc == "on"
-    table, rows = compare_table(args.runs, args.series, gdc)
+    from aimcsim.experiments.drift import F2_TIMES
+    times = args.times or F2_TIMES
+    labels = args.labels.split(",") if args.labels else None
+    table, rows = compare_table(args.runs, args.series, gdc, times, labels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = compare_title(args.series, gdc)
     stem = compare_stem(args.series, gdc)
     (out / f"{stem}.md").write_text(f"{title}\n\n{table}\n")
-    plot_compare(rows, out / f"{stem}.png", title)
+    plot_compare(rows, out / f"{stem}.png", title, times)
     print(f"{title}\n\n{table}")

@@ -40,21 +40,25 @@ def _row(results: dict, series: str, gdc: bool, t: float) -> dict | None:
 
 
 def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: bool = True,
-                  times=F2_TIMES) -> tuple[str, list[dict]]:
-    """Markdown table: per network, accuracy (mean +- std over programmings) at ``times`` and
+                  times=F2_TIMES, labels: list[str] | None = None) -> tuple[str, list[dict]]:
+    """Markdown table: per run, accuracy (mean +- std over programmings) at ``times`` and
     the drop from the first to the last time; for the hardware-aware series (the one AnalogNAS
-    published) beside the published drop and one-day gap."""
+    published) beside the published drop and one-day gap. ``labels`` name the runs in the
+    table and plot (default: each run's network), e.g. two studies of one network."""
     if series not in SERIES_NAMES:
         raise ValueError(f"series must be one of {sorted(SERIES_NAMES)}, got {series!r}")
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ValueError(f"got {len(labels)} labels for {len(run_dirs)} runs")
     rows = []
-    for d in run_dirs:
+    for i, d in enumerate(run_dirs):
         path = Path(d) / "results.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: give the output folder of a finished "
                                     "'python -m aimcsim drift' run")
         res = json.loads(path.read_text())
         cells = [_row(res, series, gdc, t) for t in times]
-        rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells})
+        rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells,
+                     "label": labels[i] if labels else res["model"]})
     published = series == PUBLISHED_SERIES
     head = ["network", "FP32"] + [LABELS.get(t, f"{t:g} s") for t in times] + \
         ["drop (first to last)"] + (["published drop (1 month)"] if published else [])
@@ -65,7 +69,7 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
         drop = (f"{100 * (r['cells'][0]['mean'] - r['cells'][-1]['mean']):.2f}"
                 if r["cells"][0] and r["cells"][-1] else "n/a")
         pub = PUBLISHED_DROP_ONE_MONTH.get(r["model"])
-        lines.append("| " + " | ".join([r["model"], f"{100 * r['fp32']:.2f}" if r["fp32"]
+        lines.append("| " + " | ".join([r["label"], f"{100 * r['fp32']:.2f}" if r["fp32"]
                                         else "n/a"] + vals + [drop]
                                        + ([f"{pub}" if pub else "-"] if published else []))
                      + " |")
@@ -101,8 +105,10 @@ def plot_compare(rows: list[dict], path: str | os.PathLike, title: str,
     for r in rows:
         means = [100 * c["mean"] if c else float("nan") for c in r["cells"]]
         errs = [100 * c["std"] if c else 0 for c in r["cells"]]
-        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=r["model"])
-    ax.set_xticks(list(xs), [LABELS.get(t, f"{t:g} s") for t in times])
+        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=r.get("label", r["model"]))
+    ax.set_xticks(list(xs), [LABELS.get(t, f"{t:.3g} s") for t in times])
+    if len(times) > 6:
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.set_xlabel("time since programming")
     ax.set_ylabel("CIFAR-10 test accuracy (%)")
     ax.set_title(title)
