@@ -13,8 +13,9 @@ outputs of the batch):
 - decoupled: ||approx - exact|| / ||exact|| of the model a tile uses (exact row and column
   ladders, decoupled);
 - first order: the same for the first-order model (cumulative sums of the ideal currents);
-- the load r mean(G) n^2 (dimensionless), and the seconds of the exact factorisation (both
-  polarities) and of the decoupled model.
+- the load r mean(G) n^2 (dimensionless), and the CPU seconds of the exact factorisation
+  (both polarities) and of the decoupled model (CPU time: the wall time of a loaded machine
+  says little).
 
     python examples/ir_drop_error.py [--sizes 32,64,128] [--resistances 0.1,1,10] \
         [--vectors 64] [--out docs/results/ir_drop/error]
@@ -53,20 +54,20 @@ def input_batches(n: int, vectors: int, rng: np.random.Generator, read_voltage: 
 
 def measure_one(pair: np.ndarray, batches: dict[str, np.ndarray], r: float) -> dict:
     """Errors of both models and the IR drop for one array and resistance."""
-    start = time.perf_counter()
+    start = time.process_time()
     solvers = [NodalCrossbar(g, r, r) for g in pair]
-    exact_seconds = time.perf_counter() - start
-    start = time.perf_counter()
+    exact_seconds = time.process_time() - start
+    start = time.process_time()
     decoupled = pair * decoupled_factors(pair, r, r)
-    decoupled_seconds = time.perf_counter() - start
+    decoupled_seconds = time.process_time() - start
     first = pair * first_order_factors(pair, r, r)
     entry = {"load": r * 1e-6 * float(pair.mean(axis=(1, 2)).mean()) * pair.shape[1] ** 2,
              "exact_seconds": exact_seconds, "decoupled_seconds": decoupled_seconds}
     for kind, v in batches.items():
-        start = time.perf_counter()
+        start = time.process_time()
         exact = solvers[0].currents(v) - solvers[1].currents(v)
         entry.setdefault("solve_seconds", 0.0)
-        entry["solve_seconds"] += time.perf_counter() - start
+        entry["solve_seconds"] += time.process_time() - start
         norm = np.linalg.norm(exact)
 
         def relative(model: np.ndarray) -> float:
@@ -96,8 +97,8 @@ def measure(sizes: list[int], resistances: list[float], vectors: int, seed: int,
 def table(results: dict, title: str) -> str:
     lines = [f"# {title}", "",
              "| n x n | r (ohm/segment) | load r mean(G) n^2 | inputs | IR drop | "
-             "decoupled error | first-order error | exact factorisation (s) | "
-             "decoupled (s) |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+             "decoupled error | first-order error | exact factorisation (CPU s) | "
+             "decoupled (CPU s) |", "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for n, by_r in results.items():
         for r, entry in by_r.items():
             for kind in INPUTS:
