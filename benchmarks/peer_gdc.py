@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from peer_accuracy import load_model  # noqa: E402  (torch-only)
+from peer_accuracy import call_peer, load_model  # noqa: E402  (torch-only)
 
 
 def shrink(read: np.ndarray, programmed: np.ndarray) -> float:
@@ -121,15 +120,9 @@ def main(argv=None) -> None:
         print(json.dumps(run_peer(args)))
         return
     series = run_ours(args)
-    if args.peer_python and Path(args.peer_python).exists():
-        command = [args.peer_python, __file__, "--role", "peer"] + list(
-            argv if argv is not None else sys.argv[1:])
-        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        if done.returncode == 0:
-            peer = json.loads(done.stdout.strip().splitlines()[-1])
-            series[f"aihwkit {peer.pop('version')}"] = peer
-        else:
-            print(f"peer failed: {done.stderr[-2000:]}", file=sys.stderr)
+    peer = call_peer(args.peer_python, __file__, argv)
+    if peer is not None:
+        series[f"aihwkit {peer.pop('version')}"] = peer
     title = (f"{args.model} ({Path(args.weights).parent.name}): drift compensation per tile, "
              f"{args.reps} programmings")
     text = table(series, title)
