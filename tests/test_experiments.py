@@ -10,6 +10,7 @@ import torch
 
 from aimcsim.data import CifarSplit, default_root, load_cifar10
 from aimcsim.experiments.compare import compare_table
+from aimcsim.tiles.config import AnalogConfig
 from aimcsim.experiments.drift import DriftStudyConfig, run_drift_study
 from aimcsim.experiments.plots import plot_accuracy_over_time
 from aimcsim.models import build_model
@@ -125,6 +126,18 @@ def test_drift_study_refuses_to_mix_studies(trained, tmp_path):
     with pytest.raises(ValueError, match="seed changed"):
         run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, seed=1, **small),
                         test, out, progress=False)
+    # a study stored before a config field existed (here: ir_drop) resumes when the new field
+    # keeps its default, and is refused when it does not
+    stored = json.loads((out / "config.json").read_text())
+    del stored["analog"]["ir_drop"]
+    (out / "config.json").write_text(json.dumps(stored))
+    assert run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, **small),
+                           test, out, progress=False)["rows"] == both["rows"]
+    (out / "config.json").write_text(json.dumps(stored))
+    wired = AnalogConfig().replace(**{"ir_drop.r_row_ohm": 1.0, "ir_drop.r_col_ohm": 1.0})
+    with pytest.raises(ValueError, match="analog changed"):
+        run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, analog=wired,
+                                         **small), test, out, progress=False)
 
 
 def test_drift_config_validation(tmp_path):

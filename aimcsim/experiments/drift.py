@@ -131,12 +131,24 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _with_defaults(analog: dict) -> dict | None:
+    """A stored analog configuration with every field added since filled in with its default
+    (so a study written before a new field existed still resumes); None if it does not
+    parse."""
+    try:
+        return json.loads(json.dumps(AnalogConfig.from_dict(analog).to_dict()))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def _check_resumable(old: dict, new: dict, out: Path) -> None:
     """Refuse to mix points of different studies in one folder. The hardware-aware series may
     be absent on either side (``hwa_sha256`` None): added later, or not measured this time."""
     for name in _RESUME_INVARIANTS:
         if name not in old or old[name] == new[name]:
             continue
+        if name == "analog" and _with_defaults(old[name]) == json.loads(json.dumps(new[name])):
+            continue  # stored before a config field was added; the new field's default
         if name == "hwa_sha256" and None in (old[name], new[name]):
             continue
         raise ValueError(
