@@ -18,7 +18,7 @@ programming) and the 1/f read noise (t_read = 512 ns) are those of
 :class:`~aimcsim.devices.pcm_like.PCMLikeDevice`, including the fused Numba read.
 
 Two devices per sign: the published two-device fits describe the *sum* of the pair as the chip
-programs it (both devices together, Vasilopoulos et al., IEEE TED 2023), so its programming
+programs it (jointly, with the method of Vasilopoulos et al., IEEE TED 2023), so its programming
 error (1.09 µS at u = 1) is well below that of two independently programmed devices
 (sqrt(2) x 1.01 = 1.42 µS), and its drift-exponent spread is 0.71 to 0.87 of one device's.
 The model treats the pair as one conductance of range 20.7 µS: the tile maps the largest
