@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,11 @@ def measure_one(pair: np.ndarray, batches: dict[str, np.ndarray], r: float) -> d
 
 
 def measure(sizes: list[int], resistances: list[float], vectors: int, seed: int,
-            g_max: float = G_MAX_US, read_voltage: float = 0.2) -> dict:
-    """{size: {resistance: entry}} (keys as strings, JSON-ready)."""
+            g_max: float = G_MAX_US, read_voltage: float = 0.2,
+            progress: Callable[[dict], None] | None = None) -> dict:
+    """{size: {resistance: entry}} (keys as strings, JSON-ready); ``progress(results)`` is
+    called after every entry (the script writes its table then, so a long run that is
+    stopped keeps what it measured)."""
     results: dict = {}
     for n in sizes:
         rng = np.random.default_rng([seed, n])
@@ -91,6 +95,8 @@ def measure(sizes: list[int], resistances: list[float], vectors: int, seed: int,
             print(f"n={n} r={r:g}: " + ", ".join(
                 f"{kind} drop {entry[kind]['ir_drop']:.2e} decoupled "
                 f"{entry[kind]['decoupled']:.2e}" for kind in INPUTS), flush=True)
+            if progress is not None:
+                progress(results)
     return results
 
 
@@ -123,17 +129,18 @@ def main(argv: list[str] | None = None) -> None:
     resistances = [float(r) for r in args.resistances.split(",") if r]
     if min(sizes) < 1 or min(resistances) <= 0 or args.vectors < 1:
         parser.error("sizes and vectors must be positive, resistances > 0")
-    results = measure(sizes, resistances, args.vectors, args.seed)
     title = (f"IR drop: fast models against the exact nodal solve (n x n differential pair, "
              f"Gaussian weights, g_max {G_MAX_US:g} µS, V_read 0.2 V, {args.vectors} input "
              f"vectors per kind, seed {args.seed})")
-    text = table(results, title)
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(text + "\n")
-    stem.with_suffix(".json").write_text(json.dumps({"results": results, "args": vars(args)},
-                                                    indent=1))
-    print(text)
+
+    def write(results: dict) -> None:
+        stem.with_suffix(".md").write_text(table(results, title) + "\n")
+        stem.with_suffix(".json").write_text(json.dumps(
+            {"results": results, "args": vars(args)}, indent=1))
+    results = measure(sizes, resistances, args.vectors, args.seed, progress=write)
+    print(table(results, title))
 
 
 if __name__ == "__main__":

@@ -27,8 +27,9 @@ Functions:
 - :func:`decoupled_factors`: the fast approximation (O(R C), used by default): each row wire
   solved exactly as a ladder with the column wires ideal, then each column wire solved exactly
   as a ladder fed by those row voltages. Exact when r_row = 0 or r_col = 0; it neglects only
-  the column wires' voltage acting back on the row wires (an error of order
-  (r_row G C^2)(r_col G R^2));
+  the column wires' voltage acting back on the row wires. Measured bound:
+  ||T_decoupled - T_exact||_F <= delta_row delta_col ||G||_F, delta the largest relative drop
+  of the row ladders and of the column ladders alone;
 - :func:`first_order_factors`: the linearisation of the same in r (node voltages from
   cumulative sums of the ideal currents), for comparison only: it is wrong by the square of
   the drop, and turns negative once r G N^2 approaches 1.
