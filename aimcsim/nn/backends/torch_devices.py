@@ -20,6 +20,7 @@ warning, never silently.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -167,12 +168,19 @@ def torch_sampler(model: DeviceModel) -> TorchDeviceSampler | None:
 
 def calibration_inputs(config: AnalogConfig, in_size: int, device: torch.device
                        ) -> torch.Tensor:
-    """The fixed calibration batch of drift compensation (as ``AnalogTile`` uses)."""
+    """The fixed calibration batch of drift compensation (as ``AnalogTile`` uses), made once
+    per device and shape."""
     gdc = config.drift_compensation
-    if gdc.calibration == "one_hot":
+    return _calibration_batch(gdc.calibration, gdc.calibration_vectors, in_size, str(device))
+
+
+@functools.lru_cache(maxsize=64)
+def _calibration_batch(calibration: str, vectors: int, in_size: int, device: str
+                       ) -> torch.Tensor:
+    if calibration == "one_hot":
         return torch.eye(in_size, dtype=torch.float32, device=device)
     rng = np.random.default_rng(CALIBRATION_SEED)
-    x = rng.uniform(-1, 1, (gdc.calibration_vectors, in_size)).astype(np.float32)
+    x = rng.uniform(-1, 1, (vectors, in_size)).astype(np.float32)
     return torch.from_numpy(x).to(device)
 
 
