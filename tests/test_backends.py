@@ -6,17 +6,15 @@ from __future__ import annotations
 import dataclasses
 from unittest import mock
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import aimcsim
-from aimcsim.devices import GaussianDevice, PCMDevice, ideal_device
+from aimcsim.devices import ideal_device, make_device
 from aimcsim.nn import HardwareAwareConfig, convert_to_analog, set_backend
 from aimcsim.nn.backends import select_backend
-from aimcsim.nn.backends.torch_devices import TorchGaussian, TorchPCM, read_tile
-from aimcsim.tiles import AnalogConfig, AnalogTile, PeripheryConfig
+from aimcsim.tiles import AnalogConfig, PeripheryConfig
 
 
 
@@ -68,6 +66,14 @@ CASES = {
     "grouped": (lambda: nn.Conv2d(12, 8, 3, padding=1, groups=4), (3, 12, 7, 7), {}),
     "conv1d": (lambda: nn.Conv1d(10, 6, 5, padding=2, padding_mode="reflect"), (3, 10, 17),
                {"read_noise_sampling": "per_mvm", "device": ideal_device()}),
+    "hermes": (lambda: nn.Conv2d(20, 24, 3, padding=1), (3, 20, 9, 8),
+               {"device": make_device("hermes")}),
+    "rram": (lambda: nn.Linear(300, 40), (6, 300), {"device": make_device("rram")}),
+    "ir_drop": (lambda: nn.Conv2d(20, 24, 3, padding=1), (3, 20, 9, 8),
+                {"ir_drop.r_row_ohm": 2.0, "ir_drop.r_col_ohm": 1.0}),
+    "ir_drop_per_mvm": (lambda: nn.Linear(300, 40), (6, 300),
+                        {"read_noise_sampling": "per_mvm", "ir_drop.r_col_ohm": 3.0,
+                         "device": make_device("hermes-1", read_noise_scale=0.0)}),
 }
 
 
@@ -127,77 +133,6 @@ def test_torch_backend_eval_pass_is_order_free_and_reproducible():
         torch.randn(100)  # the global generator must not matter
         again = layer(x)
     assert torch.equal(first, again)
-
-
-def pcm_samples(level: float, n: int = 20_000):
-    """Programmed states of ``n`` PCM devices at ``level`` x g_max, numpy and torch."""
-    device = PCMDevice()
-    g = np.full(n, level * device.g_max, np.float32)
-    state = device.program(g, np.random.default_rng(0))
-    torch.manual_seed(0)
-    state_t = TorchPCM(device).program(torch.from_numpy(g))
-    return device, state, state_t
-
-
-def assert_same_distribution(a: np.ndarray, b: np.ndarray) -> None:
-    """Means and standard deviations equal within 5 standard errors."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    se_mean = np.sqrt(a.var() / a.size + b.var() / b.size)
-    assert abs(a.mean() - b.mean()) <= 5 * se_mean + 1e-7
-    se_std = np.sqrt(a.var() / (2 * a.size) + b.var() / (2 * b.size))
-    assert abs(a.std() - b.std()) <= 5 * se_std + 1e-7
-
-
-@pytest.mark.parametrize("level", [0.05, 0.5, 0.95])
-def test_torch_pcm_sampling_matches_the_numpy_model(level):
-    device, state, state_t = pcm_samples(level)
-    assert_same_distribution(state.g_prog, state_t.g_prog.numpy())
-    assert_same_distribution(state.nu, state_t.nu.numpy())
-    sampler = TorchPCM(device)
-    for t in (1.0, 86400.0):
-        reads = device.read(state, t, np.random.default_rng(1), fast=False)
-        assert_same_distribution(reads, sampler.read(state_t, t).numpy())
-        drifted = sampler.drifted(state_t, t).numpy()
-        np.testing.assert_allclose(
-            drifted, device.drifted(dataclasses.replace(
-                state, g_prog=state_t.g_prog.numpy(), nu=state_t.nu.numpy()), t), rtol=1e-6)
-
-
-def test_torch_samplers_exact_limits_and_idle_devices():
-    quiet = PCMDevice(prog_noise_scale=0.0, drift_scale=0.0, read_noise_scale=0.0)
-    g = torch.tensor([0.0, 1.0, 12.5, 25.0])
-    state = TorchPCM(quiet).program(g)
-    torch.testing.assert_close(state.g_prog, g, rtol=0, atol=0)
-    torch.testing.assert_close(TorchPCM(quiet).read(state, 1e5), g, rtol=0, atol=0)
-    noisy = TorchPCM(PCMDevice()).program(g)
-    assert noisy.g_prog[0] == 0 and not noisy.active[0] and noisy.nu[0] == 0
-    assert TorchPCM(PCMDevice()).read(noisy, 3600.0)[0] == 0
-    drifting = GaussianDevice(prog_sigma=0.0, read_sigma=0.0, nu=0.05)
-    sampler = TorchGaussian(drifting)
-    state_g = sampler.program(g)
-    reference = drifting.drifted(drifting.program(g.numpy(), np.random.default_rng(0)), 1e4)
-    np.testing.assert_allclose(sampler.read(state_g, 1e4).numpy(), reference, rtol=1e-6)
-
-
-@pytest.mark.parametrize("scaling", ["tile", "column"])
-@pytest.mark.parametrize("groups", [1, 3])
-def test_read_tile_maps_weights_like_the_analog_tile(scaling, groups):
-    """Noise-free device and periphery: the torch tile reads W / w_max with the tile's output
-    scales (drift compensation alpha = 1)."""
-    rng = np.random.default_rng(0)
-    w = rng.normal(size=(groups, 7, 5)).astype(np.float32)
-    w[:, :, 0] *= 0.1
-    config = AnalogConfig(device=ideal_device(),
-                          periphery=PeripheryConfig(out_noise=0.0)).replace(
-        **{"mapping.weight_scaling": scaling})
-    tile = AnalogTile(w, config)
-    tile.program(0)
-    tile.set_time(100.0)
-    sampler = TorchGaussian(config.device)
-    w_n, w_max, scale = read_tile(torch.from_numpy(w), config, sampler, 100.0)
-    np.testing.assert_allclose(w_n.numpy(), tile.normalized_weights, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(w_max.numpy(), tile._w_max.reshape(-1), rtol=1e-6)
-    np.testing.assert_allclose(scale.numpy(), tile.output_scale, rtol=1e-6)
 
 
 def device_training_layer() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:

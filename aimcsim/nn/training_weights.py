@@ -11,10 +11,13 @@ column's weights are divided by w_max of its tile (``tile``) or of its own colum
   exponents), reads them at a time t drawn log-uniformly from [t_min, t_max] seconds (drift,
   read noise) and measures the global drift compensation alpha that inference would apply
   (the tile's own calibration). The forward uses the read weights ``W_n(t)`` and the output
-  scale ``w_max alpha``; the gradient passes straight through to W:
-  ``W_n = W / w_max + (W_n(t) - W / w_max).detach()``. The tiles are sampled with the numpy
-  device model on the CPU when the torch backend has CPU kernels, else in torch ops on the
-  weights' device (:mod:`aimcsim.nn.backends.torch_devices`).
+  scale ``w_max alpha``; the gradient passes straight through to the effective weights
+  ``w_max alpha W_n``: ``W_n = W / (w_max alpha) + k (W_n(t) - W / (w_max alpha)).detach()``,
+  with ``k = hwa.noise_scale`` (1 by default: the forward reads ``W_n(t)`` itself; above 1
+  inflates the compensated read's deviation from W, never the drift that GDC removes). The
+  tiles are sampled with the numpy device model on the CPU when the torch backend has CPU
+  kernels, else in torch ops on the weights' device
+  (:mod:`aimcsim.nn.backends.torch_devices`), IR drop included.
 
 Both take the layer's :class:`~aimcsim.nn.tile_array.TileArray` for its plan and config.
 """
@@ -25,7 +28,8 @@ import math
 import numpy as np
 import torch
 
-from aimcsim.nn.backends.torch_devices import read_tile, torch_sampler
+from aimcsim.nn.backends.torch_devices import torch_sampler
+from aimcsim.nn.backends.torch_tile_read import read_tile
 from aimcsim.nn.hwa_config import HardwareAwareConfig
 from aimcsim.nn.tile_array import BlockWeights, TileArray
 from aimcsim.tiles.plan import RowBlock, TileSlot, slot_to_conv_weight, slot_weights
@@ -97,26 +101,38 @@ def device_model_blocks(tiles: TileArray, weight: torch.Tensor, hwa: HardwareAwa
     """The layer's weights programmed onto fresh tiles and read at a random time (see the
     module docstring); seeds come from torch's global generator (``torch.manual_seed``
     reproduces a run). ``numpy_tiles``: sample with the numpy device model on the CPU, else
-    in torch ops on the weights' device."""
+    in torch ops on the weights' device (a device model or IR-drop method without torch ops
+    raises ValueError naming it)."""
     t = sample_read_time(hwa.t_min, hwa.t_max)
-    sampler = None if numpy_tiles else torch_sampler(tiles.config.device)
-    if sampler is None:
-        return _numpy_device_blocks(tiles, weight, t)
+    if numpy_tiles:
+        return _numpy_device_blocks(tiles, weight, t, hwa.noise_scale)
+    sampler = torch_sampler(tiles.config.device)
     blocks = []
     for block in tiles.blocks:
         wb = block_slice(weight, block, tiles.groups)
-        reads, w_maxes, scales = [], [], []
+        reads, scales = [], []
         for slot in block.slots:
-            w_n, w_max, scale = read_tile(_slot_matrix(wb, block, slot), tiles.config, sampler,
-                                          t)
+            w_n, scale = read_tile(_slot_matrix(wb, block, slot), tiles.config, sampler, t)
             reads.append(_conv_layout(w_n, tiles.kernel))
-            w_maxes.append(w_max)
             scales.append(scale)
-        w_max = torch.cat(w_maxes)
-        w_float = wb / _per_column(w_max, wb)
-        w_n = w_float + (torch.cat(reads).reshape(wb.shape) - w_float).detach()
-        blocks.append(BlockWeights(w_n, torch.cat(scales), None))
+        read = torch.cat(reads).reshape(wb.shape)
+        scale = torch.cat(scales)
+        blocks.append(BlockWeights(_straight_through(wb, read, scale, hwa.noise_scale), scale,
+                                   None))
     return blocks
+
+
+def _straight_through(wb: torch.Tensor, read: torch.Tensor, scale: torch.Tensor,
+                      noise_scale: float) -> torch.Tensor:
+    """``W / (w_max alpha) + k (W_n(t) - W / (w_max alpha)).detach()`` of one row block: the
+    read weights forward (their deviation scaled by k), the float weights' gradient backward."""
+    # the float weights in the units of the read ones, W / (w_max alpha), so that the
+    # compensated read deviates from W by (read - w_target) w_max alpha
+    # (an all-zero column has w_max 0 and output scale 0: its target is 0)
+    effective = _per_column(scale, wb)
+    w_target = torch.where(effective > 0, wb / torch.where(effective > 0, effective, 1.0),
+                           torch.zeros_like(wb))
+    return w_target + (noise_scale * (read - w_target)).detach()
 
 
 def _slot_matrix(wb: torch.Tensor, block: RowBlock, slot: TileSlot) -> torch.Tensor:
@@ -137,8 +153,8 @@ def _conv_layout(w: torch.Tensor, kernel: tuple[int, ...]) -> torch.Tensor:
     return w.transpose(1, 2).reshape(groups * cols, rows // area, *kernel)
 
 
-def _numpy_device_blocks(tiles: TileArray, weight: torch.Tensor, t: float
-                         ) -> list[BlockWeights]:
+def _numpy_device_blocks(tiles: TileArray, weight: torch.Tensor, t: float,
+                         noise_scale: float) -> list[BlockWeights]:
     """:func:`device_model_blocks` with the numpy tiles (the reference, on the CPU)."""
     w_np = weight.detach().to("cpu", torch.float32).numpy()
     w_np = w_np.reshape(w_np.shape[0], w_np.shape[1], -1)
@@ -146,19 +162,16 @@ def _numpy_device_blocks(tiles: TileArray, weight: torch.Tensor, t: float
     children = iter(np.random.SeedSequence(seed).spawn(tiles.n_tiles))
     blocks = []
     for block in tiles.blocks:
-        reads, w_maxes, scales = [], [], []
+        reads, scales = [], []
         for slot in block.slots:
             tile = AnalogTile(slot_weights(w_np, slot, tiles.groups), tiles.config)
             tile.program(next(children))
             tile.set_time(t)
             reads.append(slot_to_conv_weight(tile.normalized_weights, tiles.kernel))
-            w_maxes.append(tile._w_max.reshape(-1))
             scales.append(tile.output_scale)
         wb = block_slice(weight, block, tiles.groups)
         read = torch.from_numpy(np.concatenate(reads)).to(wb.device).reshape(wb.shape)
-        w_max = torch.from_numpy(np.concatenate(w_maxes)).to(wb.device)
-        w_float = wb / _per_column(w_max, wb)
-        w_n = w_float + (read - w_float).detach()
-        blocks.append(BlockWeights(w_n, torch.from_numpy(np.concatenate(scales)).to(wb.device),
+        scale = torch.from_numpy(np.concatenate(scales)).to(wb.device)
+        blocks.append(BlockWeights(_straight_through(wb, read, scale, noise_scale), scale,
                                    None))
     return blocks

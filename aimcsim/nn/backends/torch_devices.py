@@ -2,45 +2,58 @@
 hardware-aware training (``HardwareAwareConfig(noise_model="device")``) when the torch backend
 runs without CPU kernels (on a GPU, or forced with ``set_backend(model, "torch")``).
 
-The numpy device models of :mod:`aimcsim.devices` are the reference; the samplers here compute
-the same equations (physics.md sections 2-4, units µS and seconds) with torch's generator:
+The numpy device models of :mod:`aimcsim.devices` are the reference; each sampler here computes
+the same equations (docs/physics.md, units µS and seconds) with torch's generator, reading
+every constant from the numpy model's config (so a changed config changes both alike):
 
-- PCM (:class:`TorchPCM`): ``G_prog = max(0, G_T + sigma_prog(x) xi)``,
-  ``nu = |nu_mean(x) + nu_std(x) xi'|``, ``G(t) = G_prog ((t + t0) / t0)^-nu``,
-  ``G_read = max(0, G(t) + |G(t)| Q_s(x_prog) a(t) xi'')``;
+- PCM-like (:class:`TorchPCMLike`; :class:`TorchPCM` for :class:`~aimcsim.devices.PCMDevice`,
+  :class:`TorchHermes` for :class:`~aimcsim.devices.HermesPCMDevice`):
+  ``G_prog = max(0, G_T + s_p sigma_prog(G_T) xi)``, ``nu = s_d |nu_mean(G_T) + nu_std(G_T) xi'|``,
+  ``G(t) = G_prog ((t + t0) / t0)^-nu``, ``G_read = max(0, G(t) + |G(t)| Q_s(G_prog) a(t) xi'')``
+  with ``a(t) = s_r sqrt(ln((t + t0 + t_read) / (2 t_read)))``;
+- RRAM (:class:`TorchRRAM` for :class:`~aimcsim.devices.WanRRAMDevice`):
+  ``G_prog = max(0, G_T + s_p sigma_1(u) xi)``, ``G(t) = max(0, G_prog + r(u, t) xi_rel)``,
+  ``G_read = max(0, G(t) + s_r read_sigma xi')``, r the relaxation spread;
 - Gaussian (:class:`TorchGaussian`): ``G_prog = max(0, G_T + sigma_p xi)``,
   ``G_read = max(0, G_prog ((t + t0) / t0)^-nu + sigma_r xi')``.
 
-Idle devices (target 0 µS) stay at 0 unless the config's ``noise_idle_devices``.
-:func:`read_tile` maps a tile's weights onto differential pairs exactly as
-:class:`~aimcsim.tiles.tile.AnalogTile` does, programs them, reads them at t and measures the
-global drift compensation through the torch periphery. A device model without a sampler here
-(:func:`register_torch_sampler` adds one) is sampled with its numpy model on the CPU, with a
-warning, never silently.
+Idle devices (target 0 µS) stay at 0 unless the config's ``noise_idle_devices``. Read times
+are checked by the numpy model (``check_read_time``: e.g. the RRAM's 1 s to 2 days). A device
+model without a sampler (:func:`register_torch_sampler` adds one) raises a ValueError naming
+it: the torch path never copies to the CPU behind the user's back.
 """
 from __future__ import annotations
 
-import functools
-import warnings
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from aimcsim.devices import DeviceModel, GaussianDevice, PCMDevice
+from aimcsim.devices import (DeviceModel, GaussianDevice, HermesPCMDevice, PCMDevice,
+                             WanRRAMDevice)
 from aimcsim.devices.drift import drift_log_ratio
 from aimcsim.devices.programming_noise import REFERENCE_G_MAX
-from aimcsim.devices.read_noise import read_time_factor
-from aimcsim.nn.backends.torch_periphery import torch_analog_pass
-from aimcsim.tiles.config import AnalogConfig
-from aimcsim.tiles.tile import CALIBRATION_SEED
+from aimcsim.devices.rram import WAN_G_CHAR
+
+#: ln(1e-30): the clamped logarithm of the fits at G = 0 (as ``devices.drift.log_clamped``).
+_LOG_FLOOR = 1e-30
 
 
 @dataclass
 class TorchDeviceState:
-    """Programmed devices as tensors (µS; all the same shape, on one device)."""
+    """Programmed devices as tensors (µS; all the same shape, on one device).
 
+    Attributes:
+        g_target: target conductances, µS.
+        g_prog: programmed conductances, µS.
+        nu: the per-device random constant of the time dependence (PCM: drift exponent;
+            RRAM: the relaxation draw xi_rel).
+        active: devices with a non-zero target (or all, with ``noise_idle_devices``).
+        read_q: PCM-like models: Q_s of each device (0 for idle ones), else None.
+    """
+
+    g_target: torch.Tensor
     g_prog: torch.Tensor
     nu: torch.Tensor
     active: torch.Tensor
@@ -76,40 +89,160 @@ class TorchDeviceSampler(ABC):
         return g > 0
 
 
-def _clip_log(x: torch.Tensor, a: float, b: float, lo: float, hi: float) -> torch.Tensor:
-    """clip(a ln x + b, lo, hi) with ln 0 taken at 1e-30 (both clips at their upper bound)."""
-    return torch.clamp(a * torch.log(torch.clamp_min(x, 1e-30)) + b, lo, hi)
+def _with_read_noise(drift: torch.Tensor, std: torch.Tensor | float,
+                     active: torch.Tensor) -> torch.Tensor:
+    """max(0, G_drift + std xi) for active devices, G_drift for idle ones (µS)."""
+    noisy = torch.clamp_min(drift + std * torch.randn_like(drift), 0)
+    return torch.where(active, noisy, drift)
 
 
-class TorchPCM(TorchDeviceSampler):
-    """:class:`~aimcsim.devices.PCMDevice` in torch ops (equations in the module docstring)."""
+def torch_polynomial(u: torch.Tensor, coefficients) -> torch.Tensor:
+    """c0 + c1 u + c2 u^2 + ... (Horner), as :func:`aimcsim.devices.fits.polynomial`."""
+    out = torch.full_like(u, float(coefficients[-1]))
+    for c in reversed(coefficients[:-1]):
+        out = out * u + float(c)
+    return out
+
+
+def torch_clipped_log(u: torch.Tensor, a: float, b: float, lo: float, hi: float
+                      ) -> torch.Tensor:
+    """clip(a ln u + b, lo, hi) with ln 0 taken at 1e-30 (``devices.drift.log_clamped``)."""
+    return torch.clamp(a * torch.log(torch.clamp_min(u, _LOG_FLOOR)) + b, lo, hi)
+
+
+def torch_log_then_polynomial(u: torch.Tensor, params) -> torch.Tensor:
+    """:func:`aimcsim.devices.fits.log_then_polynomial`: clip(a ln u + b, lo, hi) below
+    u_split, c0 + c1 u + ... from it; ``params`` = (u_split, a, b, lo, hi, c0, c1, ...)."""
+    split, a, b, lo, hi, *poly = params
+    return torch.where(u < split, torch_clipped_log(u, a, b, lo, hi), torch_polynomial(u, poly))
+
+
+class TorchPCMLike(TorchDeviceSampler):
+    """:class:`~aimcsim.devices.pcm_like.PCMLikeDevice` in torch ops: programming, drift and
+    1/f read noise shared; a subclass gives the fitted sigma_prog, (nu_mean, nu_std) and Q_s."""
+
+    @abstractmethod
+    def programming_sigma(self, g_target: torch.Tensor) -> torch.Tensor:
+        """sigma_prog at targets ``g_target`` (µS), µS, before ``prog_noise_scale``."""
+
+    @abstractmethod
+    def drift_statistics(self, g_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(nu_mean, nu_std) at targets ``g_target`` (µS), before folding and ``drift_scale``."""
+
+    @abstractmethod
+    def q_s(self, g_prog: torch.Tensor) -> torch.Tensor:
+        """Relative read-noise amplitude Q_s at programmed conductances ``g_prog`` (µS)."""
 
     def program(self, g_target: torch.Tensor) -> TorchDeviceState:
         c = self.config
-        g = torch.clamp(g_target, 0.0, c.g_max)
+        g = torch.clamp(g_target, 0.0, self.g_max)
         active = self._active(g)
-        x = g / c.g_max
-        c0, c1, c2 = c.prog_coefficients
-        sigma = (c0 + c1 * x + c2 * x * x) * (c.g_max / REFERENCE_G_MAX) * c.prog_noise_scale
         zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        sigma = self.programming_sigma(g) * c.prog_noise_scale
         g_prog = torch.where(active, torch.clamp_min(g + sigma * torch.randn_like(g), 0), zero)
-        nu = torch.abs(_clip_log(x, *c.nu_mean_params)
-                       + _clip_log(x, *c.nu_std_params) * torch.randn_like(g))
+        nu_mean, nu_std = self.drift_statistics(g)
+        nu = torch.abs(nu_mean + nu_std * torch.randn_like(g))
         nu = torch.where(active, nu * c.drift_scale, zero)
-        x_prog = torch.clamp_min(g_prog / c.g_max, 0)
-        q = torch.clamp(c.read_q0 / torch.clamp_min(x_prog ** c.read_exponent, c.read_floor),
-                        max=c.read_cap)
-        return TorchDeviceState(g_prog, nu, active, torch.where(active, q, zero))
+        q = torch.where(active, self.q_s(g_prog), zero)
+        return TorchDeviceState(g, g_prog, nu, active, q)
 
     def drifted(self, state: TorchDeviceState, t: float) -> torch.Tensor:
-        return state.g_prog * torch.exp(-state.nu * drift_log_ratio(t, self.config.t0))
+        t = self.model.check_read_time(t)
+        return state.g_prog * torch.exp(-state.nu * drift_log_ratio(t, self.model.t0))
 
     def read(self, state: TorchDeviceState, t: float) -> torch.Tensor:
-        c = self.config
         d = self.drifted(state, t)
-        amplitude = read_time_factor(t, c.t0, c.t_read) * c.read_noise_scale
-        noisy = torch.clamp_min(d + d.abs() * state.read_q * amplitude * torch.randn_like(d), 0)
-        return torch.where(state.active, noisy, d)
+        return _with_read_noise(d, d.abs() * state.read_q * self.model.read_noise_amplitude(t),
+                                state.active)
+
+
+class TorchPCM(TorchPCMLike):
+    """:class:`~aimcsim.devices.PCMDevice` (Nandakumar et al. 2019), x = G / g_max:
+    sigma_prog = (c0 + c1 x + c2 x^2) g_max / 25, nu fits clip(a ln x + b, lo, hi),
+    Q_s(x) = min(q0 / max(x^e, floor), cap)."""
+
+    def programming_sigma(self, g_target: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        return torch_polynomial(g_target / c.g_max, c.prog_coefficients) * (
+            c.g_max / REFERENCE_G_MAX)
+
+    def drift_statistics(self, g_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        x = g_target / c.g_max
+        return torch_clipped_log(x, *c.nu_mean_params), torch_clipped_log(x, *c.nu_std_params)
+
+    def q_s(self, g_prog: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        x = torch.clamp_min(g_prog / c.g_max, 0)
+        return torch.clamp(c.read_q0 / torch.clamp_min(x ** c.read_exponent, c.read_floor),
+                           max=c.read_cap)
+
+
+class TorchHermes(TorchPCMLike):
+    """:class:`~aimcsim.devices.HermesPCMDevice` (Le Gallo et al. 2023), u = G / g_char:
+    sigma_prog a cubic, nu_mean, nu_std and Q_s clipped-log-then-polynomial fits."""
+
+    def _u(self, g: torch.Tensor) -> torch.Tensor:
+        return g / self.model.g_char
+
+    def programming_sigma(self, g_target: torch.Tensor) -> torch.Tensor:
+        return torch_polynomial(self._u(g_target), self.config.fit().prog_coefficients)
+
+    def drift_statistics(self, g_target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fit, u = self.config.fit(), self._u(g_target)
+        return (torch_log_then_polynomial(u, fit.nu_mean_params),
+                torch_log_then_polynomial(u, fit.nu_std_params))
+
+    def q_s(self, g_prog: torch.Tensor) -> torch.Tensor:
+        u = torch.clamp_min(self._u(g_prog), 0)
+        return torch_log_then_polynomial(u, self.config.fit().read_q_params)
+
+
+class TorchRRAM(TorchDeviceSampler):
+    """:class:`~aimcsim.devices.WanRRAMDevice` (Wan et al. 2022), u = G_target / 40 µS:
+    sigma_k(u) polynomials at the measured times, relaxation r(u, t) =
+    s_rel sqrt(max(v(u, t) - sigma_1(u)^2, 0)) with v interpolated linearly in ln t."""
+
+    def _sigma(self, g_target: torch.Tensor, k: int) -> torch.Tensor:
+        return torch_polynomial(g_target / WAN_G_CHAR, self.config.sigma_coefficients[k])
+
+    def _variance(self, g_target: torch.Tensor, t: float) -> torch.Tensor:
+        times = self.config.sigma_times
+        if len(times) == 1 or t <= times[0]:
+            return self._sigma(g_target, 0) ** 2
+        if t >= times[-1]:
+            return self._sigma(g_target, len(times) - 1) ** 2
+        k = max(i for i, tk in enumerate(times) if tk <= t)
+        w = ((math.log(t) - math.log(times[k]))
+             / (math.log(times[k + 1]) - math.log(times[k])))
+        lo, hi = self._sigma(g_target, k) ** 2, self._sigma(g_target, k + 1) ** 2
+        return lo + w * (hi - lo)
+
+    def relaxation_std(self, g_target: torch.Tensor, t: float) -> torch.Tensor:
+        """r(u, t), µS."""
+        t = self.model.check_read_time(t)
+        extra = self._variance(g_target, t) - self._sigma(g_target, 0) ** 2
+        return torch.sqrt(torch.clamp_min(extra, 0)) * self.config.relaxation_scale
+
+    def program(self, g_target: torch.Tensor) -> TorchDeviceState:
+        c = self.config
+        g = torch.clamp(g_target, 0.0, self.g_max)
+        active = self._active(g)
+        zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        sigma = self._sigma(g, 0) * c.prog_noise_scale
+        g_prog = torch.where(active, torch.clamp_min(g + sigma * torch.randn_like(g), 0), zero)
+        xi_rel = torch.where(active, torch.randn_like(g), zero)
+        return TorchDeviceState(g, g_prog, xi_rel, active)
+
+    def drifted(self, state: TorchDeviceState, t: float) -> torch.Tensor:
+        relaxed = torch.clamp_min(
+            state.g_prog + self.relaxation_std(state.g_target, t) * state.nu, 0)
+        return torch.where(state.active, relaxed, state.g_prog)
+
+    def read(self, state: TorchDeviceState, t: float) -> torch.Tensor:
+        d = self.drifted(state, t)
+        return _with_read_noise(d, self.config.read_sigma * self.config.read_noise_scale,
+                                state.active)
 
 
 class TorchGaussian(TorchDeviceSampler):
@@ -123,23 +256,23 @@ class TorchGaussian(TorchDeviceSampler):
         g_prog = torch.where(active, torch.clamp_min(g + c.prog_sigma * torch.randn_like(g), 0),
                              zero)
         nu = torch.where(active, torch.full_like(g, c.nu), zero)
-        return TorchDeviceState(g_prog, nu, active)
+        return TorchDeviceState(g, g_prog, nu, active)
 
     def drifted(self, state: TorchDeviceState, t: float) -> torch.Tensor:
+        t = self.model.check_read_time(t)
         return state.g_prog * torch.exp(-state.nu * drift_log_ratio(t, self.config.t0))
 
     def read(self, state: TorchDeviceState, t: float) -> torch.Tensor:
         d = self.drifted(state, t)
         if self.config.read_sigma == 0:
             return d
-        noisy = torch.clamp_min(d + self.config.read_sigma * torch.randn_like(d), 0)
-        return torch.where(state.active, noisy, d)
+        return _with_read_noise(d, self.config.read_sigma, state.active)
 
 
 #: device model class -> its torch sampler class; extended by :func:`register_torch_sampler`.
-TORCH_SAMPLERS: dict[type, type[TorchDeviceSampler]] = {PCMDevice: TorchPCM,
-                                                        GaussianDevice: TorchGaussian}
-_WARNED: set[type] = set()
+TORCH_SAMPLERS: dict[type, type[TorchDeviceSampler]] = {
+    PCMDevice: TorchPCM, HermesPCMDevice: TorchHermes, WanRRAMDevice: TorchRRAM,
+    GaussianDevice: TorchGaussian}
 
 
 def register_torch_sampler(device_cls: type, sampler_cls: type[TorchDeviceSampler]) -> None:
@@ -151,88 +284,15 @@ def register_torch_sampler(device_cls: type, sampler_cls: type[TorchDeviceSample
     TORCH_SAMPLERS[device_cls] = sampler_cls
 
 
-def torch_sampler(model: DeviceModel) -> TorchDeviceSampler | None:
-    """The torch sampler of ``model``, or None (after one warning per device class) when its
-    class has none: the caller then samples with the numpy model on the CPU."""
+def torch_sampler(model: DeviceModel) -> TorchDeviceSampler:
+    """The torch sampler of ``model``; a ValueError naming the model's class when it has none
+    (register one, or train on CPU tensors with the default backend, which samples the numpy
+    model)."""
     sampler_cls = TORCH_SAMPLERS.get(type(model))
     if sampler_cls is None:
-        if type(model) not in _WARNED:
-            _WARNED.add(type(model))
-            warnings.warn(f"{type(model).__name__} has no torch sampler (aimcsim.nn.backends."
-                          f"torch_devices.register_torch_sampler); hardware-aware training "
-                          f"samples it with its numpy model on the CPU", UserWarning,
-                          stacklevel=3)
-        return None
+        raise ValueError(
+            f"{type(model).__name__} has no torch sampler, so the torch backend cannot sample "
+            f"it on the tensors' device; register one with aimcsim.nn.backends.torch_devices."
+            f"register_torch_sampler, or train on CPU tensors with the 'auto' backend (numpy "
+            f"device model); known: {sorted(c.__name__ for c in TORCH_SAMPLERS)}")
     return sampler_cls(model)
-
-
-def calibration_inputs(config: AnalogConfig, in_size: int, device: torch.device
-                       ) -> torch.Tensor:
-    """The fixed calibration batch of drift compensation (as ``AnalogTile`` uses), made once
-    per device and shape."""
-    gdc = config.drift_compensation
-    return _calibration_batch(gdc.calibration, gdc.calibration_vectors, in_size, str(device))
-
-
-@functools.lru_cache(maxsize=64)
-def _calibration_batch(calibration: str, vectors: int, in_size: int, device: str
-                       ) -> torch.Tensor:
-    if calibration == "one_hot":
-        return torch.eye(in_size, dtype=torch.float32, device=device)
-    rng = np.random.default_rng(CALIBRATION_SEED)
-    x = rng.uniform(-1, 1, (vectors, in_size)).astype(np.float32)
-    return torch.from_numpy(x).to(device)
-
-
-def _calibration_readout(w_n: torch.Tensor, config: AnalogConfig) -> torch.Tensor:
-    """Mean |y| of the calibration batch through the periphery, in ADC units: one value per
-    output column (the tile's mean repeated, or each column's own)."""
-    groups, rows, cols = w_n.shape
-    x = calibration_inputs(config, groups * rows, w_n.device)
-
-    def gemm(v: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ngr,grc->ngc", v.reshape(v.shape[0], groups, rows),
-                            w_n).reshape(v.shape[0], groups * cols)
-    y = torch_analog_pass(x, gemm, torch.ones(groups * cols, device=w_n.device),
-                          config.periphery).abs()
-    if config.drift_compensation.granularity == "tile":
-        return y.mean().expand(groups * cols)
-    return y.mean(dim=0)
-
-
-def read_tile(weights: torch.Tensor, config: AnalogConfig, sampler: TorchDeviceSampler,
-              t: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Program a tile's weights (G, r, c) and read it at ``t`` seconds, in torch ops.
-
-    Returns:
-        (W_n(t) (G, r, c): the read normalised weights (drifted only, for per-MVM read noise),
-        w_max (G * c,), output scale w_max x alpha (G * c,)).
-    """
-    w = weights.detach().to(torch.float32)
-    if config.mapping.weight_scaling == "tile":
-        w_max = w.abs().max().expand(w.shape[0], 1, w.shape[2])
-    else:
-        w_max = w.abs().amax(dim=1, keepdim=True)
-    divisor = torch.where(w_max > 0, w_max, torch.ones_like(w_max))
-    g_max = sampler.g_max
-    targets = torch.stack([torch.clamp_min(w, 0), torch.clamp_min(-w, 0)]) / divisor * g_max
-    state = sampler.program(torch.clamp(targets, max=g_max))
-
-    def normalised(at: float) -> torch.Tensor:
-        if config.read_noise_sampling == "per_mvm":
-            g = sampler.drifted(state, at)
-        else:
-            g = sampler.read(state, at)
-        return (g[0] - g[1]) / g_max
-
-    scale = w_max.reshape(-1)
-    if config.drift_compensation.enabled:
-        s0 = _calibration_readout(normalised(0.0), config)
-        w_n = normalised(t)
-        s_t = _calibration_readout(w_n, config)
-        alpha = torch.where(s_t > 0, s0 / torch.where(s_t > 0, s_t, torch.ones_like(s_t)),
-                            torch.ones_like(s_t))
-        return w_n, scale, scale * alpha
-    w_n = normalised(t)
-    return w_n, scale, scale.clone()
-
