@@ -188,7 +188,10 @@ def test_every_non_ideality_runs_on_cuda():
     torch.manual_seed(0)
     for changes in ({}, {"read_noise_sampling": "per_mvm"},
                     {"periphery.input_scaling": "per_image"},
-                    {"periphery.input_scaling": "static"}):
+                    {"periphery.input_scaling": "static"},
+                    {"device": make_device("hermes")}, {"device": make_device("rram")},
+                    {"ir_drop.r_row_ohm": 1.0, "ir_drop.r_col_ohm": 1.0,
+                     "read_noise_sampling": "per_mvm"}):
         layer = programmed(nn.Conv2d(6, 8, 3), AnalogConfig().replace(**changes)).cuda()
         x = torch.randn(2, 6, 7, 7, device="cuda")
         layer.input_range = 3.0

@@ -14,8 +14,10 @@ With ``cpu_kernels`` (given by :func:`aimcsim.nn.backends.select_backend` for CP
 the DAC and ADC of training steps run as fused Numba autograd functions
 (:mod:`~aimcsim.nn.backends.torch_cpu_kernels`) and the device model of hardware-aware
 training samples with the numpy tiles; without it every operation is a torch op on the
-tensors' device (:mod:`~aimcsim.nn.backends.torch_devices` for the device model): what runs
-on a GPU, and what ``set_backend(model, "torch")`` runs on the CPU.
+tensors' device (:mod:`~aimcsim.nn.backends.torch_tile_read` for the device model: device
+sampling in :mod:`~aimcsim.nn.backends.torch_devices`, IR drop in
+:mod:`~aimcsim.nn.backends.torch_ir_drop`; what has no torch form raises ValueError): what
+runs on a GPU, and what ``set_backend(model, "torch")`` runs on the CPU.
 """
 from __future__ import annotations
 
