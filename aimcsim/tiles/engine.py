@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aimcsim.kernels.periphery import adc, adc_vectors, dac
+from aimcsim.kernels.adc_per_vector import adc_per_vector
+from aimcsim.kernels.periphery import adc, dac
 from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
 from aimcsim.tiles.periphery import NOISE_MANAGEMENT, PeripheryConfig
 
@@ -159,9 +160,9 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
         out = y
     var = var_gemm(xq) if var_gemm is not None else _NO_VAR
     counts = np.zeros((x.shape[0], 2), np.int64)
-    adc_vectors(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,
-                var_gemm is not None, periphery.out_clip, periphery.out_step,
-                bound_iterations(periphery), np.uint64(seed), NORMAL_TABLE, accumulate, counts)
+    adc_per_vector(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,
+                   var_gemm is not None, periphery.out_clip, periphery.out_step,
+                   bound_iterations(periphery), np.uint64(seed), accumulate, counts)
     if stats is not None:
         stats.add(SaturationStats(outputs=int(np.prod(out.shape)), clipped=int(counts[:, 0].sum()),
                                   repeated_vectors=int(counts[:, 1].sum())))

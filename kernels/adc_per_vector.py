@@ -1,0 +1,362 @@
+"""The ADC of a convolution with one input vector per output position (per patch), fused.
+
+Each output position p of sample n is one input vector (a patch) with its own input scale
+``s = vector_scale[n, p]``; ``y`` holds the GEMM outputs in input units, so the ADC sees
+``u = y / (s m) + sigma_out xi + sqrt(var) / (s m) xi'`` with the bound-management multiplier
+``m = 2^k``: while a value of the vector clips and k < ``max_iterations``, k -> k + 1 with fresh
+noise. Then ``out (+)= Q_out(clip(u, -b_out, b_out)) * s m * col_scale[channel]``.
+
+Noise: repetition k of sample n draws its output noise xi from the stream with key
+``block_state(seed, 128 n + 2 k)`` and its read noise xi' from ``block_state(seed, 128 n + 2 k +
+1)``; value (c, p) is the Ziggurat normal of counter ``p C + c`` (``kernels/ziggurat.py``), so the
+result depends only on the seed and the logical index, never on the memory layout or the
+thread count. In channels_last layout the counters run along the memory, and a sample's noise
+is drawn in one vectorised pass.
+
+Speed: the switches (output noise on, per-MVM read noise on, ADC quantising) are compile-time
+constants of one kernel variant each (:func:`adc_variant`): a loop with a run-time switch in
+its body does not vectorise and was 5 to 20 times slower. No array is sliced per vector (a
+slice costs two atomic reference-count updates), and the rare bound-management repetition is a
+call outside the vector loop.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .periphery import PARALLEL_MIN_ELEMENTS, adc_constants
+from .rng import block_state
+from .ziggurat import (counter_word, fill_normals_strided, normal_at_counter,
+                       rejection_scratch, ziggurat_candidate, ziggurat_slow)
+
+
+@nb.njit(inline="always", cache=True)
+def _stream_keys(seed, n, k):
+    """The (output noise, read noise) stream keys of repetition k of sample n."""
+    return (block_state(seed, np.int64(128 * n + 2 * k)),
+            block_state(seed, np.int64(128 * n + 2 * k + 1)))
+
+
+@nb.njit(inline="always", cache=True)
+def _convert_vector(y, var, p, noise, noise_var, offset, row, scale, col_scale, inv_step, f_step,
+                    f_bound, noisy, use_var, quantize):
+    """Vector p (row p of the (P, C) arrays ``y`` and ``var``): ``row = Q(clip(y / scale +
+    noise + sqrt(var) / scale noise_var)) * scale * col_scale``, the noise read from index
+    ``offset`` on; returns the number of clipped values. (For bound management, outside the
+    hot loop of :func:`_vectors_in_rows`, which has the same loop written out.)"""
+    inv = np.float32(1.0) / scale
+    count = 0
+    for c in range(row.shape[0]):
+        v = y[p, c] * inv
+        if noisy:
+            v += noise[offset + c]
+        if use_var:
+            v += np.sqrt(var[p, c]) * inv * noise_var[offset + c]
+        count += (v > f_bound) | (v < -f_bound)
+        v = min(max(v, -f_bound), f_bound)
+        if quantize:
+            v = np.float32(np.rint(v * inv_step)) * f_step
+        row[c] = v * scale * col_scale[c]
+    return count
+
+
+@nb.njit(cache=True)
+def _repeat_row_vector(y, var, p, row, row_noise, row_noise_var, rejected, s, col_scale,
+                       out_noise, use_var, bound, step, max_iterations, seed, n):
+    """Bound management of vector p of a channels_last sample (it clipped): repetition
+    k = 1, 2, ... with input scale s 2^k and the noise of streams k, until nothing clips or
+    k = ``max_iterations``. Fills ``row``; returns (values still clipped, k)."""
+    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    base = np.uint64(p * row.shape[0])
+    count = 1
+    k = 0
+    while count > 0 and k < max_iterations:
+        k += 1
+        key_k, key_var_k = _stream_keys(seed, n, k)
+        if noisy:
+            fill_normals_strided(row_noise, rejected, key_k, base, np.uint64(1), f_noise)
+        if use_var:
+            fill_normals_strided(row_noise_var, rejected, key_var_k, base, np.uint64(1),
+                                 np.float32(1.0))
+        count = _convert_vector(y, var, p, row_noise, row_noise_var, 0, row,
+                                s * np.float32(1 << k), col_scale, inv_step, f_step, f_bound,
+                                noisy, use_var, quantize)
+    return count, k
+
+
+#: A rejected fast-path draw adds this to a loop's int64 tally (clipped values add 1).
+_REJECTED = np.int64(1) << np.int64(32)
+_LOW_32 = np.int64(0xFFFFFFFF)
+#: Positions per segment of an NCHW row: a segment with a rejected draw is scanned again.
+SEGMENT = 64
+
+
+@nb.njit(inline="always", cache=True)
+def _candidates(key, key_var, index, noisy, use_var):
+    """Fast-path draws of counter ``index`` for the output and read noise:
+    (x, x_var, tally) with ``tally`` = _REJECTED times the number of rejected draws."""
+    x = np.float32(0.0)
+    x_var = np.float32(0.0)
+    tally = np.int64(0)
+    if noisy:
+        x, accepted = ziggurat_candidate(counter_word(key, index))
+        tally += (np.int64(1) - np.int64(accepted)) * _REJECTED
+    if use_var:
+        x_var, accepted_var = ziggurat_candidate(counter_word(key_var, index))
+        tally += (np.int64(1) - np.int64(accepted_var)) * _REJECTED
+    return x, x_var, tally
+
+
+@nb.njit(inline="always", cache=True)
+def _exact(key, key_var, index, noisy, use_var):
+    """The exact draws of counter ``index`` (for the few the fast path rejects)."""
+    x = np.float32(0.0)
+    x_var = np.float32(0.0)
+    if noisy:
+        x = normal_at_counter(key, index)
+    if use_var:
+        x_var = normal_at_counter(key_var, index)
+    return x, x_var
+
+
+@nb.njit(inline="always", cache=True)
+def _adc_value(y, sd, inv, x, x_var, f_noise, f_bound, inv_step, f_step, noisy, use_var,
+               quantize):
+    """(Q(clip(u)), clipped) of ``u = y inv + f_noise x + sd inv x_var`` (scalars only)."""
+    v = y * inv
+    if noisy:
+        v += f_noise * x
+    if use_var:
+        v += sd * inv * x_var
+    clipped = (v > f_bound) | (v < -f_bound)
+    v = min(max(v, -f_bound), f_bound)
+    if quantize:
+        v = np.float32(np.rint(v * inv_step)) * f_step
+    return v, clipped
+
+
+@nb.njit(inline="always", cache=True)
+def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations, seed,
+                     n, accumulate, noisy, use_var, quantize):
+    """One sample in channels_last layout: ``y`` is (P, C), every row one vector, its noise
+    drawn in the same loop (counters ``p C + c`` run along the memory). Returns (clipped
+    values, repeated vectors).
+
+    The loop over a vector keeps clip and rejection counts in one int64 tally and stores
+    nothing else; it calls nothing that takes an array (a call costs atomic reference-count
+    updates, even an inlined one) and indexes with unsigned integers (a signed computed index
+    costs a negative-index test). Each of those made it several times slower."""
+    positions, channels = y.shape
+    _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    key, key_var = _stream_keys(seed, n, 0)
+    row = np.empty(channels, np.float32)
+    pending = np.empty(positions, np.int64)  # vectors that clipped: bound management
+    n_pending = 0
+    clipped_total = 0
+    sd = np.float32(0.0)
+    for p in range(positions):
+        s = scale[p]
+        inv = np.float32(1.0) / s
+        base = np.uint64(p * channels)
+        tally = np.int64(0)
+        for c in range(np.uint64(channels)):
+            x, x_var, rejected = _candidates(key, key_var, base + c, noisy, use_var)
+            if use_var:
+                sd = np.sqrt(var[p, c])
+            v, clipped = _adc_value(y[p, c], sd, inv, x, x_var, f_noise, f_bound, inv_step,
+                                    f_step, noisy, use_var, quantize)
+            tally += rejected + clipped
+            row[c] = v * s * col_scale[c]
+        count = tally & _LOW_32
+        if tally > _LOW_32:  # a rejected draw (0.23% of them): redo those exactly
+            for c in range(np.uint64(channels)):
+                x, x_var, rejected = _candidates(key, key_var, base + c, noisy, use_var)
+                if rejected:
+                    if use_var:
+                        sd = np.sqrt(var[p, c])
+                    _, was_clipped = _adc_value(y[p, c], sd, inv, x, x_var, f_noise, f_bound,
+                                                inv_step, f_step, noisy, use_var, quantize)
+                    x, x_var = _exact(key, key_var, base + c, noisy, use_var)
+                    v, clipped = _adc_value(y[p, c], sd, inv, x, x_var, f_noise, f_bound,
+                                            inv_step, f_step, noisy, use_var, quantize)
+                    count += np.int64(clipped) - np.int64(was_clipped)
+                    row[c] = v * s * col_scale[c]
+        if count > 0 and max_iterations > 0:
+            pending[n_pending] = p
+            n_pending += 1
+            continue
+        clipped_total += count
+        if accumulate:
+            for c in range(channels):
+                out[p, c] += row[c]
+        else:
+            for c in range(channels):
+                out[p, c] = row[c]
+    repeated = 0
+    if n_pending > 0:
+        row_noise = np.zeros(channels, np.float32)
+        row_noise_var = np.zeros(channels, np.float32)
+        scratch = rejection_scratch(channels)
+        for i in range(n_pending):
+            p = pending[i]
+            count, k = _repeat_row_vector(y, var, p, row, row_noise, row_noise_var, scratch,
+                                          scale[p], col_scale, out_noise, use_var, bound, step,
+                                          max_iterations, seed, n)
+            repeated += k
+            clipped_total += count
+            if accumulate:
+                for c in range(channels):
+                    out[p, c] += row[c]
+            else:
+                for c in range(channels):
+                    out[p, c] = row[c]
+    return clipped_total, repeated
+
+
+@nb.njit(inline="always", cache=True)
+def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations,
+                        seed, n, accumulate, noisy, use_var, quantize):
+    """One sample in NCHW layout: ``y`` is (C, P), every column one vector. A pass over the
+    rows converts all vectors with their noise (ADC values into scratch, clip counts per
+    column; a segment of a row with a rejected draw is redone), bound management redoes the
+    clipped columns, a last pass rescales."""
+    channels, positions = y.shape
+    _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    q = np.empty((channels, positions), np.float32)
+    count = np.zeros(positions, np.int64)
+    inv = np.empty(positions, np.float32)
+    final_scale = np.empty(positions, np.float32)
+    for p in range(positions):
+        inv[p] = np.float32(1.0) / scale[p]
+        final_scale[p] = scale[p]
+    key, key_var = _stream_keys(seed, n, 0)
+    stride = np.uint64(channels)
+    sd = np.float32(0.0)
+    for c in range(channels):
+        for start in range(0, positions, SEGMENT):
+            first = np.uint64(start)
+            size = np.uint64(min(SEGMENT, positions - start))
+            tally = np.int64(0)
+            for i in range(size):
+                p = first + i
+                x, x_var, rejected = _candidates(key, key_var, p * stride + np.uint64(c),
+                                                 noisy, use_var)
+                if use_var:
+                    sd = np.sqrt(var[c, p])
+                v, clipped = _adc_value(y[c, p], sd, inv[p], x, x_var, f_noise, f_bound,
+                                        inv_step, f_step, noisy, use_var, quantize)
+                tally += rejected
+                count[p] += clipped
+                q[c, p] = v
+            if tally > 0:
+                for i in range(size):
+                    p = first + i
+                    index = p * stride + np.uint64(c)
+                    x, x_var, rejected = _candidates(key, key_var, index, noisy, use_var)
+                    if rejected:
+                        if use_var:
+                            sd = np.sqrt(var[c, p])
+                        _, was_clipped = _adc_value(y[c, p], sd, inv[p], x, x_var, f_noise,
+                                                    f_bound, inv_step, f_step, noisy, use_var,
+                                                    quantize)
+                        x, x_var = _exact(key, key_var, index, noisy, use_var)
+                        v, clipped = _adc_value(y[c, p], sd, inv[p], x, x_var, f_noise,
+                                                f_bound, inv_step, f_step, noisy, use_var,
+                                                quantize)
+                        count[p] += np.int64(clipped) - np.int64(was_clipped)
+                        q[c, p] = v
+    repeated = 0
+    for p in range(positions):
+        k = 0
+        while count[p] > 0 and k < max_iterations:  # bound management: halve and redo
+            k += 1
+            repeated += 1
+            s = scale[p] * np.float32(1 << k)
+            inv_k = np.float32(1.0) / s
+            key_k, key_var_k = _stream_keys(seed, n, k)
+            n_clipped = 0
+            for c in range(channels):
+                index = np.uint64(p * channels + c)
+                x, x_var = _exact(key_k, key_var_k, index, noisy, use_var)
+                if use_var:
+                    sd = np.sqrt(var[c, p])
+                v, clipped = _adc_value(y[c, p], sd, inv_k, x, x_var, f_noise, f_bound,
+                                        inv_step, f_step, noisy, use_var, quantize)
+                n_clipped += clipped
+                q[c, p] = v
+            count[p] = n_clipped
+            final_scale[p] = s
+    for c in range(channels):
+        cs = col_scale[c]
+        if accumulate:
+            for p in range(positions):
+                out[c, p] += q[c, p] * final_scale[p] * cs
+        else:
+            for p in range(positions):
+                out[c, p] = q[c, p] * final_scale[p] * cs
+    return count.sum(), repeated
+
+
+def _build_variant(noisy: bool, use_var: bool, quantize: bool):
+    """The (parallel, serial) kernels with the three switches fixed at compile time."""
+
+    def kernel(y, var, out, vector_scale, col_scale, channel_axis, out_noise, bound, step,
+               max_iterations, seed, accumulate, counts):
+        for n in nb.prange(y.shape[0]):
+            var_n = var[n] if use_var else var[0]
+            if channel_axis == 2:
+                clipped, repeated = _vectors_in_rows(
+                    y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
+                    max_iterations, seed, n, accumulate, noisy, use_var, quantize)
+            else:
+                clipped, repeated = _vectors_in_columns(
+                    y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
+                    max_iterations, seed, n, accumulate, noisy, use_var, quantize)
+            counts[n, 0] = clipped
+            counts[n, 1] = repeated
+
+    options = dict(cache=True, error_model="numpy")  # no zero-division checks (scales > 0)
+    return nb.njit(parallel=True, **options)(kernel), nb.njit(**options)(kernel)
+
+
+_VARIANTS: dict[tuple[bool, bool, bool], tuple] = {}
+
+
+def adc_variant(noisy: bool, use_var: bool, quantize: bool) -> tuple:
+    """The (parallel, serial) kernel pair of one switch setting (compiled on first use)."""
+    key = (bool(noisy), bool(use_var), bool(quantize))
+    if key not in _VARIANTS:
+        _VARIANTS[key] = _build_variant(*key)
+    return _VARIANTS[key]
+
+
+def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale: np.ndarray,
+                   col_scale: np.ndarray, channel_axis: int, out_noise: float, use_var: bool,
+                   bound: float, step: float, max_iterations: int, seed: np.uint64,
+                   accumulate: bool, counts: np.ndarray, parallel: bool | None = None) -> None:
+    """Output noise, ADC and bound management of every output position's MVM, then rescale
+    (see the module docstring).
+
+    Args:
+        y: (N, C, P) (``channel_axis == 1``) or (N, P, C) float32 GEMM outputs; ``out`` may be
+            ``y`` (each vector is read completely before it is written).
+        var: same shape, read-noise variance in input units squared (``use_var``), else any
+            (1, 1, 1) array.
+        out: destination, same shape.
+        vector_scale: (N, P) float32 input scale of each vector (> 0).
+        col_scale: (C,) float32 per-channel scale (weight scale x drift compensation).
+        out_noise: std of the output noise (ADC units); bound: ADC bound (>= 3e38: none);
+        step: ADC step (<= 0: none); max_iterations: bound-management halvings (0: off).
+        seed: stream seed (see the module docstring).
+        accumulate: add to ``out``.
+        counts: (N, 2) int64, receives per sample the values still clipped after bound
+            management and the number of repeated vectors.
+        parallel: run samples on Numba's threads; None: when ``y`` has at least
+            ``PARALLEL_MIN_ELEMENTS`` values.
+    """
+    threaded, serial = adc_variant(out_noise > 0.0, use_var, step > 0.0)
+    if parallel is None:
+        parallel = y.size >= PARALLEL_MIN_ELEMENTS
+    (threaded if parallel else serial)(y, var, out, vector_scale, col_scale, channel_axis,
+                                       out_noise, bound, step, max_iterations, seed, accumulate,
+                                       counts)
