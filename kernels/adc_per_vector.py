@@ -13,11 +13,14 @@ result depends only on the seed and the logical index, never on the memory layou
 thread count. In channels_last layout the counters run along the memory, and a sample's noise
 is drawn in one vectorised pass.
 
-Speed: the switches (output noise on, per-MVM read noise on, ADC quantising) are compile-time
-constants of one kernel variant each (:func:`adc_variant`): a loop with a run-time switch in
-its body does not vectorise and was 5 to 20 times slower. No array is sliced per vector (a
-slice costs two atomic reference-count updates), and the rare bound-management repetition is a
-call outside the vector loop.
+Speed (all measured; each of these made the loop several times slower): the switches (output
+noise on, per-MVM read noise on, ADC quantising) are compile-time constants of one kernel
+variant each (:func:`adc_variant`), since a run-time switch in a loop body stops it
+vectorising; the loop over vectors calls nothing that takes an array (even an inlined call
+costs atomic reference-count updates per vector) and indexes the noise with unsigned integers
+(a signed computed index costs a negative-index test per access); the rare bound-management
+repetition is a call after that loop. The serial and the parallel kernel are compiled under
+different names (``kernels/twins.py``).
 """
 from __future__ import annotations
 
@@ -26,8 +29,8 @@ import numpy as np
 
 from .periphery import PARALLEL_MIN_ELEMENTS, adc_constants
 from .rng import block_state
-from .ziggurat import (counter_word, fill_normals_strided, normal_at_counter,
-                       rejection_scratch, ziggurat_candidate, ziggurat_slow)
+from .twins import serial_twin
+from .ziggurat import fill_normals_strided, normal_at_counter, rejection_scratch
 
 
 @nb.njit(inline="always", cache=True)
@@ -84,29 +87,6 @@ def _repeat_row_vector(y, var, p, row, row_noise, row_noise_var, rejected, s, co
     return count, k
 
 
-#: A rejected fast-path draw adds this to a loop's int64 tally (clipped values add 1).
-_REJECTED = np.int64(1) << np.int64(32)
-_LOW_32 = np.int64(0xFFFFFFFF)
-#: Positions per segment of an NCHW row: a segment with a rejected draw is scanned again.
-SEGMENT = 64
-
-
-@nb.njit(inline="always", cache=True)
-def _candidates(key, key_var, index, noisy, use_var):
-    """Fast-path draws of counter ``index`` for the output and read noise:
-    (x, x_var, tally) with ``tally`` = _REJECTED times the number of rejected draws."""
-    x = np.float32(0.0)
-    x_var = np.float32(0.0)
-    tally = np.int64(0)
-    if noisy:
-        x, accepted = ziggurat_candidate(counter_word(key, index))
-        tally += (np.int64(1) - np.int64(accepted)) * _REJECTED
-    if use_var:
-        x_var, accepted_var = ziggurat_candidate(counter_word(key_var, index))
-        tally += (np.int64(1) - np.int64(accepted_var)) * _REJECTED
-    return x, x_var, tally
-
-
 @nb.njit(inline="always", cache=True)
 def _exact(key, key_var, index, noisy, use_var):
     """The exact draws of counter ``index`` (for the few the fast path rejects)."""
@@ -138,49 +118,46 @@ def _adc_value(y, sd, inv, x, x_var, f_noise, f_bound, inv_step, f_step, noisy, 
 @nb.njit(inline="always", cache=True)
 def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations, seed,
                      n, accumulate, noisy, use_var, quantize):
-    """One sample in channels_last layout: ``y`` is (P, C), every row one vector, its noise
-    drawn in the same loop (counters ``p C + c`` run along the memory). Returns (clipped
-    values, repeated vectors).
+    """One sample in channels_last layout: ``y`` is (P, C), every row one vector. The
+    sample's noise is drawn first in one pass (its counters ``p C + c`` run along the memory),
+    then the loop over vectors reads it. Returns (clipped values, repeated vectors).
 
-    The loop over a vector keeps clip and rejection counts in one int64 tally and stores
-    nothing else; it calls nothing that takes an array (a call costs atomic reference-count
-    updates, even an inlined one) and indexes with unsigned integers (a signed computed index
-    costs a negative-index test). Each of those made it several times slower."""
+    The loop over vectors calls nothing that takes an array (a call costs atomic
+    reference-count updates per vector, even an inlined one) and indexes with unsigned
+    integers (a signed computed index costs a negative-index test): each of those made it
+    several times slower. (Drawing the noise inside that loop was 10-20% slower.)"""
     positions, channels = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    size = positions * channels
+    noise = np.empty(size if noisy else 1, np.float32)
+    noise_var = np.empty(size if use_var else 1, np.float32)
+    scratch = rejection_scratch(size)
     key, key_var = _stream_keys(seed, n, 0)
+    if noisy:
+        fill_normals_strided(noise, scratch, key, np.uint64(0), np.uint64(1), f_noise)
+    if use_var:
+        fill_normals_strided(noise_var, scratch, key_var, np.uint64(0), np.uint64(1),
+                             np.float32(1.0))
     row = np.empty(channels, np.float32)
-    pending = np.empty(positions, np.int64)  # vectors that clipped: bound management
+    pending = np.empty(positions, np.int64)
     n_pending = 0
     clipped_total = 0
-    sd = np.float32(0.0)
     for p in range(positions):
         s = scale[p]
         inv = np.float32(1.0) / s
-        base = np.uint64(p * channels)
-        tally = np.int64(0)
+        offset = np.uint64(p * channels)
+        count = 0
         for c in range(np.uint64(channels)):
-            x, x_var, rejected = _candidates(key, key_var, base + c, noisy, use_var)
+            v = y[p, c] * inv
+            if noisy:
+                v += noise[offset + c]
             if use_var:
-                sd = np.sqrt(var[p, c])
-            v, clipped = _adc_value(y[p, c], sd, inv, x, x_var, f_noise, f_bound, inv_step,
-                                    f_step, noisy, use_var, quantize)
-            tally += rejected + clipped
+                v += np.sqrt(var[p, c]) * inv * noise_var[offset + c]
+            count += (v > f_bound) | (v < -f_bound)
+            v = min(max(v, -f_bound), f_bound)
+            if quantize:
+                v = np.float32(np.rint(v * inv_step)) * f_step
             row[c] = v * s * col_scale[c]
-        count = tally & _LOW_32
-        if tally > _LOW_32:  # a rejected draw (0.23% of them): redo those exactly
-            for c in range(np.uint64(channels)):
-                x, x_var, rejected = _candidates(key, key_var, base + c, noisy, use_var)
-                if rejected:
-                    if use_var:
-                        sd = np.sqrt(var[p, c])
-                    _, was_clipped = _adc_value(y[p, c], sd, inv, x, x_var, f_noise, f_bound,
-                                                inv_step, f_step, noisy, use_var, quantize)
-                    x, x_var = _exact(key, key_var, base + c, noisy, use_var)
-                    v, clipped = _adc_value(y[p, c], sd, inv, x, x_var, f_noise, f_bound,
-                                            inv_step, f_step, noisy, use_var, quantize)
-                    count += np.int64(clipped) - np.int64(was_clipped)
-                    row[c] = v * s * col_scale[c]
         if count > 0 and max_iterations > 0:
             pending[n_pending] = p
             n_pending += 1
@@ -196,7 +173,6 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     if n_pending > 0:
         row_noise = np.zeros(channels, np.float32)
         row_noise_var = np.zeros(channels, np.float32)
-        scratch = rejection_scratch(channels)
         for i in range(n_pending):
             p = pending[i]
             count, k = _repeat_row_vector(y, var, p, row, row_noise, row_noise_var, scratch,
@@ -216,10 +192,10 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
 @nb.njit(inline="always", cache=True)
 def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations,
                         seed, n, accumulate, noisy, use_var, quantize):
-    """One sample in NCHW layout: ``y`` is (C, P), every column one vector. A pass over the
-    rows converts all vectors with their noise (ADC values into scratch, clip counts per
-    column; a segment of a row with a rejected draw is redone), bound management redoes the
-    clipped columns, a last pass rescales."""
+    """One sample in NCHW layout: ``y`` is (C, P), every column one vector. Per row, its
+    noise is drawn in one pass (counters ``p C + c``, stride C), then the row is converted
+    (ADC values into scratch, clip counts per column); bound management redoes the clipped
+    columns; a last pass rescales."""
     channels, positions = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     q = np.empty((channels, positions), np.float32)
@@ -229,43 +205,30 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
     for p in range(positions):
         inv[p] = np.float32(1.0) / scale[p]
         final_scale[p] = scale[p]
+    noise = np.empty(positions if noisy else 1, np.float32)
+    noise_var = np.empty(positions if use_var else 1, np.float32)
+    scratch = rejection_scratch(positions)
     key, key_var = _stream_keys(seed, n, 0)
     stride = np.uint64(channels)
-    sd = np.float32(0.0)
     for c in range(channels):
-        for start in range(0, positions, SEGMENT):
-            first = np.uint64(start)
-            size = np.uint64(min(SEGMENT, positions - start))
-            tally = np.int64(0)
-            for i in range(size):
-                p = first + i
-                x, x_var, rejected = _candidates(key, key_var, p * stride + np.uint64(c),
-                                                 noisy, use_var)
-                if use_var:
-                    sd = np.sqrt(var[c, p])
-                v, clipped = _adc_value(y[c, p], sd, inv[p], x, x_var, f_noise, f_bound,
-                                        inv_step, f_step, noisy, use_var, quantize)
-                tally += rejected
-                count[p] += clipped
-                q[c, p] = v
-            if tally > 0:
-                for i in range(size):
-                    p = first + i
-                    index = p * stride + np.uint64(c)
-                    x, x_var, rejected = _candidates(key, key_var, index, noisy, use_var)
-                    if rejected:
-                        if use_var:
-                            sd = np.sqrt(var[c, p])
-                        _, was_clipped = _adc_value(y[c, p], sd, inv[p], x, x_var, f_noise,
-                                                    f_bound, inv_step, f_step, noisy, use_var,
-                                                    quantize)
-                        x, x_var = _exact(key, key_var, index, noisy, use_var)
-                        v, clipped = _adc_value(y[c, p], sd, inv[p], x, x_var, f_noise,
-                                                f_bound, inv_step, f_step, noisy, use_var,
-                                                quantize)
-                        count[p] += np.int64(clipped) - np.int64(was_clipped)
-                        q[c, p] = v
+        if noisy:
+            fill_normals_strided(noise, scratch, key, np.uint64(c), stride, f_noise)
+        if use_var:
+            fill_normals_strided(noise_var, scratch, key_var, np.uint64(c), stride,
+                                 np.float32(1.0))
+        for p in range(positions):
+            v = y[c, p] * inv[p]
+            if noisy:
+                v += noise[p]
+            if use_var:
+                v += np.sqrt(var[c, p]) * inv[p] * noise_var[p]
+            count[p] += (v > f_bound) | (v < -f_bound)
+            v = min(max(v, -f_bound), f_bound)
+            if quantize:
+                v = np.float32(np.rint(v * inv_step)) * f_step
+            q[c, p] = v
     repeated = 0
+    sd = np.float32(0.0)
     for p in range(positions):
         k = 0
         while count[p] > 0 and k < max_iterations:  # bound management: halve and redo
@@ -316,7 +279,7 @@ def _build_variant(noisy: bool, use_var: bool, quantize: bool):
             counts[n, 1] = repeated
 
     options = dict(cache=True, error_model="numpy")  # no zero-division checks (scales > 0)
-    return nb.njit(parallel=True, **options)(kernel), nb.njit(**options)(kernel)
+    return nb.njit(parallel=True, **options)(kernel), serial_twin(kernel, **options)
 
 
 _VARIANTS: dict[tuple[bool, bool, bool], tuple] = {}

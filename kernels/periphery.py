@@ -27,6 +27,7 @@ import numba as nb
 import numpy as np
 
 from .rng import block_state, splitmix64_next
+from .twins import serial_twin
 
 NM_NONE = 0
 NM_ABS_MAX = 1
@@ -188,8 +189,8 @@ def _fill_normals(buf, state, scale, table, n_words):
 
 #: Below this many elements the single-threaded variants are faster (no thread wake-up).
 PARALLEL_MIN_ELEMENTS = 1 << 15
-dac_quantize_serial = nb.njit(cache=True)(dac_quantize.py_func)
-adc_accumulate_serial = nb.njit(cache=True)(adc_accumulate.py_func)
+dac_quantize_serial = serial_twin(dac_quantize, cache=True)
+adc_accumulate_serial = serial_twin(adc_accumulate, cache=True)
 
 
 def dac(x: np.ndarray, *args) -> bool:
@@ -265,8 +266,8 @@ def dac_per_pixel(x: np.ndarray, out: np.ndarray, pixel_scale: np.ndarray, chann
                 out[n, a, b] = v * s
 
 
-channel_absmax_serial = nb.njit(cache=True)(channel_absmax.py_func)
-dac_per_pixel_serial = nb.njit(cache=True)(dac_per_pixel.py_func)
+channel_absmax_serial = serial_twin(channel_absmax, cache=True)
+dac_per_pixel_serial = serial_twin(dac_per_pixel, cache=True)
 
 
 def _pick(parallel, serial, size: int):
@@ -400,7 +401,7 @@ def _build_dac_per_patch(quantize: bool):
         return finite.all()
 
     options = dict(cache=True, error_model="numpy")  # no zero-division checks (scales > 0)
-    return nb.njit(parallel=True, **options)(kernel), nb.njit(**options)(kernel)
+    return nb.njit(parallel=True, **options)(kernel), serial_twin(kernel, **options)
 
 
 _DAC_VARIANTS: dict[bool, tuple] = {}

@@ -20,6 +20,7 @@ from aimcsim.kernels.adc_per_vector import adc_per_vector
 from aimcsim.kernels.periphery import adc, dac
 from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
 from aimcsim.tiles.periphery import NOISE_MANAGEMENT, PeripheryConfig
+from aimcsim.tiles.scratch import dac_buffer
 
 Gemm = Callable[[np.ndarray], np.ndarray]
 #: (input, DAC output buffer) -> input scale of every output position's vector (N, P_out).
@@ -76,7 +77,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
     mode = NOISE_MANAGEMENT[periphery.noise_management]
     iterations = bound_iterations(periphery)
     scales = np.ones(n, np.float32)
-    xq = np.empty(x.shape, np.float32)
+    xq = dac_buffer(x.shape)  # (reused: the GEMMs below read it, nothing keeps it)
     if not dac(x, xq, scales, mode, periphery.nm_constant, periphery.inp_bound,
                periphery.inp_step):
         raise ValueError("input contains NaN or inf values")
@@ -153,7 +154,7 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
     """
     if out is None and accumulate:
         raise ValueError("accumulate needs an explicit out array")
-    xq = np.empty(x.shape, np.float32)
+    xq = dac_buffer(x.shape)  # (reused: the GEMMs below read it, nothing keeps it)
     vector_scale = dac_input(x, xq)
     y = gemm(xq)
     if out is None:
