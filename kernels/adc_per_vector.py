@@ -6,12 +6,14 @@ Each output position p of sample n is one input vector (a patch) with its own in
 ``m = 2^k``: while a value of the vector clips and k < ``max_iterations``, k -> k + 1 with fresh
 noise. Then ``out (+)= Q_out(clip(u, -b_out, b_out)) * s m * col_scale[channel]``.
 
-Noise: repetition k of sample n draws its output noise xi from the stream with key
-``block_state(seed, 128 n + 2 k)`` and its read noise xi' from ``block_state(seed, 128 n + 2 k +
-1)``; value (c, p) is the Ziggurat normal of counter ``p C + c`` (``kernels/ziggurat.py``), so the
-result depends only on the seed and the logical index, never on the memory layout or the
-thread count. In channels_last layout the counters run along the memory, and a sample's noise
-is drawn in one vectorised pass.
+Noise: the output noise and, with per-MVM read noise, the read noise of a value are
+independent normals, so their sum is one normal of standard deviation
+``std = sqrt(sigma_out^2 + var / (s m)^2)``, drawn as ``std * xi`` (exactly the same
+distribution, one draw instead of two). Repetition k of sample n draws xi from the stream
+with key ``block_state(seed, 128 n + 2 k)``; value (c, p) is the Ziggurat normal of counter
+``p C + c`` (``kernels/ziggurat.py``), so the result depends only on the seed and the logical
+index, never on the memory layout or the thread count. In channels_last layout the counters
+run along the memory, and a sample's normals are drawn in one vectorised pass.
 
 Speed (all measured; each of these made the loop several times slower): the switches (output
 noise on, per-MVM read noise on, ADC quantising) are compile-time constants of one kernel
@@ -34,80 +36,21 @@ from .ziggurat import fill_normals_strided, normal_at_counter, rejection_scratch
 
 
 @nb.njit(inline="always", cache=True)
-def _stream_keys(seed, n, k):
-    """The (output noise, read noise) stream keys of repetition k of sample n."""
-    return (block_state(seed, np.int64(128 * n + 2 * k)),
-            block_state(seed, np.int64(128 * n + 2 * k + 1)))
+def _stream_key(seed, n, k):
+    """The key of the noise stream of repetition k of sample n."""
+    return block_state(seed, np.int64(128 * n + 2 * k))
 
 
 @nb.njit(inline="always", cache=True)
-def _convert_vector(y, var, p, noise, noise_var, offset, row, scale, col_scale, inv_step, f_step,
-                    f_bound, noisy, use_var, quantize):
-    """Vector p (row p of the (P, C) arrays ``y`` and ``var``): ``row = Q(clip(y / scale +
-    noise + sqrt(var) / scale noise_var)) * scale * col_scale``, the noise read from index
-    ``offset`` on; returns the number of clipped values. (For bound management, outside the
-    hot loop of :func:`_vectors_in_rows`, which has the same loop written out.)"""
-    inv = np.float32(1.0) / scale
-    count = 0
-    for c in range(row.shape[0]):
-        v = y[p, c] * inv
-        if noisy:
-            v += noise[offset + c]
-        if use_var:
-            v += np.sqrt(var[p, c]) * inv * noise_var[offset + c]
-        count += (v > f_bound) | (v < -f_bound)
-        v = min(max(v, -f_bound), f_bound)
-        if quantize:
-            v = np.float32(np.rint(v * inv_step)) * f_step
-        row[c] = v * scale * col_scale[c]
-    return count
-
-
-@nb.njit(cache=True)
-def _repeat_row_vector(y, var, p, row, row_noise, row_noise_var, rejected, s, col_scale,
-                       out_noise, use_var, bound, step, max_iterations, seed, n):
-    """Bound management of vector p of a channels_last sample (it clipped): repetition
-    k = 1, 2, ... with input scale s 2^k and the noise of streams k, until nothing clips or
-    k = ``max_iterations``. Fills ``row``; returns (values still clipped, k)."""
-    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
-    base = np.uint64(p * row.shape[0])
-    count = 1
-    k = 0
-    while count > 0 and k < max_iterations:
-        k += 1
-        key_k, key_var_k = _stream_keys(seed, n, k)
-        if noisy:
-            fill_normals_strided(row_noise, rejected, key_k, base, np.uint64(1), f_noise)
-        if use_var:
-            fill_normals_strided(row_noise_var, rejected, key_var_k, base, np.uint64(1),
-                                 np.float32(1.0))
-        count = _convert_vector(y, var, p, row_noise, row_noise_var, 0, row,
-                                s * np.float32(1 << k), col_scale, inv_step, f_step, f_bound,
-                                noisy, use_var, quantize)
-    return count, k
-
-
-@nb.njit(inline="always", cache=True)
-def _exact(key, key_var, index, noisy, use_var):
-    """The exact draws of counter ``index`` (for the few the fast path rejects)."""
-    x = np.float32(0.0)
-    x_var = np.float32(0.0)
-    if noisy:
-        x = normal_at_counter(key, index)
-    if use_var:
-        x_var = normal_at_counter(key_var, index)
-    return x, x_var
-
-
-@nb.njit(inline="always", cache=True)
-def _adc_value(y, sd, inv, x, x_var, f_noise, f_bound, inv_step, f_step, noisy, use_var,
-               quantize):
-    """(Q(clip(u)), clipped) of ``u = y inv + f_noise x + sd inv x_var`` (scalars only)."""
+def _adc_value(y, var, inv, x, f_noise, f_bound, inv_step, f_step, noisy, use_var, quantize):
+    """(Q(clip(u)), clipped) of ``u = y inv + std x`` for one value (scalars only): ``std`` is
+    sigma_out, or with per-MVM read noise ``sqrt(sigma_out^2 + (sqrt(var) inv)^2)``."""
     v = y * inv
-    if noisy:
-        v += f_noise * x
     if use_var:
-        v += sd * inv * x_var
+        t = np.sqrt(var) * inv
+        v += np.sqrt(f_noise * f_noise + t * t) * x
+    elif noisy:
+        v += f_noise * x
     clipped = (v > f_bound) | (v < -f_bound)
     v = min(max(v, -f_bound), f_bound)
     if quantize:
@@ -116,28 +59,65 @@ def _adc_value(y, sd, inv, x, x_var, f_noise, f_bound, inv_step, f_step, noisy, 
 
 
 @nb.njit(inline="always", cache=True)
+def _convert_vector(y, var, p, noise, offset, row, scale, col_scale, f_noise, inv_step, f_step,
+                    f_bound, noisy, use_var, quantize):
+    """Vector p (row p of the (P, C) arrays ``y`` and ``var``) into ``row``
+    (``Q(clip(u)) * scale * col_scale``), its normals read from ``noise[offset:]``; returns
+    the number of clipped values. (Bound management only: the hot loop of
+    :func:`_vectors_in_rows` is this loop written out.)"""
+    inv = np.float32(1.0) / scale
+    count = 0
+    for c in range(row.shape[0]):
+        v, clipped = _adc_value(y[p, c], var[p, c] if use_var else np.float32(0.0), inv,
+                                noise[offset + c], f_noise, f_bound, inv_step, f_step, noisy,
+                                use_var, quantize)
+        count += clipped
+        row[c] = v * scale * col_scale[c]
+    return count
+
+
+@nb.njit(cache=True)
+def _repeat_row_vector(y, var, p, row, row_noise, rejected, s, col_scale, out_noise, use_var,
+                       bound, step, max_iterations, seed, n):
+    """Bound management of vector p of a channels_last sample (it clipped): repetition
+    k = 1, 2, ... with input scale s 2^k and the noise of stream k, until nothing clips or
+    k = ``max_iterations``. Fills ``row``; returns (values still clipped, k)."""
+    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    base = np.uint64(p * row.shape[0])
+    count = 1
+    k = 0
+    while count > 0 and k < max_iterations:
+        k += 1
+        if noisy or use_var:
+            fill_normals_strided(row_noise, rejected, _stream_key(seed, n, k), base,
+                                 np.uint64(1), np.float32(1.0))
+        count = _convert_vector(y, var, p, row_noise, 0, row, s * np.float32(1 << k),
+                                col_scale, f_noise, inv_step, f_step, f_bound, noisy, use_var,
+                                quantize)
+    return count, k
+
+
+@nb.njit(inline="always", cache=True)
 def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations, seed,
                      n, accumulate, noisy, use_var, quantize):
     """One sample in channels_last layout: ``y`` is (P, C), every row one vector. The
-    sample's noise is drawn first in one pass (its counters ``p C + c`` run along the memory),
-    then the loop over vectors reads it. Returns (clipped values, repeated vectors).
+    sample's normals are drawn first in one pass (counters ``p C + c`` run along the
+    memory), then the loop over vectors reads them. Returns (clipped values, repeated
+    vectors).
 
     The loop over vectors calls nothing that takes an array (a call costs atomic
     reference-count updates per vector, even an inlined one) and indexes with unsigned
     integers (a signed computed index costs a negative-index test): each of those made it
-    several times slower. (Drawing the noise inside that loop was 10-20% slower.)"""
+    several times slower. (Drawing the normals inside that loop was 10-20% slower.)"""
     positions, channels = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    draw = noisy or use_var
     size = positions * channels
-    noise = np.empty(size if noisy else 1, np.float32)
-    noise_var = np.empty(size if use_var else 1, np.float32)
-    scratch = rejection_scratch(size)
-    key, key_var = _stream_keys(seed, n, 0)
-    if noisy:
-        fill_normals_strided(noise, scratch, key, np.uint64(0), np.uint64(1), f_noise)
-    if use_var:
-        fill_normals_strided(noise_var, scratch, key_var, np.uint64(0), np.uint64(1),
-                             np.float32(1.0))
+    noise = np.empty(size if draw else 1, np.float32)
+    scratch = rejection_scratch(size if draw else 1)
+    if draw:
+        fill_normals_strided(noise, scratch, _stream_key(seed, n, 0), np.uint64(0),
+                             np.uint64(1), np.float32(1.0))
     row = np.empty(channels, np.float32)
     pending = np.empty(positions, np.int64)
     n_pending = 0
@@ -149,16 +129,17 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
         count = 0
         for c in range(np.uint64(channels)):
             v = y[p, c] * inv
-            if noisy:
-                v += noise[offset + c]
             if use_var:
-                v += np.sqrt(var[p, c]) * inv * noise_var[offset + c]
+                t = np.sqrt(var[p, c]) * inv
+                v += np.sqrt(f_noise * f_noise + t * t) * noise[offset + c]
+            elif noisy:
+                v += f_noise * noise[offset + c]
             count += (v > f_bound) | (v < -f_bound)
             v = min(max(v, -f_bound), f_bound)
             if quantize:
                 v = np.float32(np.rint(v * inv_step)) * f_step
             row[c] = v * s * col_scale[c]
-        if count > 0 and max_iterations > 0:
+        if count > 0 and max_iterations > 0:  # bound management after this loop
             pending[n_pending] = p
             n_pending += 1
             continue
@@ -172,11 +153,11 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     repeated = 0
     if n_pending > 0:
         row_noise = np.zeros(channels, np.float32)
-        row_noise_var = np.zeros(channels, np.float32)
+        row_scratch = rejection_scratch(channels)
         for i in range(n_pending):
             p = pending[i]
-            count, k = _repeat_row_vector(y, var, p, row, row_noise, row_noise_var, scratch,
-                                          scale[p], col_scale, out_noise, use_var, bound, step,
+            count, k = _repeat_row_vector(y, var, p, row, row_noise, row_scratch, scale[p],
+                                          col_scale, out_noise, use_var, bound, step,
                                           max_iterations, seed, n)
             repeated += k
             clipped_total += count
@@ -193,11 +174,12 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
 def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations,
                         seed, n, accumulate, noisy, use_var, quantize):
     """One sample in NCHW layout: ``y`` is (C, P), every column one vector. Per row, its
-    noise is drawn in one pass (counters ``p C + c``, stride C), then the row is converted
-    (ADC values into scratch, clip counts per column); bound management redoes the clipped
-    columns; a last pass rescales."""
+    normals are drawn in one pass (counters ``p C + c``, stride C), then the row is
+    converted (ADC values into scratch, clip counts per column); bound management redoes the
+    clipped columns; a last pass rescales."""
     channels, positions = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    draw = noisy or use_var
     q = np.empty((channels, positions), np.float32)
     count = np.zeros(positions, np.int64)
     inv = np.empty(positions, np.float32)
@@ -205,30 +187,26 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
     for p in range(positions):
         inv[p] = np.float32(1.0) / scale[p]
         final_scale[p] = scale[p]
-    noise = np.empty(positions if noisy else 1, np.float32)
-    noise_var = np.empty(positions if use_var else 1, np.float32)
-    scratch = rejection_scratch(positions)
-    key, key_var = _stream_keys(seed, n, 0)
+    noise = np.empty(positions if draw else 1, np.float32)
+    scratch = rejection_scratch(positions if draw else 1)
+    key = _stream_key(seed, n, 0)
     stride = np.uint64(channels)
     for c in range(channels):
-        if noisy:
-            fill_normals_strided(noise, scratch, key, np.uint64(c), stride, f_noise)
-        if use_var:
-            fill_normals_strided(noise_var, scratch, key_var, np.uint64(c), stride,
-                                 np.float32(1.0))
+        if draw:
+            fill_normals_strided(noise, scratch, key, np.uint64(c), stride, np.float32(1.0))
         for p in range(positions):
             v = y[c, p] * inv[p]
-            if noisy:
-                v += noise[p]
             if use_var:
-                v += np.sqrt(var[c, p]) * inv[p] * noise_var[p]
+                t = np.sqrt(var[c, p]) * inv[p]
+                v += np.sqrt(f_noise * f_noise + t * t) * noise[p]
+            elif noisy:
+                v += f_noise * noise[p]
             count[p] += (v > f_bound) | (v < -f_bound)
             v = min(max(v, -f_bound), f_bound)
             if quantize:
                 v = np.float32(np.rint(v * inv_step)) * f_step
             q[c, p] = v
     repeated = 0
-    sd = np.float32(0.0)
     for p in range(positions):
         k = 0
         while count[p] > 0 and k < max_iterations:  # bound management: halve and redo
@@ -236,15 +214,15 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
             repeated += 1
             s = scale[p] * np.float32(1 << k)
             inv_k = np.float32(1.0) / s
-            key_k, key_var_k = _stream_keys(seed, n, k)
+            key_k = _stream_key(seed, n, k)
             n_clipped = 0
             for c in range(channels):
-                index = np.uint64(p * channels + c)
-                x, x_var = _exact(key_k, key_var_k, index, noisy, use_var)
-                if use_var:
-                    sd = np.sqrt(var[c, p])
-                v, clipped = _adc_value(y[c, p], sd, inv_k, x, x_var, f_noise, f_bound,
-                                        inv_step, f_step, noisy, use_var, quantize)
+                x = np.float32(0.0)
+                if draw:
+                    x = normal_at_counter(key_k, np.uint64(p * channels + c))
+                v, clipped = _adc_value(y[c, p], var[c, p] if use_var else np.float32(0.0),
+                                        inv_k, x, f_noise, f_bound, inv_step, f_step, noisy,
+                                        use_var, quantize)
                 n_clipped += clipped
                 q[c, p] = v
             count[p] = n_clipped

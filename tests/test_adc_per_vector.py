@@ -1,6 +1,7 @@
-"""The per-vector ADC kernel (kernels/periphery.py ``adc_per_vector``) against a numpy
-reference fed with the same Ziggurat normals: output noise, per-MVM read noise, ADC, bound
-management with fresh noise, rescale and accumulation, in both layouts and thread counts."""
+"""The per-vector ADC kernel (kernels/adc_per_vector.py) against a numpy reference fed with the
+same Ziggurat normals: output noise, per-MVM read noise, ADC, bound management with fresh
+noise, rescale and accumulation, in both layouts and thread counts; and the statistics of the
+noise it adds."""
 from __future__ import annotations
 
 import numba
@@ -20,13 +21,15 @@ def stream(seed: int, stream_index: int, size: int) -> np.ndarray:
 
 def reference(y, var, scale, col_scale, out_noise, bound, step, iterations, seed):
     """Numpy per-vector ADC on (N, C, P) outputs: vector p of sample n repeats with input
-    scale s 2^k while a value clips (k <= iterations), drawing repetition k's output noise
-    from stream 128 n + 2 k and its read noise from 128 n + 2 k + 1 at index p C + c."""
+    scale s 2^k while a value clips (k <= iterations); repetition k draws xi from stream
+    128 n + 2 k at index p C + c, and the output plus read noise is one normal of std
+    sqrt(sigma_out^2 + var / s^2)."""
     n_samples, channels, positions = y.shape
     out = np.empty_like(y)
     clipped = np.zeros(n_samples, np.int64)
     repeated = np.zeros(n_samples, np.int64)
     f32 = np.float32
+    sigma = f32(out_noise)
     for n in range(n_samples):
         for p in range(positions):
             k = 0
@@ -34,13 +37,13 @@ def reference(y, var, scale, col_scale, out_noise, bound, step, iterations, seed
                 s = scale[n, p] * f32(2 ** k)
                 inv = f32(1.0) / s
                 size = channels * positions  # counters p C + c: (P, C) order
-                xi = stream(seed, 128 * n + 2 * k, size).reshape(positions, channels).T
-                xi_var = stream(seed, 128 * n + 2 * k + 1, size).reshape(positions, channels).T
+                xi = stream(seed, 128 * n + 2 * k, size).reshape(positions, channels)[p]
                 v = y[n, :, p] * inv
-                if out_noise > 0:
-                    v = v + f32(out_noise) * xi[:, p]
                 if var is not None:
-                    v = v + np.sqrt(var[n, :, p]) * inv * xi_var[:, p]
+                    t = np.sqrt(var[n, :, p]) * inv
+                    v = v + np.sqrt(sigma * sigma + t * t) * xi
+                elif out_noise > 0:
+                    v = v + sigma * xi
                 count = int(np.count_nonzero((v > bound) | (v < -bound)))
                 if count == 0 or k == iterations:
                     break
@@ -130,3 +133,19 @@ def test_output_noise_is_an_exact_normal_of_the_configured_std(axis):
     assert abs(z.std() - 1) < 4 / np.sqrt(2 * n)
     p = 6.334248366623996e-05  # P(|z| > 4)
     assert abs(np.count_nonzero(np.abs(z) > 4) - n * p) < 4 * np.sqrt(n * p)
+
+
+def test_output_and_read_noise_add_in_variance():
+    """Per-MVM read noise: the output minus its noiseless value has variance
+    sigma_out^2 + var / s^2 (one normal for both), within 4 standard errors."""
+    n, channels, positions = 8, 32, 2048
+    rng = np.random.default_rng(9)
+    var = rng.uniform(0.0, 0.2, (n, channels, positions)).astype(np.float32)
+    scale = rng.uniform(0.5, 2.0, (n, positions)).astype(np.float32)
+    y = np.zeros((n, channels, positions), np.float32)
+    out, _ = run(y, var, scale, np.ones(channels, np.float32), 0.06, np.inf, 0.0, 0, 4, 2)
+    z = out.astype(np.float64) / scale[:, None, :]  # = std xi
+    std = np.sqrt(0.06 ** 2 + var / scale[:, None, :].astype(np.float64) ** 2)
+    standardised = (z / std).ravel()
+    assert abs(standardised.mean()) < 4 / np.sqrt(standardised.size)
+    assert abs(standardised.var() - 1) < 4 * np.sqrt(2 / standardised.size)

@@ -38,6 +38,7 @@ from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import (SaturationStats, analog_pass, analog_pass_per_vector,
                                   bound_iterations)
 from aimcsim.tiles.periphery import PeripheryConfig
+from aimcsim.tiles.scratch import squared
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
 from aimcsim.validation import (check_bool, check_choice, check_float, check_int, check_seed,
                                 check_time)
@@ -366,7 +367,7 @@ class AnalogLayerMixin:
             var_gemm = None
             if cache["var"] is not None:
                 def var_gemm(xq, var=cache["var"], block=block):
-                    t = self._from_channel_view(xq * xq, x, i1 - i0, channels_last)
+                    t = self._from_channel_view(squared(xq), x, i1 - i0, channels_last)
                     return self._as_channel_view(self._gemm_torch(t, var, block.groups),
                                                  channels_last)
             col_scale = cache["scale"].numpy()
