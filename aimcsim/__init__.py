@@ -19,6 +19,7 @@ _LAZY = {
     "AnalogGRU": "aimcsim.nn", "AnalogRNN": "aimcsim.nn",
     "AnalogConfig": "aimcsim.tiles", "PeripheryConfig": "aimcsim.tiles",
     "MappingConfig": "aimcsim.tiles", "DriftCompensationConfig": "aimcsim.tiles",
+    "IRDropConfig": "aimcsim.tiles",
     "AnalogTile": "aimcsim.tiles", "TiledMatrix": "aimcsim.tiles",
 }
 

@@ -64,6 +64,21 @@ def accuracy(model: torch.nn.Module, batches) -> float:
     return correct / total
 
 
+def call_peer(peer_python: str, script: str, argv: list[str] | None) -> dict | None:
+    """Run ``script`` with ``--role peer`` and the driver's arguments in the peer's python
+    (aihwkit's environment) and return the JSON of its last output line; None when that
+    python does not exist or the run fails (its error is printed)."""
+    if not peer_python or not Path(peer_python).exists():
+        return None
+    command = [peer_python, script, "--role", "peer"] + list(
+        argv if argv is not None else sys.argv[1:])
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    if done.returncode != 0:
+        print(f"peer failed: {done.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_peer(args) -> dict:
     """aihwkit 1.1.0: program once per repetition, drift to every time, evaluate."""
     from aihwkit import __version__
@@ -147,14 +162,7 @@ def main(argv=None) -> None:
         return
     start = time.perf_counter()
     peer = None
-    if args.peer_python and Path(args.peer_python).exists():
-        command = [args.peer_python, __file__, "--role", "peer"] + [
-            a for a in (argv if argv is not None else sys.argv[1:])]
-        done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-        if done.returncode == 0:
-            peer = json.loads(done.stdout.strip().splitlines()[-1])
-        else:
-            print(f"peer failed: {done.stderr[-2000:]}", file=sys.stderr)
+    peer = call_peer(args.peer_python, __file__, argv)
     ours = run_ours(args)
     title = (f"{args.model} ({Path(args.weights).parent.name}): aimcsim and aihwkit, first "
              f"{args.limit} test images, {args.reps} programmings each")

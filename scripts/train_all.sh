@@ -24,6 +24,9 @@ lane_a() {
     run f1net_hwa --model f1net --hwa-from "$runs/f1net/model.pt" --epochs 6 "${hwa[@]}"
     # hardware-aware with the PCM model in the loop, on the per-patch periphery (issue 19)
     run f1net_hwa_dev --model f1net --hwa-from "$runs/f1net/model.pt" --epochs 6 "${hwa_dev[@]}"
+    # 6 more device-model epochs with noise inflation (the deviation after GDC x 1.5)
+    run f1net_hwa_ns --model f1net --hwa-from "$runs/f1net_hwa_dev/model.pt" --epochs 6 \
+        --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5
     run t500 --model t500 --epochs 40
     run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 6 "${hwa[@]}"
     # the vision transformer (not trained yet): AdamW, one-cycle (its 15% warm-up suits

@@ -23,6 +23,8 @@ from aimcsim.devices.drift import drift_nu_mean, drift_nu_std
 from aimcsim.devices.programming_noise import programming_sigma
 from aimcsim.devices.read_noise import read_time_factor
 from aimcsim.kernels.rng import seed_from, standard_normal
+from device_stats import (assert_within, censored_normal, folded_normal, mean_se, phi,
+                          std_se)
 
 G_MAX = 25.0
 T0 = 20.0
@@ -55,46 +57,6 @@ def q_s(x):
 
 def time_factor(t):
     return math.sqrt(math.log((t + T0 + T_READ) / (2 * T_READ)))
-
-
-def phi(z):
-    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-
-
-# ---------------------------------------------------------------- moments and standard errors
-def censored_normal(mu, s):
-    """Mean and standard deviation of max(0, N(mu, s^2))."""
-    a = mu / s
-    mean = mu * ndtr(a) + s * phi(a)
-    second = (mu * mu + s * s) * ndtr(a) + mu * s * phi(a)
-    return mean, math.sqrt(second - mean * mean)
-
-
-def folded_normal(mu, s):
-    """Mean and standard deviation of |N(mu, s^2)|."""
-    mean = (s * math.sqrt(2 / math.pi) * math.exp(-mu * mu / (2 * s * s))
-            + mu * (1 - 2 * ndtr(-mu / s)))
-    return mean, math.sqrt(mu * mu + s * s - mean * mean)
-
-
-def mean_se(x):
-    return float(np.std(x) / math.sqrt(x.size))
-
-
-def std_se(x):
-    """SE of the sample standard deviation (delta method: sqrt(m4 - s^4) / (2 s sqrt(n));
-    s / sqrt(2n) for a normal sample, also right for clamped or folded ones)."""
-    x = np.asarray(x, np.float64)
-    d = x - x.mean()
-    s2 = np.mean(d * d)
-    m4 = np.mean(d ** 4)
-    return float(math.sqrt(max(m4 - s2 * s2, 0.0) / x.size) / (2 * math.sqrt(s2)))
-
-
-def assert_within(value, expected, se, k=3.0, what=""):
-    assert abs(value - expected) <= k * se, (
-        f"{what}: {value:.6g} vs expected {expected:.6g} (|diff| = "
-        f"{abs(value - expected) / se:.2f} SE, SE = {se:.3g})")
 
 
 def program_level(x, seed, n=N, **config):
@@ -497,9 +459,9 @@ def test_unknown_names_raise_listing_the_known_ones():
     with pytest.raises(ValueError, match="unknown PCMConfig fields"):
         make_device("pcm", nosie=1.0)
     with pytest.raises(ValueError, match="known: .*pcm"):
-        make_device("rram")
+        make_device("flash")
     with pytest.raises(ValueError, match="unknown device model"):
-        device_from_dict({"model": "RRAMDevice", "config": {}})
+        device_from_dict({"model": "FlashDevice", "config": {}})
     with pytest.raises(ValueError, match="unknown PCMConfig fields"):
         device_from_dict({"model": "PCMDevice", "config": {"gmax": 25.0}})
     with pytest.raises(ValueError, match="config must be a PCMConfig"):

@@ -10,6 +10,7 @@ import torch
 
 from aimcsim.data import CifarSplit, default_root, load_cifar10
 from aimcsim.experiments.compare import compare_table
+from aimcsim.tiles.config import AnalogConfig
 from aimcsim.experiments.drift import DriftStudyConfig, run_drift_study
 from aimcsim.experiments.plots import plot_accuracy_over_time
 from aimcsim.models import build_model
@@ -125,6 +126,18 @@ def test_drift_study_refuses_to_mix_studies(trained, tmp_path):
     with pytest.raises(ValueError, match="seed changed"):
         run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, seed=1, **small),
                         test, out, progress=False)
+    # a study stored before a config field existed (here: ir_drop) resumes when the new field
+    # keeps its default, and is refused when it does not
+    stored = json.loads((out / "config.json").read_text())
+    del stored["analog"]["ir_drop"]
+    (out / "config.json").write_text(json.dumps(stored))
+    assert run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, **small),
+                           test, out, progress=False)["rows"] == both["rows"]
+    (out / "config.json").write_text(json.dumps(stored))
+    wired = AnalogConfig().replace(**{"ir_drop.r_row_ohm": 1.0, "ir_drop.r_col_ohm": 1.0})
+    with pytest.raises(ValueError, match="analog changed"):
+        run_drift_study(DriftStudyConfig(fp32_weights=fp32, hwa_weights=hwa, analog=wired,
+                                         **small), test, out, progress=False)
 
 
 def test_drift_config_validation(tmp_path):
@@ -223,6 +236,13 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     assert md.startswith("Accuracy after programming (hardware-aware trained, GDC on)")
     assert (tmp_path / "f2" / "compare_hwa_gdc_on.png").stat().st_size > 0
     assert "| 88.50 ± 0.20 |" in md
+    main(["compare", str(runs[0]), str(runs[0]), "--labels", "plain,adabs", "--times",
+          "1,86400", "--out", str(tmp_path / "two")])
+    md = (tmp_path / "two" / "compare_hwa_gdc_on.md").read_text()
+    assert "| plain | 93.00 | 91.00 ± 0.20 | 88.50 ± 0.20 | 2.50 | 5.04 |" in md
+    assert "| adabs |" in md
+    with pytest.raises(ValueError, match="labels"):
+        compare_table(runs, labels=["one"])
     direct_md = compare_table(runs, series="direct")[0]  # the studies hold no direct rows
     assert direct_md.splitlines()[2].startswith("| resnet32 | 93.00 | n/a | n/a |")
     # the published numbers belong to hardware-aware networks: not beside the direct series

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import aimcsim
-from aimcsim.devices import GaussianDeviceConfig, PCMConfig
+from aimcsim.devices import GaussianDeviceConfig, HermesPCMConfig, PCMConfig, WanRRAMConfig
 from aimcsim.experiments.drift import _load_points
 from aimcsim.nn import HardwareAwareConfig
 from aimcsim.nn.guards import WeightsChangedError
@@ -48,7 +48,7 @@ ANY_VALUE = st.one_of(
     st.lists(st.floats(-1, 1), max_size=5), st.just(float("inf")), st.just(b"\x00"))
 
 CONFIGS = (PeripheryConfig, MappingConfig, DriftCompensationConfig, HardwareAwareConfig,
-           PCMConfig, GaussianDeviceConfig, TrainConfig)
+           PCMConfig, HermesPCMConfig, WanRRAMConfig, GaussianDeviceConfig, TrainConfig)
 
 
 @fuzz(300)

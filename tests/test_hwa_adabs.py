@@ -120,3 +120,34 @@ def test_adabs_moves_statistics_to_the_analog_network_and_restores_accuracy():
     assert after > before + 0.1, (before, after)
     with pytest.raises(ValueError, match="program"):
         aimcsim.adapt_batchnorm(convert_to_analog(net), calibration)
+
+
+def test_noise_scale_multiplies_the_device_deviation():
+    """The same programming (same torch seed) with noise_scale 2 deviates twice as far from
+    the float layer as with 1; 0 gives the float layer itself, drift and GDC included (the
+    factor scales the compensated read's deviation, never the drift GDC removes)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, padding=1, bias=False)
+    x = torch.randn(4, 8, 6, 6)
+    outputs = {}
+    for k in (0.0, 1.0, 2.0):
+        hwa = HardwareAwareConfig(noise_model="device", clip_sigma=None, t_min=1e5,
+                                  t_max=1e5, noise_scale=k)
+        cfg = AnalogConfig(periphery=PeripheryConfig.ideal())
+        layer = convert_to_analog(nn.Sequential(conv), cfg, hwa=hwa)[0].train()
+        torch.manual_seed(5)
+        outputs[k] = layer(x).detach()
+    digital = nn.functional.conv2d(x, conv.weight, padding=1)
+    torch.testing.assert_close(outputs[0.0], digital, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(outputs[2.0] - digital, 2 * (outputs[1.0] - digital),
+                               rtol=1e-3, atol=1e-4)
+    assert float((outputs[1.0] - digital).abs().max()) > 1e-3
+    x.requires_grad_(False)
+    layer.weight.grad = None
+    torch.manual_seed(5)
+    layer(x).sum().backward()  # k = 2: the straight-through gradient is the float layer's
+    reference = conv.weight.detach().clone().requires_grad_(True)
+    nn.functional.conv2d(x, reference, padding=1).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, reference.grad, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        HardwareAwareConfig(noise_scale=-1.0)

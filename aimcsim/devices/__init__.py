@@ -3,8 +3,14 @@
 - :mod:`~aimcsim.devices.base`: the :class:`DeviceModel` interface and :class:`DeviceState`;
 - :mod:`~aimcsim.devices.programming_noise`, :mod:`~aimcsim.devices.drift`,
   :mod:`~aimcsim.devices.read_noise`: the three PCM mechanisms, one file each;
-- :class:`PCMDevice` (:mod:`~aimcsim.devices.pcm`) composes them; :class:`GaussianDevice`
-  (:mod:`~aimcsim.devices.gaussian`) is the simplest alternative and a template;
+- :class:`PCMDevice` (:mod:`~aimcsim.devices.pcm`, Nandakumar et al. 2019) composes them;
+  :class:`HermesPCMDevice` (:mod:`~aimcsim.devices.hermes`, Le Gallo et al. 2023) is the PCM of
+  the Hermes chip, one or two devices per weight sign; both share
+  :mod:`~aimcsim.devices.pcm_like`;
+- :class:`WanRRAMDevice` (:mod:`~aimcsim.devices.rram`, Wan et al. 2022) is an RRAM with
+  state-dependent programming noise and relaxation, valid from 1 s to 2 days;
+- :class:`GaussianDevice` (:mod:`~aimcsim.devices.gaussian`) is the simplest alternative and a
+  template;
 - :func:`make_device` builds a device by name, :func:`device_from_dict` inverts
   ``DeviceModel.to_dict()`` (JSON round trip), :func:`register_device` adds a user model.
 
@@ -17,15 +23,25 @@ from dataclasses import fields
 
 from aimcsim.devices.base import DeviceModel, DeviceState
 from aimcsim.devices.gaussian import GaussianDevice, GaussianDeviceConfig, ideal_device
+from aimcsim.devices.hermes import HERMES_FITS, HermesPCMConfig, HermesPCMDevice
 from aimcsim.devices.pcm import PCMConfig, PCMDevice
+from aimcsim.devices.rram import WanRRAMConfig, WanRRAMDevice
 
 #: class name -> (device class, config dataclass); extended by :func:`register_device`.
 DEVICE_REGISTRY: dict[str, tuple[type, type]] = {
     "PCMDevice": (PCMDevice, PCMConfig),
+    "HermesPCMDevice": (HermesPCMDevice, HermesPCMConfig),
+    "WanRRAMDevice": (WanRRAMDevice, WanRRAMConfig),
     "GaussianDevice": (GaussianDevice, GaussianDeviceConfig),
 }
 #: short names accepted by :func:`make_device` ("ideal" is a GaussianDevice without noise).
-SHORT_NAMES: dict[str, str] = {"pcm": "PCMDevice", "gaussian": "GaussianDevice"}
+SHORT_NAMES: dict[str, str] = {"pcm": "PCMDevice", "hermes": "HermesPCMDevice",
+                               "rram": "WanRRAMDevice", "gaussian": "GaussianDevice"}
+#: preset names: a registered class with some config fields fixed (overridable).
+PRESETS: dict[str, tuple[str, dict]] = {
+    "hermes-1": ("HermesPCMDevice", {"devices_per_sign": 1}),
+    "hermes-2": ("HermesPCMDevice", {"devices_per_sign": 2}),
+}
 
 
 def register_device(device_cls: type, config_cls: type, short_name: str | None = None) -> None:
@@ -45,7 +61,7 @@ def register_device(device_cls: type, config_cls: type, short_name: str | None =
 
 def known_device_names() -> list[str]:
     """Every name :func:`make_device` accepts."""
-    return sorted(SHORT_NAMES) + ["ideal"] + sorted(DEVICE_REGISTRY)
+    return sorted(SHORT_NAMES) + sorted(PRESETS) + ["ideal"] + sorted(DEVICE_REGISTRY)
 
 
 def device_from_dict(data: dict) -> DeviceModel:
@@ -68,10 +84,12 @@ def device_from_dict(data: dict) -> DeviceModel:
 
 
 def make_device(name_or_model: str | DeviceModel = "pcm", **overrides) -> DeviceModel:
-    """A device by name (``"pcm"``, ``"gaussian"``, ``"ideal"`` or a registered class name,
+    """A device by name (a short name ``"pcm"``, ``"hermes"``, ``"rram"``, ``"gaussian"``, a
+    preset ``"hermes-1"`` / ``"hermes-2"``, ``"ideal"`` or a registered class name,
     case-insensitive) or a copy of a device model, with config fields overridden.
 
-    ``make_device("pcm", drift_scale=0)``; ``make_device(device, read_noise_scale=0.5)``.
+    ``make_device("pcm", drift_scale=0)``; ``make_device(device, read_noise_scale=0.5)``;
+    ``make_device("hermes-1")`` is ``make_device("hermes", devices_per_sign=1)``.
     Unknown names or fields raise ValueError listing the known ones.
     """
     if isinstance(name_or_model, DeviceModel):
@@ -88,6 +106,9 @@ def make_device(name_or_model: str | DeviceModel = "pcm", **overrides) -> Device
     key = name_or_model.lower()
     if key == "ideal":
         return make_device(ideal_device(), **overrides)
+    if key in PRESETS:
+        full, fixed = PRESETS[key]
+        return device_from_dict({"model": full, "config": {**fixed, **overrides}})
     by_lower = {n.lower(): n for n in DEVICE_REGISTRY}
     full = SHORT_NAMES.get(key) or by_lower.get(key)
     if full is None:
@@ -95,6 +116,8 @@ def make_device(name_or_model: str | DeviceModel = "pcm", **overrides) -> Device
     return device_from_dict({"model": full, "config": overrides})
 
 
-__all__ = ["DEVICE_REGISTRY", "SHORT_NAMES", "DeviceModel", "DeviceState", "GaussianDevice",
-           "GaussianDeviceConfig", "PCMConfig", "PCMDevice", "device_from_dict", "ideal_device",
-           "known_device_names", "make_device", "register_device"]
+__all__ = ["DEVICE_REGISTRY", "HERMES_FITS", "PRESETS", "SHORT_NAMES", "DeviceModel",
+           "DeviceState", "GaussianDevice", "GaussianDeviceConfig", "HermesPCMConfig",
+           "HermesPCMDevice", "PCMConfig", "PCMDevice", "WanRRAMConfig", "WanRRAMDevice",
+           "device_from_dict", "ideal_device", "known_device_names", "make_device",
+           "register_device"]

@@ -21,19 +21,20 @@ import math
 import numpy as np
 
 
-def _log_x(x: np.ndarray) -> np.ndarray:
+def log_clamped(x: np.ndarray) -> np.ndarray:
+    """ln(max(x, 1e-30)): -69 instead of -inf at x = 0, so clipped fits take their bound."""
     with np.errstate(divide="ignore"):
         return np.log(np.maximum(x, 1e-30))
 
 
 def drift_nu_mean(x: np.ndarray, a: float, b: float, lo: float, hi: float) -> np.ndarray:
     """Mean drift exponent at normalised target ``x`` (dimensionless)."""
-    return np.clip(a * _log_x(x) + b, lo, hi)
+    return np.clip(a * log_clamped(x) + b, lo, hi)
 
 
 def drift_nu_std(x: np.ndarray, a: float, b: float, lo: float, hi: float) -> np.ndarray:
     """Device-to-device spread (standard deviation before folding) of the drift exponent."""
-    return np.clip(a * _log_x(x) + b, lo, hi)
+    return np.clip(a * log_clamped(x) + b, lo, hi)
 
 
 def draw_drift_exponents(nu_mean: np.ndarray, nu_std: np.ndarray,

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aimcsim.devices.base import DeviceModel, DeviceState
+from aimcsim.devices.base import DeviceModel, DeviceState, build_config
 from aimcsim.devices.drift import drift_factor
 from aimcsim.devices.read_noise import add_read_noise
 from aimcsim.devices.validation import (check_config_flags, check_config_numbers, check_state,
                                         check_targets)
-from aimcsim.validation import check_time
 
 
 @dataclass
@@ -52,19 +51,7 @@ class GaussianDevice(DeviceModel):
     """Devices with state-independent Gaussian programming and read noise (σ in µS)."""
 
     def __init__(self, config: GaussianDeviceConfig | None = None, **overrides) -> None:
-        if config is not None and not isinstance(config, GaussianDeviceConfig):
-            raise ValueError(f"config must be a GaussianDeviceConfig, got "
-                             f"{type(config).__name__}")
-        if overrides:
-            from dataclasses import asdict, fields
-            known = {f.name for f in fields(GaussianDeviceConfig)}
-            unknown = set(overrides) - known
-            if unknown:
-                raise ValueError(f"unknown GaussianDeviceConfig fields {sorted(unknown)}; "
-                                 f"known: {sorted(known)}")
-            config = GaussianDeviceConfig(**{**asdict(config or GaussianDeviceConfig()),
-                                             **overrides})
-        self.config = config or GaussianDeviceConfig()
+        self.config = build_config(GaussianDeviceConfig, config, overrides)
 
     def __repr__(self) -> str:
         return f"GaussianDevice({self.config!r})"
@@ -86,13 +73,13 @@ class GaussianDevice(DeviceModel):
 
     def drifted(self, state: DeviceState, t: float) -> np.ndarray:
         """G_prog * ((t + t0) / t0)^(-nu), µS (float32)."""
-        t = check_time(t)
+        t = self.check_read_time(t)
         check_state(state)
         return np.asarray(state.g_prog * drift_factor(state.nu, t, self.config.t0), np.float32)
 
     def read_noise_std(self, state: DeviceState, t: float) -> np.ndarray:
         """read_sigma for active devices, 0 for idle ones, µS (float32)."""
-        check_time(t)
+        self.check_read_time(t)
         check_state(state)
         return np.asarray(np.where(state.active, np.float32(self.config.read_sigma),
                                    np.float32(0.0)), np.float32)

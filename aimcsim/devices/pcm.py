@@ -7,25 +7,23 @@ docstrings of :mod:`~aimcsim.devices.programming_noise`, :mod:`~aimcsim.devices.
 :mod:`~aimcsim.devices.read_noise` (and in docs/physics.md); every constant is a field of
 :class:`PCMConfig`.
 
-The numpy methods of :class:`PCMDevice` are the reference implementation. ``read`` goes through
-the fused Numba kernel ``aimcsim.kernels.devices.read_drifted`` when ``fast`` (default: the
-config's ``fast_read``); it then draws table normals (kernels/rng.py) instead of numpy's exact
-Gaussians, and is about 3x faster (benchmarks/README_devices.md).
+The numpy methods (shared with the Hermes model in :mod:`~aimcsim.devices.pcm_like`) are the
+reference implementation. ``read`` goes through the fused Numba kernel
+``aimcsim.kernels.devices.read_drifted`` when ``fast`` (default: the config's ``fast_read``); it
+then draws table normals (kernels/rng.py) instead of numpy's exact Gaussians, and is about 3x
+faster (benchmarks/README_devices.md).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from aimcsim.devices.base import DeviceModel, DeviceState
-from aimcsim.devices.drift import (draw_drift_exponents, drift_factor, drift_log_ratio,
-                                   drift_nu_mean, drift_nu_std)
-from aimcsim.devices.programming_noise import program_conductances, programming_sigma
-from aimcsim.devices.read_noise import add_read_noise, read_noise_q, read_time_factor
-from aimcsim.devices.validation import (as_number_tuple, check_config_flags,
-                                        check_config_numbers, check_state, check_targets)
-from aimcsim.validation import check_time
+from aimcsim.devices.drift import drift_nu_mean, drift_nu_std
+from aimcsim.devices.pcm_like import PCMLikeDevice
+from aimcsim.devices.programming_noise import programming_sigma
+from aimcsim.devices.read_noise import read_noise_q
+from aimcsim.devices.validation import as_number_tuple, check_config_flags, check_config_numbers
 
 
 @dataclass
@@ -87,114 +85,45 @@ class PCMConfig:
         check_config_flags(self, ("noise_idle_devices", "fast_read"))
 
 
-class PCMDevice(DeviceModel):
+class PCMDevice(PCMLikeDevice):
     """PCM devices: programming noise, drift with a per-device exponent, 1/f read noise.
 
     ``PCMDevice()`` has the published defaults; ``PCMDevice(config)`` or
     ``PCMDevice(drift_scale=0)`` (keyword overrides of :class:`PCMConfig` fields) change them.
+    Programming, drift and reads are those of :class:`~aimcsim.devices.pcm_like.PCMLikeDevice`.
     """
 
-    def __init__(self, config: PCMConfig | None = None, **overrides) -> None:
-        if config is not None and not isinstance(config, PCMConfig):
-            raise ValueError(f"config must be a PCMConfig, got {type(config).__name__}")
-        if overrides:
-            known = {f.name for f in fields(PCMConfig)}
-            unknown = set(overrides) - known
-            if unknown:
-                raise ValueError(f"unknown PCMConfig fields {sorted(unknown)}; known: "
-                                 f"{sorted(known)}")
-            config = PCMConfig(**{**asdict(config or PCMConfig()), **overrides})
-        self.config = config or PCMConfig()
+    config_class = PCMConfig
 
-    def __repr__(self) -> str:
-        return f"PCMDevice({self.config!r})"
+    @property
+    def label(self) -> str:
+        return "PCM (Nandakumar 2019)"
 
     @property
     def g_max(self) -> float:
         return float(self.config.g_max)
 
-    # ------------------------------------------------------------------ programming
-    def program(self, g_target: np.ndarray, rng: np.random.Generator) -> DeviceState:
-        """Program devices to ``g_target`` (µS, any shape): draws the programming noise, the
-        drift exponents and precomputes Q_s (``DeviceState.read_q``). Draws the same random
-        numbers for every device whether or not it is idle, so the idle-device option changes
-        nothing else."""
+    @property
+    def t0(self) -> float:
+        return self.config.t0
+
+    @property
+    def t_read(self) -> float:
+        return self.config.t_read
+
+    def programming_sigma(self, g_target: np.ndarray) -> np.ndarray:
+        """sigma_prog(x) = (c0 + c1 x + c2 x^2) g_max / 25 µS, x = G_target / g_max."""
         c = self.config
-        g = check_targets(g_target, self.g_max)
-        active = np.ones(g.shape, bool) if c.noise_idle_devices else g > 0
-        x = g / np.float32(c.g_max)
-        sigma = programming_sigma(x, c.prog_coefficients, c.g_max) * np.float32(
-            c.prog_noise_scale)
-        g_prog = np.where(active, program_conductances(g, sigma, rng), np.float32(0.0))
-        nu = draw_drift_exponents(drift_nu_mean(x, *c.nu_mean_params),
-                                  drift_nu_std(x, *c.nu_std_params), rng)
-        nu = np.where(active, nu * np.float32(c.drift_scale), np.float32(0.0))
-        q = self.q_s(g_prog)
-        return DeviceState(g_target=g, g_prog=np.asarray(g_prog, np.float32),
-                           nu=np.asarray(nu, np.float32), active=active,
-                           read_q=np.asarray(np.where(active, q, np.float32(0.0)), np.float32))
+        return programming_sigma(g_target / np.float32(c.g_max), c.prog_coefficients, c.g_max)
+
+    def drift_statistics(self, g_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(nu_mean(x), nu_std(x)), the clipped log-linear fits, x = G_target / g_max."""
+        c = self.config
+        x = g_target / np.float32(c.g_max)
+        return drift_nu_mean(x, *c.nu_mean_params), drift_nu_std(x, *c.nu_std_params)
 
     def q_s(self, g_prog: np.ndarray) -> np.ndarray:
         """Q_s(x), x = G_prog / g_max (float32, dimensionless)."""
         c = self.config
         return read_noise_q(np.asarray(g_prog, np.float32) / np.float32(c.g_max), c.read_q0,
                             c.read_exponent, c.read_floor, c.read_cap)
-
-    def _q(self, state: DeviceState) -> np.ndarray:
-        if state.read_q is not None:
-            return np.asarray(state.read_q, np.float32)
-        return np.where(state.active, self.q_s(state.g_prog), np.float32(0.0))
-
-    # ------------------------------------------------------------------ reading
-    def drifted(self, state: DeviceState, t: float) -> np.ndarray:
-        """G_drift(t) = G_prog * ((t + t0) / t0)^(-nu), µS (float32), numpy."""
-        t = check_time(t)
-        check_state(state)
-        return np.asarray(state.g_prog * drift_factor(state.nu, t, self.config.t0), np.float32)
-
-    def read_noise_amplitude(self, t: float) -> float:
-        """sqrt(ln((t + t0 + t_read) / (2 t_read))) x read_noise_scale: sigma_read / (|G| Q_s)."""
-        c = self.config
-        return read_time_factor(t, c.t0, c.t_read) * c.read_noise_scale
-
-    def read_noise_std(self, state: DeviceState, t: float) -> np.ndarray:
-        """sigma_read(t) = |G_drift(t)| * Q_s * time factor, µS (float32; 0 for idle devices)."""
-        t = check_time(t)
-        std = (np.abs(self.drifted(state, t)) * self._q(state)
-               * np.float32(self.read_noise_amplitude(t)))
-        return np.asarray(np.where(state.active, std, np.float32(0.0)), np.float32)
-
-    def read_given_normals(self, state: DeviceState, t: float, xi: np.ndarray) -> np.ndarray:
-        """G_read at ``t`` for given standard-normal draws ``xi`` (one per device), µS float32:
-        the deterministic part of :meth:`read` (common random numbers, tests)."""
-        xi = np.asarray(xi, np.float32)
-        if xi.shape != np.shape(state.g_prog):
-            raise ValueError(f"xi must have the devices' shape {np.shape(state.g_prog)}, "
-                             f"got {xi.shape}")
-        return add_read_noise(self.drifted(state, t), self.read_noise_std(state, t), xi,
-                              state.active)
-
-    def read(self, state: DeviceState, t: float, rng: np.random.Generator,
-             fast: bool | None = None) -> np.ndarray:
-        """One noisy read of every device at ``t`` seconds after programming, µS (float32).
-
-        ``fast`` (default ``config.fast_read``): True runs the fused Numba kernel with table
-        normals of a stream seeded from ``rng``; False is the numpy reference with
-        ``rng.standard_normal``. Both consume ``rng`` and are reproducible from it.
-        """
-        t = check_time(t)
-        check_state(state)
-        if not (self.config.fast_read if fast is None else fast):
-            xi = rng.standard_normal(np.shape(state.g_prog), dtype=np.float32)
-            return self.read_given_normals(state, t, xi)
-        from aimcsim.kernels.devices import read_devices
-        from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
-        shape = np.shape(state.g_prog)
-        out = np.empty(shape, np.float32)
-        read_devices(np.ascontiguousarray(state.g_prog, np.float32).reshape(-1),
-                     np.ascontiguousarray(state.nu, np.float32).reshape(-1),
-                     np.ascontiguousarray(self._q(state), np.float32).reshape(-1),
-                     np.ascontiguousarray(state.active, np.bool_).reshape(-1),
-                     drift_log_ratio(t, self.config.t0), self.read_noise_amplitude(t),
-                     np.uint64(seed_from(rng)), NORMAL_TABLE, out.reshape(-1))
-        return out

@@ -47,18 +47,31 @@ def check_config_flags(config, names) -> None:
         setattr(config, name, check_bool(getattr(config, name), name))
 
 
-def as_number_tuple(config, name: str, size: int) -> tuple[float, ...]:
-    """Field ``name`` as a tuple of ``size`` finite floats (lists from JSON are accepted)."""
-    v = getattr(config, name)
-    if isinstance(v, (str, bytes)):
-        raise ValueError(f"{name} must be {size} finite numbers, got {v!r}")
+def number_tuple(value, name: str, size: int | tuple[int, int],
+                 bound: float | None = None) -> tuple[float, ...]:
+    """``value`` as a tuple of finite floats (lists from JSON are accepted): exactly ``size``
+    of them, or between ``size[0]`` and ``size[1]`` when a pair is given, each of magnitude
+    at most ``bound`` when given; else ValueError naming ``name``."""
+    lo, hi = (size, size) if isinstance(size, int) else size
+    wanted = f"{lo}" if lo == hi else f"{lo} to {hi}"
+    if isinstance(value, (str, bytes)):
+        raise ValueError(f"{name} must be {wanted} finite numbers, got {value!r}")
     try:
-        values = tuple(v)
+        values = tuple(value)
     except TypeError:
-        raise ValueError(f"{name} must be {size} numbers, got {v!r}") from None
-    if len(values) != size or not all(is_number(x) for x in values):
-        raise ValueError(f"{name} must be {size} finite numbers, got {v!r}")
+        raise ValueError(f"{name} must be {wanted} numbers, got {value!r}") from None
+    if not lo <= len(values) <= hi or not all(is_number(x) for x in values):
+        raise ValueError(f"{name} must be {wanted} finite numbers, got {value!r}")
+    if bound is not None and any(abs(x) > bound for x in values):
+        raise ValueError(f"{name} must be {wanted} numbers of magnitude <= {bound:g}, got "
+                         f"{value!r}")
     return tuple(float(x) for x in values)
+
+
+def as_number_tuple(config, name: str, size: int | tuple[int, int],
+                    bound: float | None = None) -> tuple[float, ...]:
+    """Config field ``name`` as :func:`number_tuple`."""
+    return number_tuple(getattr(config, name), name, size, bound)
 
 
 def check_state(state, name: str = "state") -> None:

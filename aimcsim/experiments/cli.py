@@ -16,6 +16,26 @@ def _times(text: str) -> tuple[float, ...]:
             f"--times takes a preset {sorted(TIME_PRESETS)} or comma-separated seconds") from None
 
 
+def _device(text: str):
+    """A device model by name (``make_device``): pcm, hermes, hermes-1, rram, ..."""
+    from aimcsim.devices import make_device
+    try:
+        return make_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def quick_times(device) -> tuple[float, ...]:
+    """The four times of ``--quick`` (1e-5 s, 1 s, 1 h, 1e5 s), each moved into the device's
+    characterised time range; equal ones merged."""
+    lo, hi = device.time_range
+    return tuple(sorted({min(max(t, lo), hi) for t in QUICK_TIMES}))
+
+
+#: The times of a ``--quick`` smoke run, seconds.
+QUICK_TIMES = (1e-5, 1.0, 3600.0, 1e5)
+
+
 def _gdc(text: str) -> tuple[bool, ...]:
     values = {"on": True, "off": False}
     try:
@@ -41,6 +61,10 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--times", type=_times, default="f1",
                    help="preset f1 (16 log-spaced 1e-5..1e5 s), f2 (1 s, 1 h, 1 day, "
                         "1 month), f1+f2 (both), or comma-separated seconds")
+    p.add_argument("--device", type=_device, default="pcm",
+                   help="device model: pcm (Nandakumar 2019, default), hermes (Hermes chip PCM, "
+                        "2 devices per sign), hermes-1 (1 device per sign), rram (Wan 2022, "
+                        "valid from 1 s to 2 days), gaussian, ideal")
     p.add_argument("--reps", type=int, default=5, help="programmings per series")
     p.add_argument("--gdc", type=_gdc, default="on,off")
     p.add_argument("--seed", type=int, default=0)
@@ -62,7 +86,8 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
                    help="measure the points on the workers of a running Dask scheduler, "
                         "e.g. tcp://host:8786 (needs aimcsim[dist])")
     p.add_argument("--quick", action="store_true",
-                   help="500 test images, 2 programmings, 4 times: a smoke run")
+                   help="500 test images, 2 programmings, 4 times (within the device's time "
+                        "range): a smoke run")
     p.add_argument("--out", required=True, help="folder for points.jsonl, CSV, JSON, PNG")
     p.set_defaults(func=run_drift)
 
@@ -70,6 +95,14 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="+", help="output folders of 'drift' runs")
     c.add_argument("--series", choices=("direct", "hwa"), default="hwa")
     c.add_argument("--gdc", choices=("on", "off"), default="on")
+    c.add_argument("--label", choices=("model", "device"), default="model",
+                   help="name each study by its network (default) or by its device model "
+                        "(one network on several devices)")
+    c.add_argument("--labels", default=None,
+                   help="comma-separated names of the studies (overrides --label)")
+    c.add_argument("--times", type=_times, default="f2",
+                   help="times of the table: preset (f1, f2: 1 s, 1 h, 1 day, 1 month) or "
+                        "comma-separated seconds (e.g. 1,3600,86400,172800 for the RRAM range)")
     c.add_argument("--out", required=True,
                    help="folder for compare_<series>_gdc_<on|off>.md and .png")
     c.set_defaults(func=run_compare)
@@ -79,6 +112,7 @@ def run_drift(args: argparse.Namespace) -> None:
     from aimcsim.data import load_cifar10
     from aimcsim.experiments.drift import DriftStudyConfig, run_drift_study
     from aimcsim.experiments.plots import plot_accuracy_over_time
+    from aimcsim.tiles.config import AnalogConfig
     times, reps, limit = args.times, args.reps, args.limit
     if args.threads < 0:
         raise SystemExit(f"--threads must be >= 0, got {args.threads}")
@@ -92,11 +126,12 @@ def run_drift(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
         numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     if args.quick:
-        times, reps, limit = (1e-5, 1.0, 3600.0, 1e5), min(reps, 2), limit or 500
+        times, reps, limit = quick_times(args.device), min(reps, 2), limit or 500
     config = DriftStudyConfig(model=args.model, fp32_weights=args.fp32, hwa_weights=args.hwa,
                               times=tuple(times), repetitions=reps, gdc=args.gdc,
                               seed=args.seed, batch_size=args.batch_size, limit=limit,
-                              series=args.series, adabs=args.adabs)
+                              series=args.series, adabs=args.adabs,
+                              analog=AnalogConfig(device=args.device))
     test = load_cifar10(args.data, train=False)
     train = load_cifar10(args.data, train=True) if args.adabs else None
     results = run_drift_study(config, test, args.out, train=train, workers=args.workers,
@@ -114,11 +149,14 @@ def run_compare(args: argparse.Namespace) -> None:
     from aimcsim.experiments.compare import (compare_stem, compare_table, compare_title,
                                              plot_compare)
     gdc = args.gdc == "on"
-    table, rows = compare_table(args.runs, args.series, gdc)
+    times = tuple(args.times)
+    labels = args.labels.split(",") if args.labels else None
+    table, rows = compare_table(args.runs, args.series, gdc, times=times, label=args.label,
+                                labels=labels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     title = compare_title(args.series, gdc)
-    stem = compare_stem(args.series, gdc)
+    stem = compare_stem(args.series, gdc) + ("_devices" if args.label == "device" else "")
     (out / f"{stem}.md").write_text(f"{title}\n\n{table}\n")
-    plot_compare(rows, out / f"{stem}.png", title)
+    plot_compare(rows, out / f"{stem}.png", title, times=times)
     print(f"{title}\n\n{table}")

@@ -12,7 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from aimcsim.experiments.drift import F2_TIMES  # noqa: E402
 
-LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 2592000.0: "1 month"}
+LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 172800.0: "2 days",
+          2592000.0: "1 month"}
+#: What names a compared study: its network, or its device model.
+ROW_LABELS = ("model", "device")
 #: Published AnalogNAS numbers (Benmeziane et al. 2023, via targets.md F2): at one day T500 is
 #: 1.86 points above ResNet-32; over one month T500 loses 1.8 points, ResNet-32 5.04.
 PUBLISHED_DROP_ONE_MONTH = {"t500": 1.8, "resnet32": 5.04}
@@ -39,25 +42,43 @@ def _row(results: dict, series: str, gdc: bool, t: float) -> dict | None:
     return None
 
 
+def device_label(results: dict) -> str:
+    """The device model of a study's ``results.json`` (its analog config), as a short name."""
+    from aimcsim.experiments.report import study_device
+    device = study_device(results)
+    return device.label if device is not None else "unknown device"
+
+
 def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: bool = True,
-                  times=F2_TIMES) -> tuple[str, list[dict]]:
-    """Markdown table: per network, accuracy (mean +- std over programmings) at ``times`` and
-    the drop from the first to the last time; for the hardware-aware series (the one AnalogNAS
-    published) beside the published drop and one-day gap."""
+                  times=F2_TIMES, label: str = "model",
+                  labels: list[str] | None = None) -> tuple[str, list[dict]]:
+    """Markdown table: per study, accuracy (mean +- std over programmings) at ``times`` and
+    the drop from the first to the last time. ``label="model"`` names each row by its network
+    and, for the hardware-aware series (the one AnalogNAS published), adds the published drop
+    and one-day gap; ``label="device"`` names each row by its device model (one network on
+    several devices); ``labels`` names the rows explicitly (e.g. two studies of one network).
+    A time a study did not measure (e.g. outside a device's characterised range) shows n/a."""
     if series not in SERIES_NAMES:
         raise ValueError(f"series must be one of {sorted(SERIES_NAMES)}, got {series!r}")
+    if label not in ROW_LABELS:
+        raise ValueError(f"label must be one of {ROW_LABELS}, got {label!r}")
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ValueError(f"got {len(labels)} labels for {len(run_dirs)} runs")
     rows = []
-    for d in run_dirs:
+    for i, d in enumerate(run_dirs):
         path = Path(d) / "results.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: give the output folder of a finished "
                                     "'python -m aimcsim drift' run")
         res = json.loads(path.read_text())
         cells = [_row(res, series, gdc, t) for t in times]
-        rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells})
-    published = series == PUBLISHED_SERIES
-    head = ["network", "FP32"] + [LABELS.get(t, f"{t:g} s") for t in times] + \
-        ["drop (first to last)"] + (["published drop (1 month)"] if published else [])
+        rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells,
+                     "label": labels[i] if labels else
+                     res["model"] if label == "model" else device_label(res)})
+    published = series == PUBLISHED_SERIES and label == "model"
+    head = (["network" if label == "model" else "device", "FP32"]
+            + [LABELS.get(t, f"{t:g} s") for t in times] + ["drop (first to last)"]
+            + (["published drop (1 month)"] if published else []))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         vals = [f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}" if c else "n/a"
@@ -65,16 +86,16 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
         drop = (f"{100 * (r['cells'][0]['mean'] - r['cells'][-1]['mean']):.2f}"
                 if r["cells"][0] and r["cells"][-1] else "n/a")
         pub = PUBLISHED_DROP_ONE_MONTH.get(r["model"])
-        lines.append("| " + " | ".join([r["model"], f"{100 * r['fp32']:.2f}" if r["fp32"]
+        lines.append("| " + " | ".join([r["label"], f"{100 * r['fp32']:.2f}" if r["fp32"]
                                         else "n/a"] + vals + [drop]
                                        + ([f"{pub}" if pub else "-"] if published else []))
                      + " |")
-    gap = one_day_gap(rows, times)
+    gap = one_day_gap(rows, times) if label == "model" else None
     if gap is not None:
         lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points"
                   + (f" (published: {PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f})."
                      if published else ".")]
-    if not published:
+    if not published and label == "model":
         lines += ["", f"The published AnalogNAS numbers are for {SERIES_NAMES['hwa']} networks: "
                   "compare them with `--series hwa`."]
     return "\n".join(lines), rows
@@ -101,8 +122,10 @@ def plot_compare(rows: list[dict], path: str | os.PathLike, title: str,
     for r in rows:
         means = [100 * c["mean"] if c else float("nan") for c in r["cells"]]
         errs = [100 * c["std"] if c else 0 for c in r["cells"]]
-        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=r["model"])
-    ax.set_xticks(list(xs), [LABELS.get(t, f"{t:g} s") for t in times])
+        ax.errorbar(xs, means, yerr=errs, marker="o", capsize=3, label=r.get("label", r["model"]))
+    ax.set_xticks(list(xs), [LABELS.get(t, f"{t:.3g} s") for t in times])
+    if len(times) > 6:
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
     ax.set_xlabel("time since programming")
     ax.set_ylabel("CIFAR-10 test accuracy (%)")
     ax.set_title(title)

@@ -30,7 +30,7 @@ from aimcsim.nn import adapt_batchnorm, convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
-from aimcsim.validation import check_bool, check_int, check_time, is_number
+from aimcsim.validation import check_bool, check_int, is_number
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -59,7 +59,8 @@ class DriftStudyConfig:
         seed: base seed of programming and reads.
         batch_size: test images per batch.
         limit: use only the first ``limit`` test images (quick runs).
-        analog: the analog configuration (GDC is overridden per run).
+        analog: the analog configuration (GDC is overridden per run); its device decides which
+            times are valid (:meth:`~aimcsim.devices.DeviceModel.check_read_time`).
         series: which of :data:`SERIES` to measure; "hwa" is skipped when ``hwa_weights`` is
             None. Two processes may measure different series into one folder at once (each
             point is one appended line); run the study once more afterwards to summarise all.
@@ -95,11 +96,12 @@ class DriftStudyConfig:
             raise ValueError(f"gdc must be a non-empty tuple of True / False, got {self.gdc!r}")
         self.gdc = tuple(check_bool(g, "gdc") for g in self.gdc)
         self.adabs = check_int(self.adabs, "adabs", 0, 1 << 20)
-        if not self.times or isinstance(self.times, (str, bytes)):
-            raise ValueError(f"times must be a non-empty list of seconds >= 0, got {self.times}")
-        self.times = tuple(check_time(t, "times") for t in self.times)
         if not isinstance(self.analog, AnalogConfig):
             raise ValueError(f"analog must be an AnalogConfig, got {type(self.analog).__name__}")
+        if not self.times or isinstance(self.times, (str, bytes)):
+            raise ValueError(f"times must be a non-empty list of seconds >= 0, got {self.times}")
+        # each time valid for the device (e.g. within the RRAM model's characterised range)
+        self.times = tuple(self.analog.device.check_read_time(t, "times") for t in self.times)
         for name in ("fp32_weights", "hwa_weights"):
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
@@ -129,12 +131,24 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _with_defaults(analog: dict) -> dict | None:
+    """A stored analog configuration with every field added since filled in with its default
+    (so a study written before a new field existed still resumes); None if it does not
+    parse."""
+    try:
+        return json.loads(json.dumps(AnalogConfig.from_dict(analog).to_dict()))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def _check_resumable(old: dict, new: dict, out: Path) -> None:
     """Refuse to mix points of different studies in one folder. The hardware-aware series may
     be absent on either side (``hwa_sha256`` None): added later, or not measured this time."""
     for name in _RESUME_INVARIANTS:
         if name not in old or old[name] == new[name]:
             continue
+        if name == "analog" and _with_defaults(old[name]) == json.loads(json.dumps(new[name])):
+            continue  # stored before a config field was added; the new field's default
         if name == "hwa_sha256" and None in (old[name], new[name]):
             continue
         raise ValueError(

@@ -63,13 +63,26 @@ def measured_table(results: dict, gdc: bool = True) -> str:
     return "\n".join(lines)
 
 
+def study_device(results: dict):
+    """The device model a study ran on (from its analog config), or None for results that
+    do not record one."""
+    from aimcsim.devices import device_from_dict
+    try:
+        return device_from_dict(results["config"]["analog"]["device"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def study_report(results: dict, gdc_settings=(True, False)) -> str:
-    """The report of a drift study: the measured table per GDC setting, and for the F1
-    network (``f1net``) the comparison with the published F1 readings."""
-    parts = []
+    """The report of a drift study: the device model, the measured table per GDC setting, and
+    for the F1 network (``f1net``) on the PCM model the comparison with the published F1
+    readings (which were measured with PCM)."""
+    device = study_device(results)
+    parts = [f"Device model: {device.label}."] if device is not None else []
+    on_pcm = device is None or type(device).__name__ == "PCMDevice"
     for gdc in gdc_settings:
         parts.append(measured_table(results, gdc))
-        if results["model"] == "f1net":
+        if results["model"] == "f1net" and on_pcm:
             parts.append(f1_report(results, gdc))
     return "\n\n".join(parts)
 

@@ -66,6 +66,10 @@ class HardwareAwareConfig:
         periphery: run DAC/ADC quantisation, output noise and bound management of the
             layer's AnalogConfig in the training forward pass.
         t_min, t_max: range of the read times of the ``device`` model, seconds (> 0).
+        noise_scale: ``device`` model only: the read weights' deviation from the mapped
+            float weights is multiplied by this factor, ``W_n = W/w_max + k (W_n(t) -
+            W/w_max)`` (noise inflation: train for a harsher device than the one read at
+            inference; 1: the device as it is; accepted 0 to 10).
     """
 
     weight_noise: float = 0.03
@@ -74,6 +78,7 @@ class HardwareAwareConfig:
     noise_model: str = "gaussian"
     t_min: float = 1.0
     t_max: float = 1e6
+    noise_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.weight_noise = check_float(self.weight_noise, "weight_noise", 0, 10)
@@ -83,6 +88,7 @@ class HardwareAwareConfig:
         check_choice(self.noise_model, HWA_NOISE_MODELS, "noise_model")
         self.t_min = check_float(self.t_min, "t_min", 0, 1e12, low_open=True)
         self.t_max = check_float(self.t_max, "t_max", 0, 1e12, low_open=True)
+        self.noise_scale = check_float(self.noise_scale, "noise_scale", 0, 10)
         if self.t_min > self.t_max:
             raise ValueError(f"t_min must not exceed t_max, got t_min={self.t_min!r}, "
                              f"t_max={self.t_max!r}")

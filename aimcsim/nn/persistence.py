@@ -14,7 +14,7 @@ from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.tile import AnalogTile
 from aimcsim.validation import check_finite, check_int, check_time
 
-_ARRAYS = ("_w_max", "_w_n", "_var_n", "_alpha", "_s0")
+_ARRAYS = ("_w_max", "_w_n", "_var_n", "_alpha", "_s0", "_g_read")
 
 
 def _tensor(a: np.ndarray | None):
@@ -123,6 +123,7 @@ def _expected_arrays(tile: AnalogTile) -> dict[str, tuple[tuple[int, ...] | None
     out["_var_n"] = ((groups, rows, cols) if per_mvm else None, torch.float32)
     for name in ("_alpha", "_s0"):
         out[name] = ((groups * cols,) if gdc else None, torch.float32)
+    out["_g_read"] = (cells if config.ir_drop.enabled else None, torch.float32)
     return out
 
 

@@ -11,8 +11,10 @@ column's weights are divided by w_max of its tile (``tile``) or of its own colum
   exponents), reads them at a time t drawn log-uniformly from [t_min, t_max] seconds (drift,
   read noise) and measures the global drift compensation alpha that inference would apply
   (the tile's own calibration). The forward uses the read weights ``W_n(t)`` and the output
-  scale ``w_max alpha``; the gradient passes straight through to W:
-  ``W_n = W / w_max + (W_n(t) - W / w_max).detach()``.
+  scale ``w_max alpha``; the gradient passes straight through to the effective weights
+  ``w_max alpha W_n``: ``W_n = W / (w_max alpha) + k (W_n(t) - W / (w_max alpha)).detach()``,
+  with ``k = hwa.noise_scale`` (1 by default: the forward reads ``W_n(t)`` itself; above 1
+  inflates the compensated read's deviation from W, never the drift that GDC removes).
 """
 from __future__ import annotations
 
@@ -90,18 +92,22 @@ def device_model_blocks(layer, weight: torch.Tensor) -> list[Block]:
     children = iter(np.random.SeedSequence(seed).spawn(layer.n_tiles))
     blocks = []
     for block in layer._blocks:
-        reads, w_maxes, scales = [], [], []
+        reads, scales = [], []
         for slot in block.slots:
             tile = AnalogTile(slot_weights(w_np, slot, groups), layer.analog_config)
             tile.program(next(children))
             tile.set_time(t)
             reads.append(slot_to_conv_weight(tile.normalized_weights, layer._kernel))
-            w_maxes.append(tile._w_max.reshape(-1))
             scales.append(tile.output_scale)
         wb = block_slice(weight, block, groups)
         read = torch.from_numpy(np.concatenate(reads)).to(wb.device).reshape(wb.shape)
-        w_max = torch.from_numpy(np.concatenate(w_maxes)).to(wb.device)
-        w_float = wb / _per_column(w_max, wb)
-        w_n = w_float + (read - w_float).detach()
-        blocks.append((w_n, torch.from_numpy(np.concatenate(scales)).to(wb.device), None))
+        scale = torch.from_numpy(np.concatenate(scales)).to(wb.device)
+        # the float weights in the units of the read ones, W / (w_max alpha), so that the
+        # compensated read deviates from W by (read - w_target) w_max alpha
+        # (an all-zero column has w_max 0 and output scale 0: its target is 0)
+        effective = _per_column(scale, wb)
+        w_target = torch.where(effective > 0, wb / torch.where(effective > 0, effective, 1.0),
+                               torch.zeros_like(wb))
+        w_n = w_target + (hwa.noise_scale * (read - w_target)).detach()
+        blocks.append((w_n, scale, None))
     return blocks

@@ -1,12 +1,14 @@
 """Crossbar tiles: weights as differential conductance pairs, with DAC/ADC periphery, bound and
-noise management, global drift compensation, and splitting of large matrices into tiles."""
-from aimcsim.tiles.config import (AnalogConfig, DriftCompensationConfig, MappingConfig)
+noise management, global drift compensation, IR drop of resistive wires, and splitting of large
+matrices into tiles."""
+from aimcsim.tiles.config import (AnalogConfig, DriftCompensationConfig, IRDropConfig,
+                                  MappingConfig)
 from aimcsim.tiles.engine import SaturationStats, analog_pass
 from aimcsim.tiles.periphery import PeripheryConfig, quantization_step
 from aimcsim.tiles.split import balanced_blocks
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
 from aimcsim.tiles.tiled_matrix import TiledMatrix
 
-__all__ = ["AnalogConfig", "DriftCompensationConfig", "MappingConfig", "SaturationStats",
-           "analog_pass", "PeripheryConfig", "quantization_step", "balanced_blocks",
+__all__ = ["AnalogConfig", "DriftCompensationConfig", "IRDropConfig", "MappingConfig",
+           "SaturationStats", "analog_pass", "PeripheryConfig", "quantization_step", "balanced_blocks",
            "AnalogTile", "NotProgrammedError", "TiledMatrix"]

@@ -8,13 +8,16 @@ import copy
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from aimcsim.devices import DeviceModel, PCMDevice, device_from_dict
+from aimcsim.tiles.ir_drop import IR_DROP_METHODS, MAX_SEGMENT_OHM
 from aimcsim.tiles.periphery import PeripheryConfig
-from aimcsim.validation import MAX_TILE_SIDE, check_bool, check_choice, check_int
+from aimcsim.validation import MAX_TILE_SIDE, check_bool, check_choice, check_float, check_int
 
 WEIGHT_SCALING = ("tile", "column")
 READ_NOISE_SAMPLING = ("per_read", "per_mvm")
 GDC_GRANULARITY = ("tile", "column")
 GDC_CALIBRATION = ("dense", "one_hot")
+#: Upper limit of the full-scale read voltage, volts.
+MAX_READ_VOLTAGE_V = 10.0
 
 
 @dataclass
@@ -71,6 +74,47 @@ class DriftCompensationConfig:
 
 
 @dataclass
+class IRDropConfig:
+    """Finite wire resistance of the crossbar (IR drop; physics.md, "IR drop").
+
+    Row wires are driven at the column-0 end by the DAC, column wires are held at virtual
+    ground by the sense amplifier past the last row; each segment between neighbouring
+    crosspoints (and to the driver or the sense amplifier) has the given resistance. The
+    circuit is linear, so IR drop is a fixed distortion of the conductances that the tile
+    folds into its weights at every read (``aimcsim/tiles/ir_drop.py``); MVMs cost the same.
+    Zero resistance (the default) leaves every result unchanged, bit for bit.
+
+    Attributes:
+        r_row_ohm: resistance of one row-wire segment, ohms (0 to 1e6).
+        r_col_ohm: resistance of one column-wire segment, ohms (0 to 1e6).
+        read_voltage_v: the row voltage of a full-scale input (normalised input 1), volts
+            (> 0, <= 10). Outputs in normalised units do not depend on it (the circuit is
+            linear); it sets the volts and microamperes of the exact nodal reference.
+        method: ``decoupled`` (default: each wire solved exactly as a ladder, the row and
+            column wires decoupled; O(rows x cols) per read) or ``exact`` (the exact nodal
+            solve of every unit input, one sparse factorisation per array and read: seconds
+            for 256 x 256 arrays, minutes for 512 x 512).
+    """
+
+    r_row_ohm: float = 0.0
+    r_col_ohm: float = 0.0
+    read_voltage_v: float = 0.2
+    method: str = "decoupled"
+
+    def __post_init__(self) -> None:
+        for name in ("r_row_ohm", "r_col_ohm"):
+            setattr(self, name, check_float(getattr(self, name), name, 0, MAX_SEGMENT_OHM))
+        self.read_voltage_v = check_float(self.read_voltage_v, "read_voltage_v", 0,
+                                          MAX_READ_VOLTAGE_V, low_open=True)
+        check_choice(self.method, IR_DROP_METHODS, "method")
+
+    @property
+    def enabled(self) -> bool:
+        """True when some wire has resistance."""
+        return self.r_row_ohm > 0 or self.r_col_ohm > 0
+
+
+@dataclass
 class AnalogConfig:
     """Everything that defines an analog tile.
 
@@ -82,6 +126,7 @@ class AnalogConfig:
         read_noise_sampling: ``per_read``: one read-noise draw per "read the network at time t"
             (weights fixed for a whole evaluation); ``per_mvm``: fresh read noise at every MVM
             (what a chip does; costs one extra GEMM of x^2 with the per-device variances).
+        ir_drop: wire resistance of the arrays (default: none).
     """
 
     device: DeviceModel = field(default_factory=PCMDevice)
@@ -89,11 +134,13 @@ class AnalogConfig:
     mapping: MappingConfig = field(default_factory=MappingConfig)
     drift_compensation: DriftCompensationConfig = field(default_factory=DriftCompensationConfig)
     read_noise_sampling: str = "per_read"
+    ir_drop: IRDropConfig = field(default_factory=IRDropConfig)
 
     def __post_init__(self) -> None:
         for name, kind in (("device", DeviceModel), ("periphery", PeripheryConfig),
                            ("mapping", MappingConfig),
-                           ("drift_compensation", DriftCompensationConfig)):
+                           ("drift_compensation", DriftCompensationConfig),
+                           ("ir_drop", IRDropConfig)):
             if not isinstance(getattr(self, name), kind):
                 raise ValueError(f"{name} must be a {kind.__name__}, got "
                                  f"{type(getattr(self, name)).__name__}")
@@ -104,7 +151,8 @@ class AnalogConfig:
         return {"device": self.device.to_dict(), "periphery": asdict(self.periphery),
                 "mapping": asdict(self.mapping),
                 "drift_compensation": asdict(self.drift_compensation),
-                "read_noise_sampling": self.read_noise_sampling}
+                "read_noise_sampling": self.read_noise_sampling,
+                "ir_drop": asdict(self.ir_drop)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "AnalogConfig":
@@ -119,7 +167,8 @@ class AnalogConfig:
         if "device" in data:
             kwargs["device"] = device_from_dict(data["device"])
         for name, kind in (("periphery", PeripheryConfig), ("mapping", MappingConfig),
-                           ("drift_compensation", DriftCompensationConfig)):
+                           ("drift_compensation", DriftCompensationConfig),
+                           ("ir_drop", IRDropConfig)):
             if name in data:
                 kwargs[name] = _dataclass_from_dict(kind, data[name])
         if "read_noise_sampling" in data:

@@ -3,7 +3,9 @@
 Mapping (physics.md section 1): for a weight w of the tile, G+ = max(w, 0) / w_max * g_max and
 G- = max(-w, 0) / w_max * g_max (µS), with w_max = max|W| of the tile (or of each column). The
 normalised weight the array computes with is W_n = (G+ - G-) / g_max, in [-1, 1]; the read-out
-weight is W_n * w_max.
+weight is W_n * w_max. With IR drop on (``config.ir_drop``) the read conductances become the
+effective conductances of the circuit with resistive wires (``aimcsim/tiles/ir_drop.py``) before
+the difference is taken; the MVM itself is unchanged.
 
 Life cycle: ``program(seed)`` samples the programmed state once (programming noise, drift
 exponents) and measures the drift-compensation reference; ``set_time(t)`` re-evaluates drift and
@@ -21,6 +23,7 @@ from threadpoolctl import ThreadpoolController
 from aimcsim.devices import DeviceState
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
+from aimcsim.tiles.ir_drop import tile_ir_drop
 from aimcsim.validation import check_finite, check_int, check_seed, check_time
 
 #: Seed of the fixed calibration inputs of drift compensation.
@@ -68,6 +71,7 @@ class AnalogTile:
         self._state: DeviceState | None = None
         self._w_max: np.ndarray | None = None
         self._w_n: np.ndarray | None = None
+        self._g_read: np.ndarray | None = None
         self._var_n: np.ndarray | None = None
         self._alpha: np.ndarray | None = None
         self._s0: np.ndarray | None = None
@@ -152,13 +156,20 @@ class AnalogTile:
             read_seq = np.random.SeedSequence(int(seed))
         rng = _generator(read_seq)
         g_max = np.float32(device.g_max)
+        std = None
         if self.config.read_noise_sampling == "per_read":
             g = device.read(self._state, t, rng)
-            self._var_n = None
         else:
             g = device.drifted(self._state, t)
             std = device.read_noise_std(self._state, t)
-            self._var_n = ((std[0] ** 2 + std[1] ** 2) / g_max ** 2).astype(np.float32)
+        ir_drop = self.config.ir_drop
+        if ir_drop.enabled:
+            self._g_read = g
+            g, factors = tile_ir_drop(g, ir_drop.r_row_ohm, ir_drop.r_col_ohm, ir_drop.method)
+            if std is not None:
+                std = (std * factors).astype(np.float32)
+        self._var_n = None if std is None else (
+            (std[0] ** 2 + std[1] ** 2) / g_max ** 2).astype(np.float32)
         self._w_n = ((g[0] - g[1]) / g_max).astype(np.float32)
         self.t = t
         if self._s0 is not None:
@@ -192,9 +203,17 @@ class AnalogTile:
     # ----------------------------------------------------------------- reading
     @property
     def normalized_weights(self) -> np.ndarray:
-        """W_n = (G+ - G-) / g_max at the current time, (G, r, c) float32."""
+        """W_n = (G+ - G-) / g_max at the current time, (G, r, c) float32 (effective
+        conductances with IR drop on)."""
         self._require_programmed()
         return self._w_n
+
+    @property
+    def read_conductances(self) -> np.ndarray | None:
+        """G+ and G- (2, G, r, c), µS, of the last read (the mean conductances with per-MVM
+        read noise), before IR drop; kept only when IR drop is on (else None)."""
+        self._require_programmed()
+        return self._g_read
 
     @property
     def read_variance(self) -> np.ndarray | None:

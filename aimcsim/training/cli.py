@@ -37,15 +37,26 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--clip-sigma", type=float, default=2.5,
                    help="HWA weight clipping in standard deviations (0: off)")
     p.add_argument("--noise-model", choices=("gaussian", "device"), default="gaussian",
-                   help="HWA weight perturbation: Gaussian noise (--weight-noise) or the PCM "
-                        "device model read at a random time in [--t-min, --t-max]")
+                   help="HWA weight perturbation: Gaussian noise (--weight-noise) or the "
+                        "device model (--device) read at a random time in [--t-min, --t-max]")
+    p.add_argument("--device", default=None, metavar="NAME",
+                   help="device model of the analog layers of hardware-aware training: pcm "
+                        "(default), hermes, hermes-1, rram (valid 1 s to 2 days: give "
+                        "--t-max 172800), gaussian, ideal")
     p.add_argument("--t-min", type=float, default=1.0, help="device model: earliest read, s")
     p.add_argument("--t-max", type=float, default=1e6, help="device model: latest read, s")
+    p.add_argument("--noise-scale", type=float, default=1.0,
+                   help="device model: multiply the read weights' deviation from the float "
+                        "weights by this factor in training (noise inflation; 1: off)")
     p.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> None:
     import torch
+    from aimcsim.devices import make_device
+    if args.device is not None and not args.hwa_from:
+        raise SystemExit("--device applies to hardware-aware training: give --hwa-from")
+    device = make_device(args.device or "pcm")  # an unknown name fails before any loading
     torch.manual_seed(args.seed)
     model = build_model(args.model)
     train = load_cifar10(args.data, train=True, limit=args.limit)
@@ -60,12 +71,15 @@ def run_train(args: argparse.Namespace) -> None:
         load_weights(model, start_weights)
     if args.hwa_from:
         from aimcsim.nn import HardwareAwareConfig
+        from aimcsim.tiles.config import AnalogConfig
         from aimcsim.training.hwa import hardware_aware_finetune
         hwa = HardwareAwareConfig(weight_noise=args.weight_noise,
                                   clip_sigma=args.clip_sigma or None,
                                   noise_model=args.noise_model, t_min=args.t_min,
-                                  t_max=args.t_max)
-        _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa)
+                                  t_max=args.t_max, noise_scale=args.noise_scale)
+        analog = AnalogConfig(device=device) if args.device else None  # None: the default
+        _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa,
+                                             analog_config=analog)
     else:
         history = train_classifier(model, train, test, config, args.out)
     print(f"done: test accuracy {100 * history.get('test_acc', float('nan')):.2f}% after "

@@ -46,8 +46,16 @@ def hardware_aware_finetune(model: nn.Module, train: CifarSplit, test: CifarSpli
                             progress: bool = True) -> tuple[nn.Module, dict]:
     """Convert ``model`` (holding its FP32 weights) to analog layers and fine-tune it with the
     hardware noise model in the loop. Returns (analog model, history); ``out_dir/model.pt``
-    holds the float weights of the analog model (load them into a converted model)."""
-    analog = convert_to_analog(model, analog_config, hwa=hwa or HardwareAwareConfig())
+    holds the float weights of the analog model (load them into a converted model).
+
+    With ``hwa.noise_model == "device"`` the read times [t_min, t_max] must be valid for the
+    device (e.g. within the RRAM model's characterised 1 s to 2 days), else ValueError."""
+    hwa = hwa or HardwareAwareConfig()
+    if hwa.noise_model == "device":
+        device = (analog_config or AnalogConfig()).device
+        for name in ("t_min", "t_max"):
+            device.check_read_time(getattr(hwa, name), name)
+    analog = convert_to_analog(model, analog_config, hwa=hwa)
     history = train_classifier(analog, train, test, config, out_dir, progress=progress,
                                finalize=bake_weight_clipping_)
     return analog, history

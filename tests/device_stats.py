@@ -1,0 +1,58 @@
+"""Moments and standard errors for the statistical device tests (shared by tests/test_devices_*).
+
+Every expectation is written here from the textbook formulas, independently of the library."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import ndtr
+
+
+def phi(z):
+    """Standard normal density."""
+    return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def censored_normal(mu, s):
+    """Mean and standard deviation of max(0, N(mu, s^2))."""
+    a = mu / s
+    mean = mu * ndtr(a) + s * phi(a)
+    second = (mu * mu + s * s) * ndtr(a) + mu * s * phi(a)
+    return mean, math.sqrt(second - mean * mean)
+
+
+def censored_normal_moments(mu, s):
+    """E[max(0, X)] and E[max(0, X)^2] for X ~ N(mu, s^2), elementwise (s > 0 arrays)."""
+    mu, s = np.asarray(mu, np.float64), np.asarray(s, np.float64)
+    a = mu / s
+    mean = mu * ndtr(a) + s * phi(a)
+    second = (mu * mu + s * s) * ndtr(a) + mu * s * phi(a)
+    return mean, second
+
+
+def folded_normal(mu, s):
+    """Mean and standard deviation of |N(mu, s^2)|."""
+    mean = (s * math.sqrt(2 / math.pi) * math.exp(-mu * mu / (2 * s * s))
+            + mu * (1 - 2 * ndtr(-mu / s)))
+    return mean, math.sqrt(mu * mu + s * s - mean * mean)
+
+
+def mean_se(x):
+    return float(np.std(x) / math.sqrt(x.size))
+
+
+def std_se(x):
+    """SE of the sample standard deviation (delta method: sqrt(m4 - s^4) / (2 s sqrt(n));
+    s / sqrt(2n) for a normal sample, also right for clamped or folded ones)."""
+    x = np.asarray(x, np.float64)
+    d = x - x.mean()
+    s2 = np.mean(d * d)
+    m4 = np.mean(d ** 4)
+    return float(math.sqrt(max(m4 - s2 * s2, 0.0) / x.size) / (2 * math.sqrt(s2)))
+
+
+def assert_within(value, expected, se, k=3.0, what=""):
+    assert abs(value - expected) <= k * se, (
+        f"{what}: {value:.6g} vs expected {expected:.6g} (|diff| = "
+        f"{abs(value - expected) / se:.2f} SE, SE = {se:.3g})")
