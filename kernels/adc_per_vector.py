@@ -12,8 +12,8 @@ independent normals, so their sum is one normal of standard deviation
 distribution, one draw instead of two). Repetition k of sample n draws xi from the stream
 with key ``block_state(seed, 128 n + 2 k)``; value (c, p) is the Ziggurat normal of counter
 ``p C + c`` (``kernels/ziggurat.py``), so the result depends only on the seed and the logical
-index, never on the memory layout or the thread count. In channels_last layout the counters
-run along the memory, and a sample's normals are drawn in one vectorised pass.
+index, never on the memory layout or the thread count. A sample's normals are drawn first, in
+one vectorised pass over the counters (in channels_last layout they run along the memory).
 
 Speed (all measured; each of these made the loop several times slower): the switches (output
 noise on, per-MVM read noise on, ADC quantising) are compile-time constants of one kernel
@@ -32,7 +32,11 @@ import numpy as np
 from .periphery import PARALLEL_MIN_ELEMENTS, adc_constants
 from .rng import block_state
 from .twins import serial_twin
-from .ziggurat import fill_normals_strided, normal_at_counter, rejection_scratch
+from .ziggurat import fill_normals_run, rejection_scratch
+
+
+#: Normals drawn per block of positions (then consumed while still in the L1 cache).
+BLOCK_VALUES = 4096
 
 
 @nb.njit(inline="always", cache=True)
@@ -89,8 +93,8 @@ def _repeat_row_vector(y, var, p, row, row_noise, rejected, s, col_scale, out_no
     while count > 0 and k < max_iterations:
         k += 1
         if noisy or use_var:
-            fill_normals_strided(row_noise, rejected, _stream_key(seed, n, k), base,
-                                 np.uint64(1), np.float32(1.0))
+            fill_normals_run(row_noise, rejected, _stream_key(seed, n, k), base,
+                             np.float32(1.0))
         count = _convert_vector(y, var, p, row_noise, 0, row, s * np.float32(1 << k),
                                 col_scale, f_noise, inv_step, f_step, f_bound, noisy, use_var,
                                 quantize)
@@ -112,44 +116,48 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     positions, channels = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     draw = noisy or use_var
-    size = positions * channels
+    block = max(1, BLOCK_VALUES // channels)  # positions whose normals are drawn together
+    size = block * channels
     noise = np.empty(size if draw else 1, np.float32)
     scratch = rejection_scratch(size if draw else 1)
-    if draw:
-        fill_normals_strided(noise, scratch, _stream_key(seed, n, 0), np.uint64(0),
-                             np.uint64(1), np.float32(1.0))
+    key = _stream_key(seed, n, 0)
     row = np.empty(channels, np.float32)
     pending = np.empty(positions, np.int64)
     n_pending = 0
     clipped_total = 0
-    for p in range(positions):
-        s = scale[p]
-        inv = np.float32(1.0) / s
-        offset = np.uint64(p * channels)
-        count = 0
-        for c in range(np.uint64(channels)):
-            v = y[p, c] * inv
-            if use_var:
-                t = np.sqrt(var[p, c]) * inv
-                v += np.sqrt(f_noise * f_noise + t * t) * noise[offset + c]
-            elif noisy:
-                v += f_noise * noise[offset + c]
-            count += (v > f_bound) | (v < -f_bound)
-            v = min(max(v, -f_bound), f_bound)
-            if quantize:
-                v = np.float32(np.rint(v * inv_step)) * f_step
-            row[c] = v * s * col_scale[c]
-        if count > 0 and max_iterations > 0:  # bound management after this loop
-            pending[n_pending] = p
-            n_pending += 1
-            continue
-        clipped_total += count
-        if accumulate:
-            for c in range(channels):
-                out[p, c] += row[c]
-        else:
-            for c in range(channels):
-                out[p, c] = row[c]
+    for p0 in range(0, positions, block):
+        p1 = min(positions, p0 + block)
+        if draw:
+            fill_normals_run(noise[:(p1 - p0) * channels], scratch, key,
+                             np.uint64(p0 * channels), np.float32(1.0))
+        for p in range(p0, p1):
+            s = scale[p]
+            inv = np.float32(1.0) / s
+            offset = np.uint64((p - p0) * channels)
+            count = 0
+            for c in range(np.uint64(channels)):
+                v = y[p, c] * inv
+                if use_var:
+                    t = np.sqrt(var[p, c]) * inv
+                    v += np.sqrt(f_noise * f_noise + t * t) * noise[offset + c]
+                elif noisy:
+                    v += f_noise * noise[offset + c]
+                count += (v > f_bound) | (v < -f_bound)
+                v = min(max(v, -f_bound), f_bound)
+                if quantize:
+                    v = np.float32(np.rint(v * inv_step)) * f_step
+                row[c] = v * s * col_scale[c]
+            if count > 0 and max_iterations > 0:  # bound management after this loop
+                pending[n_pending] = p
+                n_pending += 1
+                continue
+            clipped_total += count
+            if accumulate:
+                for c in range(channels):
+                    out[p, c] += row[c]
+            else:
+                for c in range(channels):
+                    out[p, c] = row[c]
     repeated = 0
     if n_pending > 0:
         row_noise = np.zeros(channels, np.float32)
@@ -173,13 +181,14 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
 @nb.njit(inline="always", cache=True)
 def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations,
                         seed, n, accumulate, noisy, use_var, quantize):
-    """One sample in NCHW layout: ``y`` is (C, P), every column one vector. Per row, its
-    normals are drawn in one pass (counters ``p C + c``, stride C), then the row is
-    converted (ADC values into scratch, clip counts per column); bound management redoes the
-    clipped columns; a last pass rescales."""
+    """One sample in NCHW layout: ``y`` is (C, P), every column one vector. The sample's
+    normals are drawn first in one pass (counters ``p C + c``), then each row is converted
+    (ADC values into scratch, clip counts per column); bound management redoes the clipped
+    columns; a last pass rescales."""
     channels, positions = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     draw = noisy or use_var
+    size = positions * channels
     q = np.empty((channels, positions), np.float32)
     count = np.zeros(positions, np.int64)
     inv = np.empty(positions, np.float32)
@@ -187,26 +196,28 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
     for p in range(positions):
         inv[p] = np.float32(1.0) / scale[p]
         final_scale[p] = scale[p]
-    noise = np.empty(positions if draw else 1, np.float32)
-    scratch = rejection_scratch(positions if draw else 1)
-    key = _stream_key(seed, n, 0)
+    noise = np.empty(size if draw else 1, np.float32)
+    scratch = rejection_scratch(size if draw else 1)
+    if draw:
+        fill_normals_run(noise, scratch, _stream_key(seed, n, 0), np.uint64(0),
+                         np.float32(1.0))
     stride = np.uint64(channels)
     for c in range(channels):
-        if draw:
-            fill_normals_strided(noise, scratch, key, np.uint64(c), stride, np.float32(1.0))
         for p in range(positions):
             v = y[c, p] * inv[p]
             if use_var:
                 t = np.sqrt(var[c, p]) * inv[p]
-                v += np.sqrt(f_noise * f_noise + t * t) * noise[p]
+                v += np.sqrt(f_noise * f_noise + t * t) * noise[np.uint64(p) * stride + c]
             elif noisy:
-                v += f_noise * noise[p]
+                v += f_noise * noise[np.uint64(p) * stride + c]
             count[p] += (v > f_bound) | (v < -f_bound)
             v = min(max(v, -f_bound), f_bound)
             if quantize:
                 v = np.float32(np.rint(v * inv_step)) * f_step
             q[c, p] = v
     repeated = 0
+    row_noise = np.zeros(channels if draw else 1, np.float32)
+    row_scratch = rejection_scratch(channels if draw else 1)
     for p in range(positions):
         k = 0
         while count[p] > 0 and k < max_iterations:  # bound management: halve and redo
@@ -214,12 +225,12 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
             repeated += 1
             s = scale[p] * np.float32(1 << k)
             inv_k = np.float32(1.0) / s
-            key_k = _stream_key(seed, n, k)
+            if draw:
+                fill_normals_run(row_noise, row_scratch, _stream_key(seed, n, k),
+                                 np.uint64(p * channels), np.float32(1.0))
             n_clipped = 0
             for c in range(channels):
-                x = np.float32(0.0)
-                if draw:
-                    x = normal_at_counter(key_k, np.uint64(p * channels + c))
+                x = row_noise[c] if draw else np.float32(0.0)
                 v, clipped = _adc_value(y[c, p], var[c, p] if use_var else np.float32(0.0),
                                         inv_k, x, f_noise, f_bound, inv_step, f_step, noisy,
                                         use_var, quantize)

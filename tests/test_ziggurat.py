@@ -98,3 +98,29 @@ def test_bad_arguments_raise():
         zg.ziggurat_normal(-1, 0)
     with pytest.raises(ValueError, match="first must be"):
         zg.ziggurat_normal(3, 0, first=-2)
+
+
+def test_odd_starts_and_single_draws_equal_the_run():
+    """A run that starts or ends inside a word, and single draws, give the run's values."""
+    whole = zg.ziggurat_normal(4099, 77)
+    for first, n in [(1, 4098), (3, 17), (4097, 2), (4098, 1), (0, 1)]:
+        np.testing.assert_array_equal(zg.ziggurat_normal(n, 77, first), whole[first:first + n])
+    key = np.uint64(77)
+    singles = [zg.normal_at_counter(key, np.uint64(i)) for i in range(0, 4099, 97)]
+    np.testing.assert_array_equal(np.array(singles, np.float32), whole[::97])
+
+
+def test_the_two_halves_of_a_word_are_independent():
+    """Draws 2k and 2k + 1 share a 64-bit word: no correlation of values, squares or signs,
+    and their layers (the low 11 bits of each half) are uncorrelated too (through |z|)."""
+    z = draws(1 << 22, key=16).reshape(-1, 2)
+    n = z.shape[0]
+    bound = 4 / np.sqrt(n)
+    assert abs(np.mean(z[:, 0] * z[:, 1])) < bound
+    assert abs(np.mean(z[:, 0] ** 2 * z[:, 1] ** 2) - 1) < 4 * np.sqrt(8 / n)
+    assert abs(np.mean(np.sign(z[:, 0]) * np.sign(z[:, 1]))) < bound
+    a = np.abs(z) - np.sqrt(2 / np.pi)
+    assert abs(np.mean(a[:, 0] * a[:, 1])) < 4 * np.mean(a[:, 0] ** 2) / np.sqrt(n)
+    # both halves rejected by the fast path (about 5e-6 of words) still give independent tails
+    far = z[(np.abs(z[:, 0]) > 3.5) & (np.abs(z[:, 1]) > 3.5)]
+    assert far.shape[0] < 20  # 2^21 pairs x (4.7e-4)^2 = 0.5 expected

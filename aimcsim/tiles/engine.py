@@ -117,7 +117,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
             out[pending[done]] = y_sub[done]
         pending = pending[~done]
     if stats is not None:
-        stats.add(SaturationStats(outputs=int(np.prod(out.shape)), clipped=final_clipped,
+        stats.add(SaturationStats(outputs=int(out.size), clipped=final_clipped,
                                   repeated_vectors=repeated))
     return out
 
@@ -165,6 +165,7 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
                    var_gemm is not None, periphery.out_clip, periphery.out_step,
                    bound_iterations(periphery), np.uint64(seed), accumulate, counts)
     if stats is not None:
-        stats.add(SaturationStats(outputs=int(np.prod(out.shape)), clipped=int(counts[:, 0].sum()),
-                                  repeated_vectors=int(counts[:, 1].sum())))
+        clipped, repeated = counts.sum(axis=0).tolist()
+        stats.add(SaturationStats(outputs=int(out.size), clipped=clipped,
+                                  repeated_vectors=repeated))
     return out
