@@ -40,8 +40,7 @@ def reference(y, var, scale, col_scale, out_noise, bound, step, iterations, seed
                 xi = stream(seed, 128 * n + 2 * k, size).reshape(positions, channels)[p]
                 v = y[n, :, p] * inv
                 if var is not None:
-                    t = np.sqrt(var[n, :, p]) * inv
-                    v = v + np.sqrt(sigma * sigma + t * t) * xi
+                    v = v + np.sqrt(sigma * sigma + var[n, :, p] * (inv * inv)) * xi
                 elif out_noise > 0:
                     v = v + sigma * xi
                 count = int(np.count_nonzero((v > bound) | (v < -bound)))
