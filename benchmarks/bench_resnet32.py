@@ -4,10 +4,11 @@
 
 One run: every number is the median of ``--repeats`` rounds (default 7) in one process, every
 variant called once per round (interleaved, so a slow spell of the machine hits all alike),
-with ``--threads`` torch / Numba threads (default 2). ``--runs N`` repeats that in N separate
-processes and reports, per variant, the median over the runs and the spread (lowest and
-highest ratio to FP32). FP32 is measured in both memory formats, NCHW and channels_last, and
-the faster one is the reference ("FP32 at its best memory format"). Variants:
+with ``--threads`` torch / Numba threads (default 2; ``--numba-threads`` sets Numba's
+apart). ``--runs N`` repeats that in N separate processes and reports, per variant, the
+median over the runs and the spread (lowest and highest ratio to FP32). FP32 is measured in
+both memory formats, NCHW and channels_last, and the faster one is the reference ("FP32 at
+its best memory format"). Variants:
 
 - ``default``: ``AnalogConfig()``: PCM read at 1 h (one read-noise draw per evaluation), 7-bit
   DAC, 9-bit ADC, output noise 0.06, abs-max noise management per patch, iterative bound
@@ -19,7 +20,9 @@ the faster one is the reference ("FP32 at its best memory format"). Variants:
 - ``aihwkit``: the peer (``benchmarks/peer_aihwkit.py``) in its own environment, with its own
   FP32 time measured in that process so the ratio is like for like.
 The analog models run channels_last (``--contiguous``: NCHW). Writes a markdown table (and
-JSON with ``--json``).
+JSON with ``--json``). ``--clock cpu`` times the process's CPU time instead of wall time: for
+``--threads 1`` on a machine busy with other jobs (the loaded-machine measurements of
+``benchmarks/README.md``); the quiet measurement uses the default wall clock.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numba
@@ -50,11 +54,16 @@ ROWS = [("fp32", "FP32 torch, best memory format"),
 NO_RATIO = {"reread"}
 
 
-def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
-    """Interleaved medians (seconds) of every variant in this process; ``fp32`` is the faster
-    of the two FP32 memory formats."""
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def run(batch: int, repeats: int, threads: int, channels_last: bool,
+        clock: str = "wall", numba_threads: int | None = None) -> dict:
+    """Interleaved medians (seconds of ``clock``) of every variant in this process; ``fp32``
+    is the faster of the two FP32 memory formats. Numba runs ``numba_threads`` threads
+    (default: ``threads``)."""
     torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(numba_threads or threads, numba.config.NUMBA_NUM_THREADS))
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model("resnet32").eval()
@@ -78,7 +87,7 @@ def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
             times = iter([86400.0 * (k + 1) for k in range(repeats + 1)])
             calls["reread"] = lambda analog=analog: aimcsim.set_time(analog, next(times))
     with torch.no_grad():
-        medians = interleaved_medians(calls, repeats)
+        medians = interleaved_medians(calls, repeats, CLOCKS[clock])
     medians["fp32"] = min(medians["fp32_nchw"], medians["fp32_channels_last"])
     return medians
 
@@ -103,7 +112,10 @@ def run_separately(args, runs: int) -> list[dict]:
             out = Path(folder) / f"run{k}.json"
             command = [sys.executable, str(Path(__file__).resolve()), "--batch", str(args.batch),
                        "--repeats", str(args.repeats), "--threads", str(args.threads),
-                       "--runs", "1", "--peer-python", "", "--json", str(out)]
+                       "--runs", "1", "--peer-python", "", "--clock", args.clock,
+                       "--json", str(out)]
+            if args.numba_threads:
+                command += ["--numba-threads", str(args.numba_threads)]
             if args.contiguous:
                 command.append("--contiguous")
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -151,12 +163,19 @@ def main(argv=None) -> None:
                         help="analog models in NCHW instead of channels_last")
     parser.add_argument("--peer-python", default="/work/venv-peer/bin/python",
                         help="python of the environment with aihwkit 1.1.0 ('' to skip)")
+    parser.add_argument("--numba-threads", type=int, default=None,
+                        help="threads of the Numba kernels (default: --threads)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU time (one thread, loaded machine)")
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
     if args.runs < 1:
         raise ValueError(f"--runs must be >= 1, got {args.runs}")
+    if args.numba_threads is not None and args.numba_threads < 1:
+        raise ValueError(f"--numba-threads must be >= 1, got {args.numba_threads}")
     if args.runs == 1:
-        runs = [run(args.batch, args.repeats, args.threads, not args.contiguous)]
+        runs = [run(args.batch, args.repeats, args.threads, not args.contiguous, args.clock,
+                    args.numba_threads)]
     else:
         runs = run_separately(args, args.runs)
     peer = run_peer(args.peer_python, args.batch, args.repeats, args.threads) \
