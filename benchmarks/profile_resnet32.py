@@ -1,16 +1,17 @@
-"""Where the default analog ResNet-32 forward spends its time: per stage of the kernel path.
+"""Where the analog ResNet-32 forward spends its time: per step of the CPU kernel path.
 
     python benchmarks/profile_resnet32.py [--batch 128] [--threads 2] [--repeats 5]
-                                          [--config default|per_mvm|noise_off]
+        [--config default|per_mvm|noise_off|per_image] [--clock wall|cpu]
 
-Wraps the steps of every analog convolution's CPU kernel path in wall-clock timers (the DAC
-kernel, the torch convolution of the GEMM, the square and convolution of the variance GEMM,
-the ADC kernel, the layer's guards and bias) and reports, for the median forward of
+Wraps the steps of every analog convolution's CPU kernel path in timers (the DAC kernel, the
+torch convolutions of the GEMM and of the variance GEMM, the square of the DAC output, the ADC
+kernel, the layer's guards, noise seeds and bias) and reports, for the median forward of
 ``--repeats`` (after one warm-up), the milliseconds of each step summed over the layers, the
-rest of the analog layers' time (Python per tile, views, allocations), the digital part of the
-network (batch norm, ReLU, shortcuts, pooling, the analog linear head) and FP32 torch
+rest of the analog convolutions' time (Python per tile, views, allocations), the analog linear
+head, the digital part of the network (batch norm, ReLU, shortcuts, pooling) and FP32 torch
 (channels_last) for scale. Timers cost about a microsecond per call; the total is measured
-without them in the same process.
+without them in the same process. Steps a version lacks are skipped, so an older checkout can
+be profiled with this script too.
 
 ``--clock cpu`` measures the process's CPU time instead of wall time: on a machine loaded by
 other jobs a one-thread run then counts only its own work (with more threads it adds the
@@ -33,7 +34,9 @@ from aimcsim.models import build_model
 from aimcsim.tiles import AnalogConfig
 
 CONFIGS = {"default": AnalogConfig, "noise_off": AnalogConfig.ideal,
-           "per_mvm": lambda: AnalogConfig(read_noise_sampling="per_mvm")}
+           "per_mvm": lambda: AnalogConfig(read_noise_sampling="per_mvm"),
+           "per_image": lambda: AnalogConfig().replace(
+               **{"periphery.input_scaling": "per_image"})}
 
 
 class Timers:
@@ -60,7 +63,8 @@ class Timers:
 def instrument(timers: Timers) -> None:
     """Patch the steps of the conv kernel path (module-level names and methods)."""
     layers.dac_patches = timers.wrap("DAC per patch (Numba)", layers.dac_patches)
-    for module, name, label in [(engine, "adc_per_vector", "ADC per vector (Numba)"),
+    for module, name, label in [(engine, "dac", "DAC per image (Numba)"),
+                                (engine, "adc", "ADC per image (Numba)"),(engine, "adc_per_vector", "ADC per vector (Numba)"),
                                 (engine, "adc_vectors", "ADC per vector (Numba)"),
                                 (engine, "dac_buffer", "DAC buffer"),
                                 (layers, "squared", "x^2 for the variance GEMM")]:
