@@ -33,9 +33,10 @@ def is_number(value) -> bool:
 def all_finite(values) -> bool:
     """True when the array ``values`` (numpy or torch) holds no NaN or inf.
 
-    Torch tensors are checked with one ``aminmax`` reduction (NaN propagates to the min and the
-    max, inf is the max or the min): no boolean temporary, and no sum that could overflow, so
-    a finite 1e37 is finite. About 8x faster than ``torch.isfinite(t).all()`` on the CPU.
+    Dense float32 CPU tensors and float32 arrays are checked on their bits in one integer
+    max reduction (``kernels/finite.py``); other torch tensors with one ``aminmax`` reduction
+    (NaN propagates to the min and the max, inf is the max or the min). Neither makes a
+    boolean temporary or a sum that could overflow, so a finite 1e37 is finite.
     """
     if hasattr(values, "detach"):  # torch tensor, without importing torch here
         import torch
@@ -44,9 +45,17 @@ def all_finite(values) -> bool:
             return True
         if t.is_complex():
             return bool(torch.isfinite(t).all())
-        lo, hi = torch.aminmax(_flat(t))
+        flat = _flat(t)
+        if flat.dtype == torch.float32 and flat.device.type == "cpu" and flat.dim() == 1:
+            from aimcsim.kernels.finite import all_finite_float32
+            return all_finite_float32(flat.numpy())
+        lo, hi = torch.aminmax(flat)
         return bool(torch.isfinite(lo) & torch.isfinite(hi))
-    return bool(np.isfinite(np.asarray(values)).all())
+    values = np.asarray(values)
+    if values.dtype == np.float32:
+        from aimcsim.kernels.finite import all_finite_float32
+        return all_finite_float32(values)
+    return bool(np.isfinite(values).all())
 
 
 def _flat(t):

@@ -8,7 +8,13 @@ Medians of ``--repeats`` runs, same process. Rows:
   (abs-max noise management, 7 bits).
 - ADC: ``adc_accumulate`` (output noise 0.06 drawn inside, 9-bit ADC, rescale) vs
   ``numpy.random.Generator.standard_normal`` + ``reference_adc`` + rescale.
-- Gaussian draws alone: ``kernels.rng.standard_normal`` vs numpy and ``torch.normal_``.
+- Gaussian draws alone: ``kernels.rng.standard_normal`` (table normals, tails cut at 4.3
+  sigma; device reads, per-image ADC, training) and ``kernels.ziggurat.ziggurat_normal`` (exact
+  Ziggurat normals; the per-patch ADC) vs numpy and ``torch.normal_``.
+- Per-patch ADC (the default convolution path): ``kernels.adc_per_vector`` on the same values
+  in channels_last layout, one input scale per output position, output noise drawn inside. The
+  row gives the kernel alone: its numpy reference (``tests/test_adc_per_vector.py``) is a
+  Python loop over vectors, not worth timing.
 """
 from __future__ import annotations
 
@@ -20,7 +26,9 @@ import torch
 
 from timing import median_seconds  # benchmarks/timing.py
 from aimcsim.kernels.periphery import NM_ABS_MAX, adc_accumulate, dac_quantize
+from aimcsim.kernels.adc_per_vector import adc_per_vector
 from aimcsim.kernels.rng import NORMAL_TABLE, standard_normal
+from aimcsim.kernels.ziggurat import ziggurat_normal
 from aimcsim.tiles.periphery import PeripheryConfig, reference_adc, reference_dac
 
 
@@ -54,6 +62,15 @@ def main(argv=None) -> None:
                        False, config.out_clip, config.out_step, np.uint64(1), NORMAL_TABLE,
                        False, False, clipped)
 
+    y_last = np.ascontiguousarray(y.transpose(0, 2, 1))  # (N, P, C): channels_last
+    out_last = np.empty_like(y_last)
+    position_scale = np.ones((n, shape[2]), np.float32)
+    counts = np.zeros((n, 2), np.int64)
+
+    def adc_per_patch():
+        adc_per_vector(y_last, no_var, out_last, position_scale, col_scale, 2, config.out_noise,
+                       False, config.out_clip, config.out_step, 5, np.uint64(1), False, counts)
+
     def adc_reference():
         q, _ = reference_adc(y, config, rng.standard_normal(shape, dtype=np.float32))
         return q * col_scale[None, :, None]
@@ -63,9 +80,14 @@ def main(argv=None) -> None:
          1e3 * median_seconds(lambda: reference_dac(x, config), args.repeats)),
         ("output noise + ADC (9 bit) + rescale", 1e3 * median_seconds(adc_kernel, args.repeats),
          1e3 * median_seconds(adc_reference, args.repeats)),
-        ("2.1M Gaussian draws", 1e3 * median_seconds(lambda: standard_normal(y.size, 3), args.repeats),
+        ("2.1M Gaussian draws, table normals",
+         1e3 * median_seconds(lambda: standard_normal(y.size, 3), args.repeats),
+         1e3 * median_seconds(lambda: rng.standard_normal(y.size, dtype=np.float32), args.repeats)),
+        ("2.1M Gaussian draws, Ziggurat normals",
+         1e3 * median_seconds(lambda: ziggurat_normal(y.size, 3), args.repeats),
          1e3 * median_seconds(lambda: rng.standard_normal(y.size, dtype=np.float32), args.repeats)),
     ]
+    per_patch = 1e3 * median_seconds(adc_per_patch, args.repeats)
     torch_normal = 1e3 * median_seconds(lambda: torch.empty(y.size).normal_(), args.repeats)
     print(f"threads: {args.threads}, values: {y.size:,}, medians of {args.repeats} runs")
     print("| work | Numba kernel (ms) | numpy reference (ms) | speed-up |")
@@ -73,6 +95,8 @@ def main(argv=None) -> None:
     for name, kernel, reference in rows:
         print(f"| {name} | {kernel:.2f} | {reference:.2f} | {reference / kernel:.1f}x |")
     print(f"| (torch.normal_ for the same draws) | | {torch_normal:.2f} | |")
+    print(f"| per-patch ADC with output noise (channels_last, the default conv path) | "
+          f"{per_patch:.2f} | | |")
 
 
 if __name__ == "__main__":

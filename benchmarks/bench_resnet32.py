@@ -1,12 +1,15 @@
-"""ResNet-32 (CIFAR shape), batch 128, eval: FP32 torch vs aimcsim vs the peer aihwkit 1.1.0.
+"""ResNet-32 (CIFAR shape), eval: FP32 torch vs aimcsim vs the peer aihwkit 1.1.0.
 
-    python benchmarks/bench_resnet32.py [--peer-python /work/venv-peer/bin/python]
+    python benchmarks/bench_resnet32.py [--batch 128] [--runs 3] [--peer-python PYTHON]
 
-Every number is the median of ``--repeats`` rounds (default 7) in this one process, every
-variant called once per round (interleaved), with ``--threads`` torch / Numba threads
-(default 2). Variants:
+One run: every number is the median of ``--repeats`` rounds (default 7) in one process, every
+variant called once per round (interleaved, so a slow spell of the machine hits all alike),
+with ``--threads`` torch / Numba threads (default 2; ``--numba-threads`` sets Numba's
+apart). ``--runs N`` repeats that in N separate processes and reports, per variant, the
+median over the runs and the spread (lowest and highest ratio to FP32). FP32 is measured in
+both memory formats, NCHW and channels_last, and the faster one is the reference ("FP32 at
+its best memory format"). Variants:
 
-- ``fp32``: the torch model.
 - ``default``: ``AnalogConfig()``: PCM read at 1 h (one read-noise draw per evaluation), 7-bit
   DAC, 9-bit ADC, output noise 0.06, abs-max noise management per patch, iterative bound
   management, 512 x 512 tiles, global drift compensation.
@@ -16,39 +19,64 @@ variant called once per round (interleaved), with ``--threads`` torch / Numba th
 - ``reread``: ``aimcsim.set_time(model, t)`` for a new t on the programmed model.
 - ``aihwkit``: the peer (``benchmarks/peer_aihwkit.py``) in its own environment, with its own
   FP32 time measured in that process so the ratio is like for like.
-Writes a markdown table (and JSON with ``--json``).
+The analog models run channels_last (``--contiguous``: NCHW). Writes a markdown table (and
+JSON with ``--json``). ``--clock cpu`` times the process's CPU time instead of wall time: for
+``--threads 1`` on a machine busy with other jobs (the loaded-machine measurements of
+``benchmarks/README.md``); the quiet measurement uses the default wall clock.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numba
 import torch
 
-from timing import interleaved_medians, ratio_table  # benchmarks/timing.py
+from timing import interleaved_medians  # benchmarks/timing.py
 import aimcsim
 from aimcsim.models import build_model
 from aimcsim.tiles import AnalogConfig
 
+ROWS = [("fp32", "FP32 torch, best memory format"),
+        ("fp32_nchw", "FP32 torch, NCHW"),
+        ("fp32_channels_last", "FP32 torch, channels_last"),
+        ("default", "aimcsim default (PCM @ 1 h, 7b DAC, 9b ADC, out noise, GDC)"),
+        ("per_image", "aimcsim, one input scale per image (old default)"),
+        ("noise_off", "aimcsim noise off (ideal)"),
+        ("per_mvm", "aimcsim fresh read noise per MVM"),
+        ("reread", "aimcsim re-read a programmed model at a new t")]
+NO_RATIO = {"reread"}
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
-def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
+
+def run(batch: int, repeats: int, threads: int, channels_last: bool,
+        clock: str = "wall", numba_threads: int | None = None) -> dict:
+    """Interleaved medians (seconds of ``clock``) of every variant in this process; ``fp32``
+    is the faster of the two FP32 memory formats. Numba runs ``numba_threads`` threads
+    (default: ``threads``)."""
     torch.set_num_threads(threads)
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(numba_threads or threads, numba.config.NUMBA_NUM_THREADS))
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = build_model("resnet32").eval().to(memory_format=fmt)
-    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=fmt)
+    model = build_model("resnet32").eval()
+    model_cl = build_model("resnet32").eval().to(memory_format=torch.channels_last)
+    model_cl.load_state_dict(model.state_dict())
+    x_nchw = torch.randn(batch, 3, 32, 32)
+    x_cl = x_nchw.contiguous(memory_format=torch.channels_last)
+    x = x_cl if channels_last else x_nchw
     variants = {"default": AnalogConfig(), "per_image": AnalogConfig().replace(
                     **{"periphery.input_scaling": "per_image"}),
                 "noise_off": AnalogConfig.ideal(),
                 "per_mvm": AnalogConfig(read_noise_sampling="per_mvm")}
-    calls = {"fp32": lambda: model(x)}
+    calls = {"fp32_nchw": lambda: model(x_nchw), "fp32_channels_last": lambda: model_cl(x_cl)}
     for name, config in variants.items():
         analog = aimcsim.convert_to_analog(model, config).eval()
         aimcsim.program(analog, 0)
@@ -59,7 +87,9 @@ def run(batch: int, repeats: int, threads: int, channels_last: bool) -> dict:
             times = iter([86400.0 * (k + 1) for k in range(repeats + 1)])
             calls["reread"] = lambda analog=analog: aimcsim.set_time(analog, next(times))
     with torch.no_grad():
-        return interleaved_medians(calls, repeats)
+        medians = interleaved_medians(calls, repeats, CLOCKS[clock])
+    medians["fp32"] = min(medians["fp32_nchw"], medians["fp32_channels_last"])
+    return medians
 
 
 def run_peer(python: str, batch: int, repeats: int, threads: int) -> dict | None:
@@ -74,23 +104,52 @@ def run_peer(python: str, batch: int, repeats: int, threads: int) -> dict | None
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def table(ours: dict, peer: dict | None) -> str:
-    fp32 = ours["fp32"]
-    rows = [("FP32 torch", fp32, 1.0),
-            ("aimcsim default (PCM @ 1 h, 7b DAC, 9b ADC, out noise, GDC)", ours["default"],
-             ours["default"] / fp32),
-            ("aimcsim, one input scale per image (old default)", ours["per_image"],
-             ours["per_image"] / fp32),
-            ("aimcsim noise off (ideal)", ours["noise_off"], ours["noise_off"] / fp32),
-            ("aimcsim fresh read noise per MVM", ours["per_mvm"], ours["per_mvm"] / fp32),
-            ("aimcsim re-read a programmed model at a new t", ours["reread"], None)]
+def run_separately(args, runs: int) -> list[dict]:
+    """``runs`` single runs, each in its own process; their medians."""
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for k in range(runs):
+            out = Path(folder) / f"run{k}.json"
+            command = [sys.executable, str(Path(__file__).resolve()), "--batch", str(args.batch),
+                       "--repeats", str(args.repeats), "--threads", str(args.threads),
+                       "--runs", "1", "--peer-python", "", "--clock", args.clock,
+                       "--json", str(out)]
+            if args.numba_threads:
+                command += ["--numba-threads", str(args.numba_threads)]
+            if args.contiguous:
+                command.append("--contiguous")
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            results.append(json.loads(out.read_text())["ours"])
+    return results
+
+
+def summary(runs: list[dict]) -> dict:
+    """Per variant: median seconds over the runs, median ratio to FP32 and its spread."""
+    table = {}
+    for name, _ in ROWS:
+        seconds = [r[name] for r in runs]
+        ratios = [r[name] / r["fp32"] for r in runs]
+        table[name] = {"seconds": statistics.median(seconds),
+                       "ratio": statistics.median(ratios), "low": min(ratios),
+                       "high": max(ratios)}
+    return table
+
+
+def table(stats: dict, runs: int, peer: dict | None) -> str:
+    lines = [f"| variant | time (ms) | x FP32 | spread over {runs} run(s) |",
+             "|---|---:|---:|---|"]
+    for name, label in ROWS:
+        s = stats[name]
+        ratio = "" if name in NO_RATIO else f"{s['ratio']:.2f}"
+        spread = "" if name in NO_RATIO else f"{s['low']:.2f}-{s['high']:.2f}"
+        lines.append(f"| {label} | {1e3 * s['seconds']:.1f} | {ratio} | {spread} |")
     if peer:
-        rows.append((f"aihwkit {peer['aihwkit']} TorchInferenceRPUConfig (its own FP32: "
-                     f"{1e3 * peer['fp32_s']:.0f} ms)", peer["analog_s"],
-                     peer["analog_s"] / peer["fp32_s"]))
-        rows.append((f"aihwkit {peer['aihwkit']} drift_analog_weights (re-read)",
-                     peer["reread_s"], None))
-    return ratio_table(rows)
+        lines.append(f"| aihwkit {peer['aihwkit']} TorchInferenceRPUConfig (its own FP32: "
+                     f"{1e3 * peer['fp32_s']:.0f} ms) | {1e3 * peer['analog_s']:.1f} | "
+                     f"{peer['analog_s'] / peer['fp32_s']:.2f} | |")
+        lines.append(f"| aihwkit {peer['aihwkit']} drift_analog_weights (re-read) | "
+                     f"{1e3 * peer['reread_s']:.1f} | | |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:
@@ -98,17 +157,34 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--contiguous", action="store_true", help="NCHW instead of channels_last")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="separate processes, for the spread between runs")
+    parser.add_argument("--contiguous", action="store_true",
+                        help="analog models in NCHW instead of channels_last")
     parser.add_argument("--peer-python", default="/work/venv-peer/bin/python",
                         help="python of the environment with aihwkit 1.1.0 ('' to skip)")
+    parser.add_argument("--numba-threads", type=int, default=None,
+                        help="threads of the Numba kernels (default: --threads)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall time, or this process's CPU time (one thread, loaded machine)")
     parser.add_argument("--json", default=None, help="also write the raw numbers here")
     args = parser.parse_args(argv)
-    ours = run(args.batch, args.repeats, args.threads, not args.contiguous)
+    if args.runs < 1:
+        raise ValueError(f"--runs must be >= 1, got {args.runs}")
+    if args.numba_threads is not None and args.numba_threads < 1:
+        raise ValueError(f"--numba-threads must be >= 1, got {args.numba_threads}")
+    if args.runs == 1:
+        runs = [run(args.batch, args.repeats, args.threads, not args.contiguous, args.clock,
+                    args.numba_threads)]
+    else:
+        runs = run_separately(args, args.runs)
     peer = run_peer(args.peer_python, args.batch, args.repeats, args.threads) \
         if args.peer_python else None
-    print(table(ours, peer))
+    stats = summary(runs)
+    print(table(stats, len(runs), peer))
     if args.json:
-        Path(args.json).write_text(json.dumps({"ours": ours, "peer": peer, "args": vars(args)},
+        Path(args.json).write_text(json.dumps({"ours": runs[0] if len(runs) == 1 else stats,
+                                               "runs": runs, "peer": peer, "args": vars(args)},
                                               indent=1))
 
 

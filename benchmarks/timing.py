@@ -17,18 +17,21 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each of ``fns`` over ``repeats`` rounds, one call of every function
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int,
+                        clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
+    """Median time of each of ``fns`` over ``repeats`` rounds, one call of every function
     per round (after one warm-up call each), so that a machine's slow spells hit all of them
-    alike. Seconds."""
+    alike. Seconds of ``clock``: wall time by default; ``time.process_time`` counts only this
+    process's CPU time, which on a machine loaded by other jobs measures a one-thread run's
+    own work (with more threads it adds up the threads, spinning included)."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

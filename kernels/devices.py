@@ -24,6 +24,7 @@ import numba as nb
 import numpy as np
 
 from .rng import BLOCK, block_state, splitmix64_next
+from .twins import serial_twin
 
 
 @nb.njit(parallel=True, cache=True)
@@ -70,7 +71,7 @@ def read_drifted(g_prog: np.ndarray, nu: np.ndarray, q: np.ndarray, active: np.n
 #: Below this many devices the single-threaded variant is faster: a tile's read then does not
 #: wake (and leave spinning) the thread pool between the many small reads of ``set_time``.
 PARALLEL_MIN_DEVICES = 1 << 18
-read_drifted_serial = nb.njit(cache=True)(read_drifted.py_func)
+read_drifted_serial = serial_twin(read_drifted, cache=True)
 
 
 def read_devices(g_prog: np.ndarray, *args) -> None:

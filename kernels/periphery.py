@@ -18,21 +18,25 @@ count or the memory layout (NCHW and channels_last give identical outputs).
 
 Per-vector kernels (convolutions, one input vector = one patch): ``channel_absmax`` gives the
 abs-max over channels at each pixel; ``dac_per_pixel`` quantises each pixel relative to its
-own scale; ``adc_per_vector`` runs output noise, ADC and iterative bound management separately
-for every output position (each patch's MVM), relative to that position's input scale.
+own scale; ``dac_per_patch`` computes the per-patch scales and the DAC in one pass; the ADC of
+every output position's MVM is ``kernels/adc_per_vector.py``.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from .rng import block_state, normal_at, splitmix64_next
+from .rng import block_state, splitmix64_next
+from .twins import serial_twin
 
 NM_NONE = 0
 NM_ABS_MAX = 1
 NM_CONSTANT = 2
 #: Largest finite float32: |v| <= FLOAT32_MAX is False exactly for NaN and +-inf.
 FLOAT32_MAX = np.float32(3.4028235e38)
+#: The bits of a float32 without its sign, and those of +inf (larger bits: NaN).
+_ABS_BITS = np.uint32(0x7FFFFFFF)
+_INF_BITS = np.uint32(0x7F800000)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -185,8 +189,8 @@ def _fill_normals(buf, state, scale, table, n_words):
 
 #: Below this many elements the single-threaded variants are faster (no thread wake-up).
 PARALLEL_MIN_ELEMENTS = 1 << 15
-dac_quantize_serial = nb.njit(cache=True)(dac_quantize.py_func)
-adc_accumulate_serial = nb.njit(cache=True)(adc_accumulate.py_func)
+dac_quantize_serial = serial_twin(dac_quantize, cache=True)
+adc_accumulate_serial = serial_twin(adc_accumulate, cache=True)
 
 
 def dac(x: np.ndarray, *args) -> bool:
@@ -262,110 +266,8 @@ def dac_per_pixel(x: np.ndarray, out: np.ndarray, pixel_scale: np.ndarray, chann
                 out[n, a, b] = v * s
 
 
-@nb.njit(parallel=True, cache=True)
-def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale: np.ndarray,
-                   col_scale: np.ndarray, channel_axis: int, out_noise: float, use_var: bool,
-                   bound: float, step: float, max_iterations: int, seed: np.uint64,
-                   table: np.ndarray, accumulate: bool, counts: np.ndarray) -> None:
-    """Output noise, ADC and bound management of every output position's MVM, then rescale.
-
-    Each output position p of sample n is one input vector (a patch) with its own input scale
-    ``s = vector_scale[n, p]``; ``y`` holds the GEMM outputs in input units, so the ADC sees
-    ``u = y / (s m) + sigma_out xi + sqrt(var) / (s m) xi'`` with the bound-management
-    multiplier ``m = 2^k``: while a value of the vector clips and k < ``max_iterations``,
-    k -> k + 1 with fresh noise. Then ``out (+)= Q_out(clip(u)) * s m * col_scale[channel]``.
-
-    Args:
-        y: (N, C, P) (``channel_axis == 1``) or (N, P, C) float32 GEMM outputs; ``out`` may be
-            ``y`` (each vector is read completely before it is written).
-        var: same shape, read-noise variance in input units squared (``use_var``), else any
-            (1, 1, 1) array.
-        out: destination, same shape.
-        vector_scale: (N, P) float32 input scale of each vector (> 0).
-        col_scale: (C,) float32 per-channel scale (weight scale x drift compensation).
-        out_noise: std of the output noise (ADC units); bound: ADC bound (>= 3e38: none);
-        step: ADC step (<= 0: none); max_iterations: bound-management halvings (0: off).
-        seed: stream seed. Repetition k of sample n draws from streams
-            ``(seed, 128 n + 2 k)`` (output noise) and ``(seed, 128 n + 2 k + 1)`` (read
-            noise) at the logical index ``c * P + p``: layout- and thread-independent.
-        accumulate: add to ``out``.
-        counts: (N, 2) int64, receives per sample the values still clipped after bound
-            management and the number of repeated vectors.
-    """
-    n_samples, size_a, size_b = y.shape
-    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
-    positions = size_b if channel_axis == 1 else size_a
-    channels = size_a if channel_axis == 1 else size_b
-    n_words = (positions * channels + 3) // 4
-    for n in nb.prange(n_samples):
-        row = np.empty(channels, np.float32)
-        clipped_total = 0
-        repeated = 0
-        # the first pass's draws in one sequential fill (4 normals per word), logical order
-        first = np.zeros(4 * n_words if noisy else 1, np.float32)
-        first_var = np.zeros(4 * n_words if use_var else 1, np.float32)
-        if noisy:
-            _fill_normals(first, block_state(seed, np.int64(128 * n)), f_noise, table, n_words)
-        if use_var:
-            _fill_normals(first_var, block_state(seed, np.int64(128 * n + 1)), np.float32(1.0),
-                          table, n_words)
-        for p in range(positions):
-            s = vector_scale[n, p]
-            inv = np.float32(1.0) / s
-            count = 0
-            for c in range(channels):
-                e = c * positions + p
-                v = (y[n, c, p] if channel_axis == 1 else y[n, p, c]) * inv
-                if noisy:
-                    v += first[e]
-                if use_var:
-                    sd = np.sqrt(var[n, c, p] if channel_axis == 1 else var[n, p, c])
-                    v += sd * inv * first_var[e]
-                count += (v > f_bound) | (v < -f_bound)
-                v = min(max(v, -f_bound), f_bound)
-                if quantize:
-                    v = np.float32(np.rint(v * inv_step)) * f_step
-                row[c] = v * s * col_scale[c]
-            k = 0
-            while count > 0 and k < max_iterations:  # bound management: halve and redo
-                k += 1
-                repeated += 1
-                scale = s * np.float32(1 << k)
-                inv = np.float32(1.0) / scale
-                noise_state = block_state(seed, np.int64(128 * n + 2 * k))
-                var_state = block_state(seed, np.int64(128 * n + 2 * k + 1))
-                count = 0
-                for c in range(channels):
-                    e = np.int64(c * positions + p)
-                    v = (y[n, c, p] if channel_axis == 1 else y[n, p, c]) * inv
-                    if noisy:
-                        v += f_noise * normal_at(noise_state, e, table)
-                    if use_var:
-                        sd = np.sqrt(var[n, c, p] if channel_axis == 1 else var[n, p, c])
-                        v += sd * inv * normal_at(var_state, e, table)
-                    count += (v > f_bound) | (v < -f_bound)
-                    v = min(max(v, -f_bound), f_bound)
-                    if quantize:
-                        v = np.float32(np.rint(v * inv_step)) * f_step
-                    row[c] = v * scale * col_scale[c]
-            clipped_total += count
-            for c in range(channels):
-                if channel_axis == 1:
-                    if accumulate:
-                        out[n, c, p] += row[c]
-                    else:
-                        out[n, c, p] = row[c]
-                elif accumulate:
-                    out[n, p, c] += row[c]
-                else:
-                    out[n, p, c] = row[c]
-        counts[n, 0] = clipped_total
-        counts[n, 1] = repeated
-
-
-channel_absmax_serial = nb.njit(cache=True)(channel_absmax.py_func)
-dac_per_pixel_serial = nb.njit(cache=True)(dac_per_pixel.py_func)
-adc_per_vector_serial = nb.njit(cache=True)(adc_per_vector.py_func)
+channel_absmax_serial = serial_twin(channel_absmax, cache=True)
+dac_per_pixel_serial = serial_twin(dac_per_pixel, cache=True)
 
 
 def _pick(parallel, serial, size: int):
@@ -382,9 +284,12 @@ def dac_pixels(x: np.ndarray, *args) -> None:
     _pick(dac_per_pixel, dac_per_pixel_serial, x.size)(x, *args)
 
 
-def adc_vectors(y: np.ndarray, *args) -> None:
-    """:func:`adc_per_vector`, single-threaded for small batches."""
-    _pick(adc_per_vector, adc_per_vector_serial, y.size)(y, *args)
+@nb.njit(inline="always", cache=True)
+def _first_valid(offset, stride, size, count):
+    """The range [lo, hi) of outputs j < count with 0 <= j stride + offset < size."""
+    lo = 0 if offset >= 0 else (-offset + stride - 1) // stride
+    hi = (size - 1 - offset) // stride + 1 if size - 1 - offset >= 0 else 0
+    return lo, max(lo, min(hi, count))
 
 
 @nb.njit(inline="always", cache=True)
@@ -392,29 +297,119 @@ def _pool_max(m, height, width, out, out_h, out_w, k_h, k_w, s_h, s_w, d_h, d_w,
               rows):
     """out[i, j] = max of m (height x width, flattened) over the window with top-left tap
     (i s_h - top, j s_w - left), taps outside the image counting as 0: separable, a pass
-    along rows into ``rows`` (height x out_w) and one along columns."""
-    for h in range(height):
-        for j in range(out_w):
-            s = np.float32(0.0)
-            for b in range(k_w):
-                c = j * s_w - left + b * d_w
-                if 0 <= c < width:
-                    s = max(s, m[h * width + c])
-            rows[h * out_w + j] = s
-    for i in range(out_h):
-        for j in range(out_w):
-            s = np.float32(0.0)
-            for a in range(k_h):
-                r = i * s_h - top + a * d_h
-                if 0 <= r < height:
-                    s = max(s, rows[r * out_w + j])
-            out[i * out_w + j] = s
+    along rows into ``rows`` (height x out_w) and one along columns, each tap one loop over
+    the outputs it reaches (no bounds test per tap). ``m``, ``out`` and ``rows`` hold the
+    bits of non-negative float32 values as uint32, which order like the values: integer
+    maxima vectorise. Indexes are uint64: a signed computed index costs a negative-index
+    test per access, which also stops vectorisation."""
+    zero = np.uint32(0)
+    for i in range(height * out_w):
+        rows[i] = zero
+    for b in range(k_w):
+        offset = b * d_w - left
+        lo, hi = _first_valid(offset, s_w, width, out_w)
+        for h in range(height):
+            src = np.uint64(h * width + offset + lo * s_w)
+            dst = np.uint64(h * out_w + lo)
+            if s_w == 1:
+                for j in range(np.uint64(hi - lo)):
+                    rows[dst + j] = max(rows[dst + j], m[src + j])
+            else:
+                step = np.uint64(s_w)
+                for j in range(np.uint64(hi - lo)):
+                    rows[dst + j] = max(rows[dst + j], m[src + j * step])
+    for i in range(out_h * out_w):
+        out[i] = zero
+    for a in range(k_h):
+        offset = a * d_h - top
+        lo, hi = _first_valid(offset, s_h, height, out_h)
+        for i in range(lo, hi):
+            src = np.uint64((i * s_h + offset) * out_w)
+            dst = np.uint64(i * out_w)
+            for j in range(np.uint64(out_w)):
+                out[dst + j] = max(out[dst + j], rows[src + j])
 
 
-@nb.njit(parallel=True, cache=True)
+def _build_dac_per_patch(quantize: bool):
+    """The (parallel, serial) :func:`dac_per_patch` kernels with ``quantize`` fixed at compile
+    time: a run-time switch in the inner loops stops them vectorising."""
+
+    def kernel(x, out, channel_axis, height, width, window, vector_scale, bound, step):
+        n_samples, size_a, size_b = x.shape
+        k_h, k_w, s_h, s_w, d_h, d_w = window[0], window[1], window[2], window[3], \
+            window[4], window[5]
+        pad_top, pad_left, c_top, c_left, h_out, w_out = window[6], window[7], window[8], \
+            window[9], window[10], window[11]
+        pixels = height * width
+        channels = size_a if channel_axis == 1 else size_b
+        f_bound = np.float32(bound)
+        f_step = np.float32(step)
+        inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
+        finite = np.ones(n_samples, np.bool_)
+        bits = x.view(np.uint32)
+        for n in nb.prange(n_samples):
+            m_bits = np.zeros(pixels, np.uint32)
+            if channel_axis == 1:
+                for c in range(channels):
+                    for p in range(pixels):
+                        m_bits[p] = max(m_bits[p], bits[n, c, p] & _ABS_BITS)
+            else:
+                for p in range(pixels):
+                    s_bits = np.uint32(0)
+                    for c in range(channels):
+                        s_bits = max(s_bits, bits[n, p, c] & _ABS_BITS)
+                    m_bits[p] = s_bits
+            worst = np.uint32(0)
+            for p in range(pixels):
+                worst = max(worst, m_bits[p])
+            finite[n] = worst < _INF_BITS
+            rows = np.empty(height * max(w_out, width), np.uint32)
+            patch = np.empty(h_out * w_out, np.uint32)
+            _pool_max(m_bits, height, width, patch, h_out, w_out, k_h, k_w, s_h, s_w, d_h,
+                      d_w, pad_top, pad_left, rows)
+            patch_scale = patch.view(np.float32)
+            for q in range(h_out * w_out):
+                vector_scale[n, q] = patch_scale[q] if patch[q] > 0 else np.float32(1.0)
+            centred_bits = np.empty(pixels, np.uint32)
+            _pool_max(m_bits, height, width, centred_bits, height, width, k_h, k_w, 1, 1, d_h,
+                      d_w, c_top, c_left, rows)
+            m = m_bits.view(np.float32)
+            centred = centred_bits.view(np.float32)
+            inv = np.empty(pixels, np.float32)
+            scale = np.empty(pixels, np.float32)
+            for p in range(pixels):
+                s = max(m[p], centred[p])
+                if s <= 0:
+                    s = np.float32(1.0)
+                scale[p] = s
+                inv[p] = np.float32(1.0) / s
+            if channel_axis == 1:
+                for c in range(channels):
+                    for p in range(pixels):
+                        v = min(max(x[n, c, p] * inv[p], -f_bound), f_bound)
+                        if quantize:
+                            v = np.float32(np.rint(v * inv_step)) * f_step
+                        out[n, c, p] = v * scale[p]
+            else:
+                for p in range(pixels):
+                    sp, ip = scale[p], inv[p]
+                    for c in range(channels):
+                        v = min(max(x[n, p, c] * ip, -f_bound), f_bound)
+                        if quantize:
+                            v = np.float32(np.rint(v * inv_step)) * f_step
+                        out[n, p, c] = v * sp
+        return finite.all()
+
+    options = dict(cache=True, error_model="numpy")  # no zero-division checks (scales > 0)
+    return nb.njit(parallel=True, **options)(kernel), serial_twin(kernel, **options)
+
+
+_DAC_VARIANTS: dict[bool, tuple] = {}
+
+
 def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int, width: int,
-                  window: np.ndarray, vector_scale: np.ndarray, bound: float,
-                  step: float) -> bool:
+                  window: np.ndarray, vector_scale: np.ndarray, bound: float, step: float,
+                  parallel: bool = True) -> bool:
     """Per-patch abs-max scales and the DAC of a convolution's input, fused per sample.
 
     For every sample: ``m[h, w] = max_c |x|``; the scale of output position (i, j) is the max
@@ -430,77 +425,25 @@ def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int
             pad_left, centred_top, centred_left, H_out, W_out].
         vector_scale: (N, H_out W_out) float32, receives the patch scales.
         bound, step: the DAC's clip bound and step (<= 0: no quantisation).
+        parallel: samples on Numba's threads.
     Returns:
-        True when every input is finite (tested as x - x == 0: no overflow).
+        True when every input is finite (tested on the bits: the channel abs-max is an
+        integer max of the bits without the sign, which orders like the floats and is
+        0x7F800000 or more exactly for inf and NaN; integer reductions vectorise).
     """
-    n_samples, size_a, size_b = x.shape
-    k_h, k_w, s_h, s_w, d_h, d_w = window[0], window[1], window[2], window[3], window[4], \
-        window[5]
-    pad_top, pad_left, c_top, c_left, h_out, w_out = window[6], window[7], window[8], \
-        window[9], window[10], window[11]
-    pixels = height * width
-    channels = size_a if channel_axis == 1 else size_b
-    f_bound = np.float32(bound)
     quantize = step > 0.0
-    f_step = np.float32(step)
-    inv_step = np.float32(1.0 / step) if quantize else np.float32(1.0)
-    finite = np.ones(n_samples, np.bool_)
-    for n in nb.prange(n_samples):
-        m = np.zeros(pixels, np.float32)
-        nan_probe = np.float32(0.0)
-        if channel_axis == 1:
-            for c in range(channels):
-                for p in range(pixels):
-                    v = abs(x[n, c, p])
-                    nan_probe += v - v
-                    m[p] = max(m[p], v)
-        else:
-            for p in range(pixels):
-                s = np.float32(0.0)
-                for c in range(channels):
-                    v = abs(x[n, p, c])
-                    nan_probe += v - v
-                    s = max(s, v)
-                m[p] = s
-        finite[n] = nan_probe == 0.0
-        rows = np.empty(height * max(w_out, width), np.float32)
-        patch = np.empty(h_out * w_out, np.float32)
-        _pool_max(m, height, width, patch, h_out, w_out, k_h, k_w, s_h, s_w, d_h, d_w,
-                  pad_top, pad_left, rows)
-        for q in range(h_out * w_out):
-            vector_scale[n, q] = patch[q] if patch[q] > 0 else np.float32(1.0)
-        centred = np.empty(pixels, np.float32)
-        _pool_max(m, height, width, centred, height, width, k_h, k_w, 1, 1, d_h, d_w,
-                  c_top, c_left, rows)
-        inv = np.empty(pixels, np.float32)
-        scale = np.empty(pixels, np.float32)
-        for p in range(pixels):
-            s = max(m[p], centred[p])
-            if s <= 0:
-                s = np.float32(1.0)
-            scale[p] = s
-            inv[p] = np.float32(1.0) / s
-        if channel_axis == 1:
-            for c in range(channels):
-                for p in range(pixels):
-                    v = min(max(x[n, c, p] * inv[p], -f_bound), f_bound)
-                    if quantize:
-                        v = np.float32(np.rint(v * inv_step)) * f_step
-                    out[n, c, p] = v * scale[p]
-        else:
-            for p in range(pixels):
-                sp, ip = scale[p], inv[p]
-                for c in range(channels):
-                    v = min(max(x[n, p, c] * ip, -f_bound), f_bound)
-                    if quantize:
-                        v = np.float32(np.rint(v * inv_step)) * f_step
-                    out[n, p, c] = v * sp
-    return finite.all()
+    if quantize not in _DAC_VARIANTS:
+        _DAC_VARIANTS[quantize] = _build_dac_per_patch(quantize)
+    threaded, serial = _DAC_VARIANTS[quantize]
+    return (threaded if parallel else serial)(x, out, channel_axis, height, width, window,
+                                              vector_scale, bound, step)
 
 
-dac_per_patch_serial = nb.njit(cache=True)(dac_per_patch.py_func)
+def dac_per_patch_serial(*args) -> bool:
+    """:func:`dac_per_patch` on the calling thread."""
+    return dac_per_patch(*args, parallel=False)
 
 
 def dac_patches(x: np.ndarray, *args) -> bool:
     """:func:`dac_per_patch`, single-threaded for small batches."""
-    return _pick(dac_per_patch, dac_per_patch_serial, x.size)(x, *args)
+    return dac_per_patch(x, *args, parallel=x.size >= PARALLEL_MIN_ELEMENTS)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .periphery import _fill_normals, adc_constants
 from .rng import block_state, normal_at
+from .twins import serial_twin
 
 
 @nb.njit(parallel=True, cache=True)
@@ -99,9 +100,9 @@ def dac_backward(x: np.ndarray, grad: np.ndarray, scales: np.ndarray, bound: flo
 # Single-threaded variants: during training torch's thread pool spins between operators, and a
 # parallel Numba region competing with it for the same cores costs more than it saves (f1net,
 # batch 128, 2 cores: 0.72 s per step with 2 Numba threads, 0.43 s with these; FP32 0.37 s).
-adc_forward_masked_serial = nb.njit(cache=True)(adc_forward_masked.py_func)
-adc_backward_serial = nb.njit(cache=True)(adc_backward.py_func)
-dac_backward_serial = nb.njit(cache=True)(dac_backward.py_func)
+adc_forward_masked_serial = serial_twin(adc_forward_masked, cache=True)
+adc_backward_serial = serial_twin(adc_backward, cache=True)
+dac_backward_serial = serial_twin(dac_backward, cache=True)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -169,5 +170,5 @@ def adc_per_vector_backward(grad: np.ndarray, inside: np.ndarray, col_scale: np.
                     else np.float32(0.0)
 
 
-adc_per_vector_masked_serial = nb.njit(cache=True)(adc_per_vector_masked.py_func)
-adc_per_vector_backward_serial = nb.njit(cache=True)(adc_per_vector_backward.py_func)
+adc_per_vector_masked_serial = serial_twin(adc_per_vector_masked, cache=True)
+adc_per_vector_backward_serial = serial_twin(adc_per_vector_backward, cache=True)

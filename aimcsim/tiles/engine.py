@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aimcsim.kernels.periphery import adc, adc_vectors, dac
+from aimcsim.kernels.adc_per_vector import adc_per_vector
+from aimcsim.kernels.periphery import adc, dac
 from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
 from aimcsim.tiles.periphery import NOISE_MANAGEMENT, PeripheryConfig
+from aimcsim.tiles.scratch import dac_buffer
 
 Gemm = Callable[[np.ndarray], np.ndarray]
 #: (input, DAC output buffer) -> input scale of every output position's vector (N, P_out).
@@ -75,7 +77,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
     mode = NOISE_MANAGEMENT[periphery.noise_management]
     iterations = bound_iterations(periphery)
     scales = np.ones(n, np.float32)
-    xq = np.empty(x.shape, np.float32)
+    xq = dac_buffer(x.shape)  # (reused: the GEMMs below read it, nothing keeps it)
     if not dac(x, xq, scales, mode, periphery.nm_constant, periphery.inp_bound,
                periphery.inp_step):
         raise ValueError("input contains NaN or inf values")
@@ -115,7 +117,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
             out[pending[done]] = y_sub[done]
         pending = pending[~done]
     if stats is not None:
-        stats.add(SaturationStats(outputs=int(np.prod(out.shape)), clipped=final_clipped,
+        stats.add(SaturationStats(outputs=int(out.size), clipped=final_clipped,
                                   repeated_vectors=repeated))
     return out
 
@@ -152,17 +154,18 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
     """
     if out is None and accumulate:
         raise ValueError("accumulate needs an explicit out array")
-    xq = np.empty(x.shape, np.float32)
+    xq = dac_buffer(x.shape)  # (reused: the GEMMs below read it, nothing keeps it)
     vector_scale = dac_input(x, xq)
     y = gemm(xq)
     if out is None:
         out = y
     var = var_gemm(xq) if var_gemm is not None else _NO_VAR
     counts = np.zeros((x.shape[0], 2), np.int64)
-    adc_vectors(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,
-                var_gemm is not None, periphery.out_clip, periphery.out_step,
-                bound_iterations(periphery), np.uint64(seed), NORMAL_TABLE, accumulate, counts)
+    adc_per_vector(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,
+                   var_gemm is not None, periphery.out_clip, periphery.out_step,
+                   bound_iterations(periphery), np.uint64(seed), accumulate, counts)
     if stats is not None:
-        stats.add(SaturationStats(outputs=int(np.prod(out.shape)), clipped=int(counts[:, 0].sum()),
-                                  repeated_vectors=int(counts[:, 1].sum())))
+        clipped, repeated = counts.sum(axis=0).tolist()
+        stats.add(SaturationStats(outputs=int(out.size), clipped=clipped,
+                                  repeated_vectors=repeated))
     return out

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from aimcsim.kernels.periphery import absmax_per_pixel, dac_patches, dac_pixels
 from aimcsim.nn.backends.base import Backend
 from aimcsim.tiles.engine import analog_pass, analog_pass_per_vector
+from aimcsim.tiles.scratch import squared
 
 if TYPE_CHECKING:
     from aimcsim.nn.analog_mvm import AnalogMVM
@@ -81,7 +82,7 @@ class NumbaBackend(Backend):
             var_gemm = None
             if cache.variance is not None:
                 def var_gemm(xq, var=cache.variance):
-                    sq = torch.from_numpy((xq * xq).reshape(xq.shape[0], -1))
+                    sq = torch.from_numpy(squared(xq).reshape(xq.shape[0], -1))
                     return geometry.gemm(sq, var, 1).numpy().reshape(xq.shape[0], 1, -1)
             analog_pass(xn[:, :, i0:i1], gemm, out[:, :, o0:o1], cache.scale.numpy(), 2,
                         periphery, np.random.default_rng(seeds[b]), accumulate=True,
@@ -121,7 +122,7 @@ class NumbaBackend(Backend):
             var_gemm = None
             if cache.variance is not None:
                 def var_gemm(xq, var=cache.variance, groups=block.groups, channels=i1 - i0):
-                    t = from_channel_view(xq * xq, channels, x.shape[2:], channels_last)
+                    t = from_channel_view(squared(xq), channels, x.shape[2:], channels_last)
                     return as_channel_view(geometry.gemm(t, var, groups), channels_last)
             col_scale = cache.scale.numpy()
             whole = out_n is None and o0 == 0 and o1 == c_out
