@@ -10,8 +10,7 @@ kernel, the layer's guards, noise seeds and bias) and reports, for the median fo
 rest of the analog convolutions' time (Python per tile, views, allocations), the analog linear
 head, the digital part of the network (batch norm, ReLU, shortcuts, pooling) and FP32 torch
 (channels_last) for scale. Timers cost about a microsecond per call; the total is measured
-without them in the same process. Steps a version lacks are skipped, so an older checkout can
-be profiled with this script too.
+without them in the same process.
 
 ``--clock cpu`` measures the process's CPU time instead of wall time: on a machine loaded by
 other jobs a one-thread run then counts only its own work (with more threads it adds the
@@ -28,7 +27,10 @@ import numba
 import torch
 
 import aimcsim
+import aimcsim.nn.backends.numba_backend as numba_backend
+import aimcsim.nn.geometry as geometry
 import aimcsim.nn.layers as layers
+import aimcsim.nn.tile_array as tile_array
 import aimcsim.tiles.engine as engine
 from aimcsim.models import build_model
 from aimcsim.tiles import AnalogConfig
@@ -61,23 +63,22 @@ class Timers:
 
 
 def instrument(timers: Timers) -> None:
-    """Patch the steps of the conv kernel path (module-level names and methods)."""
-    layers.dac_patches = timers.wrap("DAC per patch (Numba)", layers.dac_patches)
-    for module, name, label in [(engine, "dac", "DAC per image (Numba)"),
-                                (engine, "adc", "ADC per image (Numba)"),(engine, "adc_per_vector", "ADC per vector (Numba)"),
-                                (engine, "adc_vectors", "ADC per vector (Numba)"),
+    """Patch the steps of the conv kernel path (module-level names and methods of the Numba
+    backend, the engine and the layers)."""
+    for module, name, label in [(numba_backend, "dac_patches", "DAC per patch (Numba)"),
+                                (engine, "dac", "DAC per image (Numba)"),
+                                (engine, "adc", "ADC per image (Numba)"),
+                                (engine, "adc_per_vector", "ADC per vector (Numba)"),
                                 (engine, "dac_buffer", "DAC buffer"),
-                                (layers, "squared", "x^2 for the variance GEMM")]:
-        if hasattr(module, name):  # (so that older versions can be profiled too)
-            setattr(module, name, timers.wrap(label, getattr(module, name)))
-    layers.check_forward = timers.wrap("guards: input / weights", layers.check_forward)
-    layers.check_output = timers.wrap("guards: finite output", layers.check_output)
-    conv = layers._AnalogConvNd
-    conv._gemm_torch = timers.wrap("conv2d (torch, GEMM and variance GEMM)", conv._gemm_torch)
-    conv._finish = timers.wrap("bias / reshape", conv._finish)
-    conv._output_shape = timers.wrap("output shape probe", conv._output_shape)
-    conv._pass_seeds = timers.wrap("pass seeds", conv._pass_seeds)
-    conv._analog_forward = timers.wrap("analog conv layers, total", conv._analog_forward)
+                                (numba_backend, "squared", "x^2 for the variance GEMM"),
+                                (layers, "check_forward", "guards: input / weights"),
+                                (layers, "check_output", "guards: finite output")]:
+        setattr(module, name, timers.wrap(label, getattr(module, name)))
+    conv = geometry.ConvGeometry
+    conv.gemm = timers.wrap("conv2d (torch, GEMM and variance GEMM)", conv.gemm)
+    tile_array.TileArray.pass_seeds = timers.wrap("pass seeds", tile_array.TileArray.pass_seeds)
+    convnd = layers._AnalogConvNd
+    convnd._analog_forward = timers.wrap("analog conv layers, total", convnd._analog_forward)
     linear = layers.AnalogLinear
     linear._analog_forward = timers.wrap("analog linear head, total", linear._analog_forward)
 
