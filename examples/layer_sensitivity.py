@@ -9,7 +9,8 @@ analog comes first for reference.
 Writes ``<out>.md`` (a table, worst layer first) and ``<out>.png`` (a bar chart of the
 drops). Default analog configuration (PCM, 7-bit DAC, 9-bit ADC, GDC on). The drops of single
 layers do not add up exactly to the drop of the all-analog network (errors of successive
-layers compound), but they say where the loss starts. On a subset of the test set the
+layers compound), but they say where the loss starts. A module that converts as a whole (an
+attention block with its four projections) is one unit. On a subset of the test set the
 accuracies carry a sampling error of about sqrt(p(1-p)/limit) (1 point for 1,000 images).
 """
 from __future__ import annotations
@@ -28,12 +29,22 @@ from aimcsim.training.trainer import evaluate
 ALL_LAYERS = "(every layer analog)"
 
 
+def analog_units(base: nn.Module) -> list[str]:
+    """Names of the modules that ``convert_to_analog`` swaps as a whole: those of a convertible
+    type (:data:`aimcsim.nn.DEFAULT_MAPPING`) inside no other convertible module. An attention
+    block is one unit (its q, k, v and output projections convert together), so its
+    ``out_proj`` is not listed on its own."""
+    convertible = tuple(DEFAULT_MAPPING)  # the layer types convert_to_analog puts on tiles
+    names = [name for name, m in base.named_modules() if isinstance(m, convertible)]
+    return [name for name in names
+            if not any(name.startswith(outer + ".") for outer in names if outer != name)]
+
+
 def layer_sensitivity(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
                       batch_size: int = 250) -> tuple[float, dict[str, float]]:
     """FP32 accuracy and, per layer (plus :data:`ALL_LAYERS`), the analog accuracy with only
     that layer on tiles."""
-    convertible = tuple(DEFAULT_MAPPING)  # the layer types convert_to_analog puts on tiles
-    layers = [name for name, m in base.named_modules() if isinstance(m, convertible)]
+    layers = analog_units(base)
     fp32 = evaluate(base, test, batch_size)
     runs = {ALL_LAYERS: []} | {name: [k for k in layers if k != name] for name in layers}
     results = {}

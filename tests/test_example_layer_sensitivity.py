@@ -39,3 +39,31 @@ def test_probe_refuses_zero_programmings(self_labelled_tiny_net):
     net, split = self_labelled_tiny_net
     with pytest.raises(ValueError, match="reps must be at least 1"):
         analog_accuracy(net, split, 1.0, reps=0)
+
+
+def test_an_attention_block_is_one_unit_and_runs_alone():
+    """The attention's out_proj converts with its block, so it is not a unit of its own (it
+    would leave no analog layer when measured alone)."""
+    import torch
+    from torch import nn
+
+    example = load_example("layer_sensitivity")
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(self.attn(x, x, x, need_weights=False)[0].mean(1))
+
+    net = Tiny()
+    units = example.analog_units(net)
+    assert units == ["attn", "head"]
+    x = torch.randn(2, 4, 8)
+    from aimcsim.nn import convert_to_analog, program, set_time
+    analog = convert_to_analog(net, exclude=["head"]).eval()
+    program(analog, seed=0)
+    set_time(analog, 1.0)
+    assert torch.isfinite(analog(x)).all()
