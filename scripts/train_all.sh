@@ -36,8 +36,8 @@ lane_a() {
     # 100+ a ViT wants on CIFAR-10: the CPU budget, issue 20).
     run vit --model vit --epochs 12 --optimizer adamw --lr 1e-3 --weight-decay 0.05
     # its hardware-aware fine-tuning with the PCM model in the loop (issue 20): AdamW at a tenth
-    # of the training peak rate, cosine, 2 epochs (about 25 min each on one thread)
-    run vit_hwa_dev --model vit --hwa-from "$runs/vit/model.pt" --epochs 2 --optimizer adamw \
+    # of the training peak rate, cosine, 1 epoch (about 70 min on one thread beside another lane)
+    run vit_hwa_dev --model vit --hwa-from "$runs/vit/model.pt" --epochs 1 --optimizer adamw \
         --lr 1e-4 --weight-decay 0.05 --schedule cosine --noise-model device --clip-sigma 2.5
 }
 
