@@ -158,3 +158,28 @@ def test_state_dict_round_trip_of_a_converted_transformer_is_bit_identical():
     x = torch.randn(4, 2, 8)
     with torch.no_grad():
         torch.testing.assert_close(fresh(x), analog(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kdim", [None, 5])
+def test_hardware_aware_weights_load_into_the_digital_model(tmp_path, kdim):
+    """A converted model's model.pt (q, k, v apart) loads into its digital twin (torch's packed
+    in_proj_weight, or q/k/v_proj_weight with kdim) with every weight in place: the digital
+    model then computes what the analog one computes with noise off."""
+    from aimcsim.training.hwa import load_weights
+
+    torch.manual_seed(1)
+    digital = nn.MultiheadAttention(6, 2, kdim=kdim, vdim=kdim, batch_first=True)
+    analog = convert_to_analog(digital, AnalogConfig.ideal())
+    with torch.no_grad():  # weights the digital twin has not seen (as after training)
+        for p in analog.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    torch.save(analog.state_dict(), tmp_path / "model.pt")
+    fresh = load_weights(nn.MultiheadAttention(6, 2, kdim=kdim, vdim=kdim, batch_first=True),
+                         tmp_path / "model.pt").eval()
+    aimcsim.program(analog, 0)
+    analog.eval()
+    q = torch.randn(2, 3, 6)
+    kv = torch.randn(2, 4, kdim or 6)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(q, kv, kv)[0], analog(q, kv, kv)[0],
+                                   rtol=1e-5, atol=1e-5)

@@ -212,3 +212,35 @@ def disable_fused_transformer_paths(model: nn.Module) -> None:
         if isinstance(module, nn.TransformerEncoder) and any(
                 isinstance(m, AnalogMultiheadAttention) for m in module.modules()):
             module.use_nested_tensor = False
+
+
+def pack_attention_state(state: dict[str, torch.Tensor],
+                         digital_keys: set[str] | dict) -> dict[str, torch.Tensor]:
+    """A state dict of a converted model with its attention in torch's layout: the inverse of
+    :meth:`AnalogMultiheadAttention.from_digital` on the keys. For every analog attention
+    prefix ``P`` (``P.q_proj.weight`` present) whose digital twin expects ``P.in_proj_weight``,
+    the q, k and v weights are stacked into it (and their biases into ``P.in_proj_bias``);
+    where it expects separate ``P.q_proj_weight`` (``kdim``/``vdim`` differ from
+    ``embed_dim``), they are renamed. ``out_proj`` and ``bias_k``/``bias_v`` keep their keys.
+    Other entries pass unchanged, so a state dict without analog attention is returned as is.
+    """
+    out = dict(state)
+    tail = "q_proj.weight"
+    # the prefix with its trailing dot ("" for an attention module at the top)
+    prefixes = [k[: -len(tail)] for k in state
+                if k == tail or k.endswith("." + tail)]
+    for p in prefixes:
+        names = ("q_proj", "k_proj", "v_proj")
+        if f"{p}in_proj_weight" in digital_keys:
+            out[f"{p}in_proj_weight"] = torch.cat([state[f"{p}{n}.weight"] for n in names])
+        elif f"{p}q_proj_weight" in digital_keys:
+            for n in names:
+                out[f"{p}{n}_weight"] = state[f"{p}{n}.weight"]
+        else:
+            continue
+        if f"{p}in_proj_bias" in digital_keys:
+            out[f"{p}in_proj_bias"] = torch.cat([state[f"{p}{n}.bias"] for n in names])
+        for n in names:
+            for suffix in ("weight", "bias", "_extra_state"):
+                out.pop(f"{p}{n}.{suffix}", None)
+    return out

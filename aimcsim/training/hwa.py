@@ -22,17 +22,21 @@ from torch import nn
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.nn import HardwareAwareConfig, analog_layers, convert_to_analog
+from aimcsim.nn.attention import pack_attention_state
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.trainer import TrainConfig, train_classifier
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load a state dict (a ``model.pt`` or a trainer ``checkpoint.pt``, FP32 or hardware-aware)
-    into ``model``; analog extra state is dropped when ``model`` is digital."""
+    into ``model``; analog extra state is dropped when ``model`` is digital, and analog
+    attention's separate q, k, v projections are packed into torch's ``in_proj_weight``
+    (:func:`aimcsim.nn.attention.pack_attention_state`)."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     own = model.state_dict()
+    state = pack_attention_state(state, own)
     # analog metadata (tile state, configs) of a hardware-aware run: the float weights suffice
     state = {k: v for k, v in state.items() if not k.endswith("_extra_state") or k in own}
     model.load_state_dict(state)
