@@ -2,7 +2,8 @@
 
     python benchmarks/peer_accuracy.py --weights checkpoints/resnet32_swa_low/model.pt \
         [--model resnet32] [--limit 2000] [--reps 3] [--times 1,3600,86400,2592000] \
-        [--peer-python /work/venv-peer/bin/python] [--out docs/results/peer_accuracy]
+        [--peer-python /work/venv-peer/bin/python] [--peer-from docs/results/peer_accuracy.json] \
+        [--out docs/results/peer_accuracy]
 
 The peer runs in its own environment (set-up: ``python -m venv /work/venv-peer &&
 /work/venv-peer/bin/pip install aihwkit==1.1.0 torch==2.13.0``; torch pinned in the same
@@ -12,13 +13,19 @@ per input vector (per patch), no bound management, its PCM noise model, global d
 compensation (one-hot readout), 512 x 512 tiles. This script calls itself there with
 ``--role peer``.
 
-aimcsim is measured in two configurations:
+aimcsim is measured in three configurations:
 - ``matched``: the peer's settings (per-patch scaling, no bound management, one-hot GDC
-  calibration);
+  calibration, and the devices of target 0 µS programmed like the others:
+  ``noise_idle_devices=True``, as aihwkit's PCM model does; docs/physics.md section 1);
+- ``matched-idle-off``: the same with idle devices left at 0 µS (aimcsim's default device
+  rule), the "matched" mode before 2026-11-30, kept to show what that one setting costs;
 - ``default``: ``AnalogConfig()`` (per-patch scaling, iterative bound management, dense GDC
-  calibration).
+  calibration, idle devices at 0 µS).
 Programming r of every series uses seed r (aimcsim and aihwkit draw from different streams, so
-the comparison is of means over programmings, not paired). Writes ``<out>.md`` and ``.json``.
+the comparison is of means over programmings, not paired). ``--peer-from`` takes aihwkit's
+runs from an earlier output ``.json`` when it was measured with the same model, weights,
+images, programmings and times (aihwkit's side is seeded, so a rerun repeats it; it takes
+most of the ~20 min), else it runs the peer. Writes ``<out>.md`` and ``.json``.
 """
 from __future__ import annotations
 
@@ -97,11 +104,34 @@ def run_peer(args) -> dict:
     return {"aihwkit": __version__, "runs": runs}
 
 
-def ours_configs():
+def ours_configs() -> dict:
+    """aimcsim's configurations, by label (see the module docstring)."""
+    import dataclasses
     from aimcsim.tiles import AnalogConfig
-    matched = AnalogConfig().replace(**{"periphery.bound_management": "none",
-                                        "drift_compensation.calibration": "one_hot"})
-    return {"aimcsim matched": matched, "aimcsim default": AnalogConfig()}
+    idle_off = AnalogConfig().replace(**{"periphery.bound_management": "none",
+                                         "drift_compensation.calibration": "one_hot"})
+    idle_on = dataclasses.replace(idle_off.device.config, noise_idle_devices=True)
+    return {"aimcsim matched": idle_off.replace(**{"device.config": idle_on}),
+            "aimcsim matched-idle-off": idle_off,
+            "aimcsim default": AnalogConfig()}
+
+
+#: Arguments that must agree for ``--peer-from`` to reuse a stored aihwkit measurement.
+PEER_KEYS = ("model", "weights", "limit", "reps", "times", "data")
+
+
+def stored_peer(path: str | None, args) -> dict | None:
+    """aihwkit's runs from an earlier output JSON measured with the same ``PEER_KEYS``
+    arguments, else None (a message says why)."""
+    if not path or not Path(path).exists():
+        return None
+    stored = json.loads(Path(path).read_text())
+    old = stored.get("args", {})
+    differing = [k for k in PEER_KEYS if old.get(k) != getattr(args, k)]
+    if stored.get("peer") is None or differing:
+        print(f"not reusing {path}: differs in {differing or 'peer missing'}", file=sys.stderr)
+        return None
+    return stored["peer"]
 
 
 def run_ours(args) -> dict:
@@ -152,6 +182,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")
+    parser.add_argument("--peer-from", default=None,
+                        help="an earlier output .json whose aihwkit runs to reuse (see above)")
     parser.add_argument("--role", choices=("driver", "peer"), default="driver")
     parser.add_argument("--out", default="docs/results/peer_accuracy")
     args = parser.parse_args(argv)
@@ -161,8 +193,10 @@ def main(argv=None) -> None:
         print(json.dumps(run_peer(args)))
         return
     start = time.perf_counter()
-    peer = None
-    peer = call_peer(args.peer_python, __file__, argv)
+    peer = stored_peer(args.peer_from, args)
+    args.peer_reused = peer is not None
+    if peer is None:
+        peer = call_peer(args.peer_python, __file__, argv)
     ours = run_ours(args)
     title = (f"{args.model} ({Path(args.weights).parent.name}): aimcsim and aihwkit, first "
              f"{args.limit} test images, {args.reps} programmings each")
