@@ -1,8 +1,9 @@
 """aimcsim: analog in-memory computing (PCM crossbar) simulator for PyTorch models.
 
 Layers: ``aimcsim.devices`` (device physics, numpy only) -> ``aimcsim.tiles`` (crossbars and
-their periphery, numpy + Numba kernels) -> ``aimcsim.nn`` (torch layers, conversion) ->
-``aimcsim.training`` / ``aimcsim.experiments`` / ``aimcsim.system``.
+their periphery, the tiling rule, numpy + Numba kernels) -> ``aimcsim.nn`` (torch layers,
+conversion; ``aimcsim.nn.backends``: the Numba and torch backends) -> ``aimcsim.training`` /
+``aimcsim.experiments`` / ``aimcsim.system``. docs/architecture.md has the map.
 
 The torch-facing names below are imported lazily, so ``import aimcsim.devices`` does not import
 torch.
@@ -11,6 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "convert_to_analog": "aimcsim.nn", "program": "aimcsim.nn", "set_time": "aimcsim.nn",
+    "set_backend": "aimcsim.nn",
     "summary": "aimcsim.nn", "saturation": "aimcsim.nn", "digital": "aimcsim.nn",
     "analog_layers": "aimcsim.nn", "calibrate_input_ranges": "aimcsim.nn",
     "adapt_batchnorm": "aimcsim.nn", "HardwareAwareConfig": "aimcsim.nn",

@@ -5,15 +5,15 @@
 Variants, all in one process on the same batch, interleaved (one step of each per round):
 FP32 torch; hardware-aware training with Gaussian weight noise and the fused Numba periphery
 (the default on the CPU: per-patch DAC and per-vector ADC for convolutions, per-row for linear
-layers); the same with the plain torch periphery (what a GPU runs); hardware-aware training
-with the device model in the loop (``noise_model="device"``, fused periphery). Prints medians
+layers); the same with the torch backend forced (``aimcsim.set_backend(model, "torch")``: plain
+torch ops, what a GPU runs); hardware-aware training with the device model in the loop
+(``noise_model="device"``, fused periphery). Prints medians
 and ratios to FP32.
 """
 from __future__ import annotations
 
 import argparse
 import json
-from unittest import mock
 
 import numba
 import torch
@@ -21,8 +21,7 @@ import torch
 from timing import interleaved_medians
 
 from aimcsim.models import build_model
-from aimcsim.nn import HardwareAwareConfig, convert_to_analog
-from aimcsim.nn import functional as analog_functional
+from aimcsim.nn import HardwareAwareConfig, convert_to_analog, set_backend
 
 
 def make_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
@@ -53,19 +52,10 @@ def main() -> None:
     fp32 = build_model(args.model).to(memory_format=torch.channels_last)
     gaussian = convert_to_analog(fp32, hwa=HardwareAwareConfig())
     device = convert_to_analog(fp32, hwa=HardwareAwareConfig(noise_model="device"))
-    torch_only = analog_functional.torch_analog_pass
-
-    def torch_path(*a, **k):
-        k["fused"] = False
-        return torch_only(*a, **k)
-    fused_step = make_step(gaussian, x, y)
-
-    def torch_step() -> None:
-        with mock.patch("aimcsim.nn.layers.torch_analog_pass", torch_path), \
-                mock.patch("aimcsim.nn.layers.fused_per_patch_supported", lambda *a: False):
-            fused_step()
-    results = interleaved_medians({"fp32": make_step(fp32, x, y), "hwa_fused": fused_step,
-                                   "hwa_torch": torch_step,
+    plain_torch = set_backend(convert_to_analog(fp32, hwa=HardwareAwareConfig()), "torch")
+    results = interleaved_medians({"fp32": make_step(fp32, x, y),
+                                   "hwa_fused": make_step(gaussian, x, y),
+                                   "hwa_torch": make_step(plain_torch, x, y),
                                    "hwa_device": make_step(device, x, y)}, args.repeats)
     print(f"{args.model}, batch {args.batch}, {args.threads} threads, "
           f"medians of {args.repeats} steps")

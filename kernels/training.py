@@ -10,8 +10,8 @@ clipped; the backward kernels apply the straight-through gradients of the quanti
   ``dL/dy = dL/dout * s_n * c_k`` where the noisy value was inside ``[-b_out, b_out]``.
 
 ``s_n`` (per-sample input scale) and ``c_k`` (per-channel weight scale) are constants for the
-gradient, as in the plain torch path (``aimcsim/nn/functional.py``), which these kernels match
-to float rounding when the output noise is off.
+gradient, as in the plain torch path (``aimcsim/nn/backends/torch_periphery.py``), which these
+kernels match to float rounding when the output noise is off.
 """
 from __future__ import annotations
 

@@ -226,7 +226,8 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     runs = [study("resnet32", (0.91, 0.90, 0.885, 0.86)), study("t500", (0.915, 0.91, 0.905, 0.90))]
     table, rows = compare_table(runs)
     lines = table.splitlines()
-    assert lines[2].startswith("| resnet32 | 93.00 | 91.00 ± 0.20 |")
+    assert lines[2].startswith("| resnet32 | 93.00 | 91.00 ± 0.20 [0.12] |")  # SE 0.2 / sqrt(3)
+    assert "programmings per cell: 3." in table
     assert lines[2].endswith("| 5.00 | 5.04 |") and lines[3].endswith("| 1.50 | 1.8 |")
     assert lines[-1] == "T500 minus ResNet-32 at 1 day: +2.00 points (published: +1.86)."
     assert "minus" not in compare_table(runs[:1])[0]
@@ -235,11 +236,11 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     md = (tmp_path / "f2" / "compare_hwa_gdc_on.md").read_text()
     assert md.startswith("Accuracy after programming (hardware-aware trained, GDC on)")
     assert (tmp_path / "f2" / "compare_hwa_gdc_on.png").stat().st_size > 0
-    assert "| 88.50 ± 0.20 |" in md
+    assert "| 88.50 ± 0.20 [0.12] |" in md
     main(["compare", str(runs[0]), str(runs[0]), "--labels", "plain,adabs", "--times",
           "1,86400", "--out", str(tmp_path / "two")])
     md = (tmp_path / "two" / "compare_hwa_gdc_on.md").read_text()
-    assert "| plain | 93.00 | 91.00 ± 0.20 | 88.50 ± 0.20 | 2.50 | 5.04 |" in md
+    assert "| plain | 93.00 | 91.00 ± 0.20 [0.12] | 88.50 ± 0.20 [0.12] | 2.50 | 5.04 |" in md
     assert "| adabs |" in md
     with pytest.raises(ValueError, match="labels"):
         compare_table(runs, labels=["one"])

@@ -1,5 +1,6 @@
-"""The fused CPU periphery of hardware-aware training (aimcsim/nn/fused.py, kernels/training.py)
-against the plain torch periphery (aimcsim/nn/functional.py): same outputs, same gradients."""
+"""The fused CPU periphery of hardware-aware training (aimcsim/nn/backends/torch_cpu_kernels.py,
+kernels/training.py) against the plain torch periphery (aimcsim/nn/backends/torch_periphery.py):
+same outputs, same gradients."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aimcsim.nn.functional import torch_analog_pass
+from aimcsim.nn.backends.torch_periphery import torch_analog_pass
 from aimcsim.tiles.periphery import PeripheryConfig
 
 

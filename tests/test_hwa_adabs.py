@@ -57,6 +57,18 @@ def test_training_forward_maps_weights_like_the_tiles(scaling):
     torch.testing.assert_close(trained, programmed, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("conv", [nn.Conv1d(4, 6, 3, padding=1, padding_mode="reflect"),
+                                  nn.Conv2d(4, 6, 3, padding=1, padding_mode="circular")])
+def test_training_without_periphery_keeps_padding_modes_and_conv1d(conv):
+    """``periphery=False`` runs the bare GEMMs on the prepared input (padding mode applied,
+    Conv1d as height 1): without weight noise it is the float layer."""
+    hwa = HardwareAwareConfig(periphery=False, weight_noise=0.0, clip_sigma=None)
+    layer = convert_to_analog(conv, AnalogConfig().replace(**{"mapping.rows": 9}),
+                              hwa=hwa).train()
+    x = torch.randn(2, 4, *([9] * (conv.weight.dim() - 2)))
+    torch.testing.assert_close(layer(x), conv(x), rtol=1e-5, atol=1e-5)
+
+
 def test_device_model_training_reads_the_programmed_weights_and_has_gradients():
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 16, 3, padding=1)

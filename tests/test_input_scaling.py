@@ -12,7 +12,8 @@ from torch import nn
 
 import aimcsim
 from aimcsim.nn import convert_to_analog
-from aimcsim.nn.input_scaling import ConvWindow, patch_scales
+from aimcsim.nn.backends.torch_per_patch import patch_scales
+from aimcsim.nn.geometry import ConvWindow
 from aimcsim.tiles import AnalogConfig, PeripheryConfig
 from aimcsim.tiles.periphery import reference_adc, reference_dac
 
@@ -31,7 +32,7 @@ def numpy_per_patch_reference(layer, x: torch.Tensor) -> torch.Tensor:
     periphery = layer.analog_config.periphery
     n = x.shape[0]
     out = 0
-    for block, tiles in zip(layer._blocks, layer._tiles):
+    for block, tiles in zip(layer.analog.tiles.blocks, layer.analog.tiles.grid):
         i0, i1 = block.in_channels
         cols = F.unfold(x[:, i0:i1], layer.kernel_size, layer.dilation, layer.padding,
                         layer.stride)  # (N, K, L)
@@ -76,7 +77,7 @@ def test_exact_per_patch_equals_the_numpy_reference(cin, cout, k, stride, dilati
     step = layer.analog_config.periphery.out_step * float(
         max(t.output_scale.max() for t in layer.tiles)) * float(x.abs().max())
     diff = (out - ref).abs()
-    assert diff.max().item() <= 2.01 * step * len(layer._blocks)  # rare rounding ties
+    assert diff.max().item() <= 2.01 * step * len(layer.analog.tiles.blocks)  # rare rounding ties
     assert (diff > 1e-4 * (1 + ref.abs())).float().mean().item() < 0.02
 
 
@@ -100,7 +101,7 @@ def test_fast_per_patch_equals_exact_with_an_ideal_dac(cin, cout, k, stride, dil
         a, b = fast(x), exact(x)
     step = 3.0 * 2 / 510 * float(max(t.output_scale.max() for t in fast.tiles)) \
         * float(x.abs().max()) * 2 ** 5
-    assert (a - b).abs().max().item() <= 1.01 * step * len(fast._blocks)
+    assert (a - b).abs().max().item() <= 1.01 * step * len(fast.analog.tiles.blocks)
     assert ((a - b).abs() > 1e-4 * (1 + b.abs())).float().mean().item() < 0.02
 
 
@@ -127,7 +128,7 @@ def test_fast_dac_error_against_exact_is_small_and_per_patch_beats_per_image():
         layer = conv_layer(conv, out_noise=0.0, out_bits=None, out_bound=None, input_scaling=mode)
         for tile in layer.tiles:  # exact device: isolate the DAC
             tile._w_n = tile.weights / tile._w_max
-        layer._refresh_cache()
+        layer.analog.tiles.refresh(layer.weight.device)
         with torch.no_grad():
             errors[mode] = layer(x)
     rms = {m: float(((v - ideal) ** 2).mean().sqrt()) for m, v in errors.items()}
@@ -224,8 +225,8 @@ def test_fused_training_pass_equals_the_torch_pass_forward_and_backward(
         k, stride, channels_last, out_bound, seed):
     """The fused Numba per-patch pass of hardware-aware training computes what the plain torch
     pass computes (noise off), with the same straight-through gradients."""
-    from aimcsim.nn.fused import fused_per_patch_pass
-    from aimcsim.nn.input_scaling import torch_per_vector_pass
+    from aimcsim.nn.backends.torch_cpu_kernels import fused_per_patch_pass
+    from aimcsim.nn.backends.torch_per_patch import torch_per_vector_pass
     from aimcsim.tiles.engine import bound_iterations
     torch.manual_seed(seed)
     periphery = PeripheryConfig(out_noise=0.0, out_bound=out_bound)

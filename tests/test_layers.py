@@ -95,7 +95,7 @@ def unfold_reference(layer: AnalogConv2d, x: torch.Tensor) -> torch.Tensor:
     padding = 0 if layer.padding_mode != "zeros" else layer.padding
     n = x.shape[0]
     out = None
-    for block, tiles in zip(layer._blocks, layer._tiles):
+    for block, tiles in zip(layer.analog.tiles.blocks, layer.analog.tiles.grid):
         i0, i1 = block.in_channels
         xs = x[:, i0:i1]
         xq, s = reference_dac(xs.numpy(), periphery)
@@ -152,7 +152,7 @@ def test_tiled_conv_equals_unfold_reference(cin_g, cout_g, groups, k, stride, di
     assert out.shape == ref.shape
     # equal up to rare rounding ties of the two converters (one ADC step at most)
     diff = (out - ref).abs()
-    assert diff.max().item() <= 2.01 * step * len(layer._blocks)
+    assert diff.max().item() <= 2.01 * step * len(layer.analog.tiles.blocks)
     assert (diff > 1e-4 * (1 + ref.abs())).float().mean().item() < 0.02
 
 
@@ -243,7 +243,7 @@ def test_training_forward_is_differentiable_with_straight_through_quantizers():
     assert x.grad is not None and x.grad.abs().sum() > 0
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     opt.step()
-    from aimcsim.nn.functional import ste_quantize
+    from aimcsim.nn.backends.torch_periphery import ste_quantize
     v = torch.linspace(-1, 1, 11, requires_grad=True)
     ste_quantize(v, 0.3).sum().backward()
     torch.testing.assert_close(v.grad, torch.ones(11))

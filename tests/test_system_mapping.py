@@ -1,5 +1,6 @@
-"""Tile mapping: the ceil(C_in k k / rows) x ceil(C_out / cols) rule, utilisation, the
-no-fit error and the multi-chip split, replicas."""
+"""Tile mapping: the layers' tiling rule (whole input channels per tile:
+ceil(C_in / floor(rows / k k)) x ceil(C_out / cols)), utilisation, the no-fit error and the
+multi-chip split, replicas, grouped layers sharing a tile."""
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ def test_conv_tile_count_rule(cin, cout, k, rows, cols):
     stages = stages_of(model, (cin, k, k))
     hw = HardwareConfig(tile_rows=rows, tile_cols=cols)
     layer = map_layers(stages, hw, chips=None)["0"]
-    assert (layer.row_tiles, layer.col_tiles) == (math.ceil(cin * k * k / rows),
+    assert (layer.row_tiles, layer.col_tiles) == (math.ceil(cin / (rows // (k * k))),
                                                   math.ceil(cout / cols))
     assert layer.tiles == layer.row_tiles * layer.col_tiles
     assert layer.utilisation == pytest.approx(cin * k * k * cout / (layer.tiles * rows * cols))
@@ -65,9 +66,16 @@ def test_replicas_and_grouped_layers():
     stages = stages_of(model, (8, 8, 8))
     mapping = map_layers(stages, replicas={"0": 3})
     conv, fc = mapping["0"], mapping["2"]
-    assert (conv.groups, conv.rows, conv.cols, conv.tiles) == (4, 18, 4, 12)
+    # the four 18 x 4 groups share one tile (block-diagonal), three copies
+    assert (conv.groups, conv.rows, conv.cols, conv.groups_per_tile, conv.tiles) == \
+        (4, 18, 4, 4, 3)
     assert conv.used_cells == 3 * 16 * 2 * 9
     assert (fc.row_tiles, fc.col_tiles, fc.tiles) == (3, 3, 9)
+    big = map_layers(stages_of(nn.Sequential(nn.Conv2d(600, 8, 3, groups=2)), (600, 3, 3)))
+    assert (big["0"].groups_per_tile, big["0"].row_tiles, big["0"].tiles) == (1, 11, 22)
+    with pytest.raises(MappingError, match="one item needs 49 rows"):
+        map_layers(stages_of(nn.Sequential(nn.Conv2d(2, 2, 7)), (2, 7, 7)),
+                   HardwareConfig(tile_rows=32))
     with pytest.raises(ValueError, match="replicas"):
         map_layers(stages, replicas={"nope": 2})
     with pytest.raises(ValueError, match="replicas"):

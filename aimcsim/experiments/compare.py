@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def device_label(results: dict) -> str:
 def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: bool = True,
                   times=F2_TIMES, label: str = "model",
                   labels: list[str] | None = None) -> tuple[str, list[dict]]:
-    """Markdown table: per study, accuracy (mean +- std over programmings) at ``times`` and
+    """Markdown table: per study, accuracy (mean +- std over programmings, with the standard
+    error of the mean std / sqrt(n) in brackets) at ``times`` and
     the drop from the first to the last time. ``label="model"`` names each row by its network
     and, for the hardware-aware series (the one AnalogNAS published), adds the published drop
     and one-day gap; ``label="device"`` names each row by its device model (one network on
@@ -81,8 +83,7 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
             + (["published drop (1 month)"] if published else []))
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        vals = [f"{100 * c['mean']:.2f} ± {100 * c['std']:.2f}" if c else "n/a"
-                for c in r["cells"]]
+        vals = [_cell_text(c) for c in r["cells"]]
         drop = (f"{100 * (r['cells'][0]['mean'] - r['cells'][-1]['mean']):.2f}"
                 if r["cells"][0] and r["cells"][-1] else "n/a")
         pub = PUBLISHED_DROP_ONE_MONTH.get(r["model"])
@@ -90,6 +91,9 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
                                         else "n/a"] + vals + [drop]
                                        + ([f"{pub}" if pub else "-"] if published else []))
                      + " |")
+    counts = sorted({c["n"] for r in rows for c in r["cells"] if c})
+    lines += ["", "mean ± standard deviation over programmings [standard error of the mean]; "
+              f"programmings per cell: {', '.join(map(str, counts))}."]
     gap = one_day_gap(rows, times) if label == "model" else None
     if gap is not None:
         lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points"
@@ -99,6 +103,14 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
         lines += ["", f"The published AnalogNAS numbers are for {SERIES_NAMES['hwa']} networks: "
                   "compare them with `--series hwa`."]
     return "\n".join(lines), rows
+
+
+def _cell_text(cell: dict | None) -> str:
+    """``mean ± std [SE]`` in percent for one time of one study, or n/a."""
+    if not cell:
+        return "n/a"
+    se = cell["std"] / math.sqrt(cell["n"]) if cell["n"] > 0 else float("nan")
+    return f"{100 * cell['mean']:.2f} ± {100 * cell['std']:.2f} [{100 * se:.2f}]"
 
 
 def one_day_gap(rows: list[dict], times=F2_TIMES) -> float | None:

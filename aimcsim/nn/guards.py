@@ -143,7 +143,7 @@ def check_forward(layer, x: torch.Tensor) -> torch.Tensor:
     if layer.bias is not None:
         check_finite(layer.bias.detach(), f"{layer.layer_name}.bias")
     if not layer.training:
-        if layer._cache is None:
+        if not layer.is_programmed:
             raise NotProgrammedError(f"{layer.layer_name}: read before program(); call "
                                      f"aimcsim.program(model, seed) or layer.program(seed)")
         check_weights_unchanged(layer)

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from aimcsim.nn.attention import AnalogMultiheadAttention
+from aimcsim.nn.backends import BACKEND_CHOICES
 from aimcsim.nn.coverage import count_macs, is_attention, macs_per_token, matrix_weights
 from aimcsim.nn.layers import ANALOG_LAYERS
 from aimcsim.tiles.engine import SaturationStats
-from aimcsim.validation import check_int, check_seed, check_time
+from aimcsim.validation import check_choice, check_int, check_seed, check_time
 
 
 def analog_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -52,6 +53,17 @@ def set_time(model: nn.Module, t: float, seed: int | None = None) -> nn.Module:
     seed = check_int(seed, "seed", 0, allow_none=True)
     for i, (_, layer) in enumerate(_require_analog(model)):
         layer.set_time(t, None if seed is None else int(seed) * 104_729 + i)
+    return model
+
+
+def set_backend(model: nn.Module, backend: str = "auto") -> nn.Module:
+    """Choose the backend of every analog layer of ``model`` (:mod:`aimcsim.nn.backends`):
+    ``auto`` (Numba for CPU inference, torch for training, gradients and other devices),
+    ``torch`` (plain torch ops everywhere: what a GPU runs) or ``numba`` (CPU inference only;
+    a pass that needs gradients then raises a ValueError). Returns ``model``."""
+    check_choice(backend, BACKEND_CHOICES, "backend")
+    for _, layer in _require_analog(model):
+        layer.analog.backend = backend
     return model
 
 

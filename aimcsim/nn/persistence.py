@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from aimcsim.devices import DeviceState
+from aimcsim.nn.hwa_config import HardwareAwareConfig
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.tile import AnalogTile
 from aimcsim.validation import check_finite, check_int, check_time
@@ -45,7 +46,6 @@ def read_extra_state(state, layer: str):
     """The saved config, hardware-aware config and "programmed" flag of a layer's extra state,
     checked: ValueError naming ``layer`` and the key for a missing key, a string that is not
     JSON, or JSON that is not a valid config."""
-    from aimcsim.nn.layers import HardwareAwareConfig
     if not isinstance(state, dict):
         raise ValueError(f"{layer}: the analog layer state must be a dict, got "
                          f"{type(state).__name__}")

@@ -1,9 +1,13 @@
 """Place every analog layer onto crossbar tiles (weight-stationary: every layer keeps its own
 tiles for the whole inference).
 
-A layer of rows x cols weights per group (a convolution: C_in/g * k * k rows, C_out/g columns)
-takes ``groups x ceil(rows / tile_rows) x ceil(cols / tile_cols)`` tiles, times ``replicas``
-when its weights are copied onto spare tiles so that several output pixels are computed at once
+A layer is cut into tiles by the tiling rule the analog layers run
+(:func:`aimcsim.tiles.plan.plan_tiles`): row blocks hold whole input channels (all k x k rows
+of a channel on one tile, so a convolution of C_in/g channels takes
+``ceil(C_in/g / floor(tile_rows / (k k)))`` row tiles per group), column blocks split the
+C_out/g outputs (``ceil(C_out/g / tile_cols)``), and small conv groups share a tile
+(block-diagonal). That is times ``replicas`` when its weights are copied onto spare tiles so
+that several output pixels are computed at once
 (see :func:`aimcsim.system.pipeline.balance_replicas`). Tiles are handed out in execution order;
 with more than one chip, a chip is filled before the next one is used and a layer may span
 chips.
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 from aimcsim.system.hardware import HardwareConfig
 from aimcsim.system.stages import Stage, StageGraph
+from aimcsim.tiles.plan import TileCounts, plan_tiles, tile_counts
 from aimcsim.validation import check_int
 
 
@@ -32,10 +37,13 @@ class LayerMapping:
         kind: ``conv`` or ``fc``.
         rows, cols: matrix rows and columns per group.
         groups: independent matrices.
-        row_tiles, col_tiles: tiles along the rows and the columns of one group's matrix.
+        row_tiles, col_tiles: tiles along the rows and the columns of one group's matrix
+            (1 x 1 when several groups share a tile).
+        groups_per_tile: groups on one tile (1 for dense layers).
         replicas: copies of the weights (1: no replication).
         first_tile: global index of the layer's first tile (chip = index // tiles_per_chip).
-        tiles: tiles allocated = groups x row_tiles x col_tiles x replicas.
+        tiles: tiles allocated = tiles of the plan (groups x row_tiles x col_tiles, or
+            ceil(groups / groups_per_tile)) x replicas.
         used_cells: cells holding a weight (all replicas).
         allocated_cells: cells of the allocated tiles.
         chips: chips the layer's tiles are on.
@@ -48,6 +56,7 @@ class LayerMapping:
     groups: int
     row_tiles: int
     col_tiles: int
+    groups_per_tile: int
     replicas: int
     first_tile: int
     tiles: int
@@ -126,19 +135,30 @@ class ChipMapping:
         """One table row per analog layer."""
         return [{"layer": m.name, "kind": m.kind, "matrix": f"{m.rows}x{m.cols}"
                  + (f" x{m.groups}g" if m.groups > 1 else ""),
-                 "tiles": f"{m.row_tiles}x{m.col_tiles}" + (f"x{m.replicas}"
-                                                            if m.replicas > 1 else ""),
+                 "tiles": f"{m.row_tiles}x{m.col_tiles}"
+                 + (f" ({m.groups_per_tile}g/tile)" if m.groups_per_tile > 1 else "")
+                 + (f"x{m.replicas}" if m.replicas > 1 else ""),
                  "n_tiles": m.tiles, "first_tile": m.first_tile,
                  "chips": ",".join(map(str, m.chips)),
                  "utilisation": round(m.utilisation, 4)} for m in self.layers]
 
 
-def tiles_for(stage: Stage, hardware: HardwareConfig) -> tuple[int, int]:
-    """(row tiles, column tiles) of one group's matrix of an analog stage."""
+def tiles_for(stage: Stage, hardware: HardwareConfig) -> TileCounts:
+    """The tiles of one copy of an analog stage's weights under the layers' tiling rule.
+
+    Raises:
+        MappingError: one input channel's k x k rows do not fit a tile.
+    """
     if stage.matmul is None:
         raise ValueError(f"stage {stage.name!r} has no analog matrix")
-    return (math.ceil(stage.matmul.rows / hardware.tile_rows),
-            math.ceil(stage.matmul.cols / hardware.tile_cols))
+    m = stage.matmul
+    area = math.prod(m.kernel) if m.kernel else 1
+    try:
+        blocks = plan_tiles(m.rows // area * m.groups, m.cols * m.groups, area, m.groups,
+                            hardware.tile_rows, hardware.tile_cols)
+    except ValueError as err:
+        raise MappingError(f"layer {stage.name!r}: {err}") from None
+    return tile_counts(blocks)
 
 
 def map_layers(stages: StageGraph, hardware: HardwareConfig | None = None, *,
@@ -166,15 +186,16 @@ def map_layers(stages: StageGraph, hardware: HardwareConfig | None = None, *,
     per_chip = hardware.tiles_per_chip
     layers, next_tile = [], 0
     for stage in stages.analog():
-        row_tiles, col_tiles = tiles_for(stage, hardware)
+        counts = tiles_for(stage, hardware)
         copies = replicas.get(stage.name, 1)
         groups = stage.matmul.groups
-        n_tiles = groups * row_tiles * col_tiles * copies
+        n_tiles = counts.tiles * copies
         first = next_tile
         next_tile += n_tiles
         layers.append(LayerMapping(
             name=stage.name, kind=stage.kind, rows=stage.matmul.rows, cols=stage.matmul.cols,
-            groups=groups, row_tiles=row_tiles, col_tiles=col_tiles, replicas=copies,
+            groups=groups, row_tiles=counts.row_tiles, col_tiles=counts.col_tiles,
+            groups_per_tile=counts.groups_per_tile, replicas=copies,
             first_tile=first, tiles=n_tiles, used_cells=stage.matmul.weights * copies,
             allocated_cells=n_tiles * hardware.cells_per_tile,
             chips=tuple(range(first // per_chip, (next_tile - 1) // per_chip + 1))))

@@ -1,7 +1,8 @@
 """A weight matrix larger than one tile, split into a grid of tiles with their own periphery.
 
 Tile outputs are summed digitally in float32 over the row blocks and concatenated over the
-column blocks (physics.md section 5, "per-tile ADC").
+column blocks (physics.md section 5, "per-tile ADC"). The split is the tiling rule of the
+layers (:func:`aimcsim.tiles.plan.plan_tiles` with one input per row).
 """
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import numpy as np
 
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats
-from aimcsim.tiles.split import balanced_blocks
+from aimcsim.tiles.plan import plan_tiles
 from aimcsim.tiles.tile import AnalogTile
 from aimcsim.validation import check_finite, check_int, check_seed
 
 
 class TiledMatrix:
-    """An (in_size, out_size) weight matrix on ceil(in/rows) x ceil(out/cols) tiles.
+    """An (in_size, out_size) weight matrix on ceil(in/rows) x ceil(out/cols) tiles of balanced
+    sizes.
 
     Args:
         weights: (in_size, out_size) array (inputs along rows, as on the crossbar).
@@ -29,8 +31,10 @@ class TiledMatrix:
         check_finite(w, "weights")
         self.config = config
         self.shape = w.shape
-        self.row_blocks = balanced_blocks(w.shape[0], config.mapping.rows)
-        self.col_blocks = balanced_blocks(w.shape[1], config.mapping.cols)
+        plan = plan_tiles(w.shape[0], w.shape[1], 1, 1, config.mapping.rows,
+                          config.mapping.cols)
+        self.row_blocks = [block.in_channels for block in plan]
+        self.col_blocks = [slot.out_channels for slot in plan[0].slots]
         self.tiles = [[AnalogTile(w[r0:r1, c0:c1], config) for (c0, c1) in self.col_blocks]
                       for (r0, r1) in self.row_blocks]
 

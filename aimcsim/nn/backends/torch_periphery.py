@@ -1,7 +1,10 @@
-"""The tile periphery in plain torch, differentiable with straight-through gradients.
+"""The tile periphery in torch ops, differentiable with straight-through gradients: the
+periphery of the torch backend (:mod:`aimcsim.nn.backends.torch_backend`), one input vector per
+sample (a row of a linear layer, or a whole image of a convolution).
 
-This path runs wherever the Numba kernels cannot: during (hardware-aware) training, where
-gradients must flow, and on GPUs. It computes the same equations as ``aimcsim.tiles.periphery``:
+It runs wherever the Numba inference kernels cannot: during (hardware-aware) training, where
+gradients must flow, and on any torch device. It computes the same equations as
+``aimcsim.tiles.periphery``:
 per-sample noise management, DAC clip + quantisation, the GEMM (a callback: linear or conv),
 optional per-MVM read noise, additive output noise, ADC clip + quantisation with iterative bound
 management, and rescaling. Quantisers use straight-through estimators (identity gradient); the
@@ -13,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from aimcsim.nn.fused import fused_adc, fused_dac, fused_supported
+from aimcsim.nn.backends.torch_cpu_kernels import fused_adc, fused_dac, fused_supported
 from aimcsim.tiles.engine import bound_iterations
 from aimcsim.tiles.periphery import PeripheryConfig
 
@@ -44,7 +47,7 @@ def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tens
                       col_scale: torch.Tensor, periphery: PeripheryConfig,
                       var_gemm: Callable[[torch.Tensor], torch.Tensor] | None = None,
                       generator: torch.Generator | None = None,
-                      fused: bool | None = None) -> torch.Tensor:
+                      fused: bool = False) -> torch.Tensor:
     """One tile's periphery around ``gemm`` for a batch ``x`` (N, ...).
 
     Args:
@@ -54,14 +57,16 @@ def torch_analog_pass(x: torch.Tensor, gemm: Callable[[torch.Tensor], torch.Tens
         periphery: DAC/ADC settings.
         var_gemm: maps DAC outputs to the read-noise variance of each output (per-MVM noise).
         generator: torch generator for the noise draws (None: the global one).
-        fused: run the DAC and ADC as fused CPU kernels (:mod:`aimcsim.nn.fused`); None: where
-            supported (float32 CPU input, no per-MVM read noise, no explicit generator).
+        fused: run the DAC and ADC as the fused CPU kernels of
+            :mod:`aimcsim.nn.backends.torch_cpu_kernels` (a float32 CPU input without per-MVM
+            read noise or an explicit generator; the torch backend decides).
     Returns:
         (N, C, ...) outputs in the units of weight x input.
     """
-    if fused is None:
-        fused = var_gemm is None and generator is None and fused_supported(x)
     if fused:
+        if var_gemm is not None or generator is not None or not fused_supported(x):
+            raise ValueError("the fused CPU periphery needs a float32 CPU input of 2 to 4 "
+                             "dims, no per-MVM read noise and no explicit generator")
         def one_pass(xs, multipliers):
             v, s = fused_dac(xs, multipliers, periphery)
             y, saturated = fused_adc(gemm(v), s, col_scale, periphery)

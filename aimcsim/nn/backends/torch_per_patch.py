@@ -1,4 +1,5 @@
-"""Per-patch input scaling of convolutions without unfolding, and its torch (trainable) pass.
+"""Per-patch input scaling of convolutions without unfolding, and its pass in torch ops (the
+torch backend's periphery of a convolution tile; differentiable).
 
 A real tile computes one matrix-vector product per output position: the patch of the input
 under the kernel window is one input vector, with its own noise-management scale and its own
@@ -17,69 +18,19 @@ a k x k copy of the input, so aimcsim computes the scales from a max-pool instea
   reference: docs/physics.md).
 
 Output noise, ADC and bound management then act per output position relative to s_p (the
-Numba path: ``aimcsim.tiles.engine.analog_pass_per_vector``; the torch path below).
+Numba backend: ``aimcsim.tiles.engine.analog_pass_per_vector``; the torch backend: below).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from aimcsim.nn.functional import ste_quantize
+from aimcsim.nn.backends.torch_periphery import ste_quantize
+from aimcsim.nn.geometry import ConvWindow
 from aimcsim.tiles.engine import bound_iterations
 from aimcsim.tiles.periphery import PeripheryConfig
-
-
-@dataclass(frozen=True)
-class ConvWindow:
-    """The 2-D window of a convolution: kernel, stride and dilation (height, width) and the
-    explicit zero padding (left, right, top, bottom) as ``F.pad`` takes it."""
-
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    dilation: tuple[int, int]
-    pad: tuple[int, int, int, int]
-
-    @classmethod
-    def of(cls, kernel, stride, dilation, padding) -> "ConvWindow":
-        """From a convolution's settings; ``padding`` is a pair, ``"same"`` or ``"valid"``."""
-        kernel, stride, dilation = tuple(kernel), tuple(stride), tuple(dilation)
-        if padding == "valid":
-            pads = [(0, 0), (0, 0)]
-        elif padding == "same":
-            pads = []
-            for k, d in zip(kernel, dilation):
-                total = d * (k - 1)
-                pads.append((total // 2, total - total // 2))
-        else:
-            pads = [(int(p), int(p)) for p in padding]
-        (top, bottom), (left, right) = pads
-        return cls(kernel, stride, dilation, (left, right, top, bottom))
-
-    @property
-    def is_pointwise(self) -> bool:
-        return self.kernel == (1, 1)
-
-    def kernel_parameters(self, height: int, width: int) -> np.ndarray:
-        """The int64 window description of ``kernels.periphery.dac_per_patch`` for an input
-        of height x width (after padding mode, before zero padding)."""
-        (k_h, k_w), (s_h, s_w), (d_h, d_w) = self.kernel, self.stride, self.dilation
-        left, right, top, bottom = self.pad
-        h_out = (height + top + bottom - d_h * (k_h - 1) - 1) // s_h + 1
-        w_out = (width + left + right - d_w * (k_w - 1) - 1) // s_w + 1
-        c_left, _, c_top, _ = self.centred_pad
-        return np.array([k_h, k_w, s_h, s_w, d_h, d_w, top, left, c_top, c_left, h_out,
-                         w_out], np.int64)
-
-    @property
-    def centred_pad(self) -> tuple[int, int, int, int]:
-        """Zero padding of a stride-1 pool whose window is centred on each pixel."""
-        (kh, kw), (dh, dw) = self.kernel, self.dilation
-        th, tw = dh * (kh - 1), dw * (kw - 1)
-        return (tw // 2, tw - tw // 2, th // 2, th - th // 2)
 
 
 def _window_max(pixel_max: torch.Tensor, window: ConvWindow, pad, stride) -> torch.Tensor:

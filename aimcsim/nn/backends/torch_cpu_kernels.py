@@ -1,16 +1,19 @@
-"""Differentiable DAC and ADC on the CPU through the fused Numba kernels (training speed).
+"""The torch backend's CPU kernels: differentiable DAC and ADC through fused Numba kernels
+(training speed on the CPU).
 
-The plain torch periphery (:mod:`aimcsim.nn.functional`) needs about a dozen elementwise
-passes over every tile output per step, forward and backward; on the CPU those passes cost
-more than the convolutions themselves. Here the DAC and the ADC are each one
+The plain torch periphery (:mod:`aimcsim.nn.backends.torch_periphery`) needs about a dozen
+elementwise passes over every tile output per step, forward and backward; on the CPU those
+passes cost more than the convolutions themselves. Here the DAC and the ADC are each one
 ``torch.autograd.Function`` whose forward is one Numba pass (``kernels/periphery.py``,
 ``kernels/training.py``) and whose backward is one more, with the same straight-through
 gradients as the torch path: the quantisers pass the gradient unchanged, the clips only inside
 their range, and the per-sample and per-channel scales are constants.
 
-Used by :func:`aimcsim.nn.functional.torch_analog_pass` for float32 CPU tensors; everything
-else (GPU, float64) keeps the torch path. Output-noise draws come from the kernels' table
-sampler, seeded from torch's global generator, so ``torch.manual_seed`` reproduces a run.
+The torch backend uses them for float32 CPU tensors when :func:`aimcsim.nn.backends.
+select_backend` gives it ``cpu_kernels`` (training on the CPU); on other devices, or with the
+torch backend forced, the same equations run as plain torch ops. Output-noise draws come from
+the kernels' table sampler, seeded from torch's global generator, so ``torch.manual_seed``
+reproduces a run.
 The kernels run single-threaded: beside torch's spinning thread pool a parallel Numba region
 loses (measured in ``kernels/training.py``).
 """

@@ -1,4 +1,9 @@
-"""How a convolution or linear layer is cut into tiles.
+"""The tiling rule: how a matrix, a linear layer or a convolution is cut into tiles.
+
+This is the one rule of aimcsim: the analog layers (:mod:`aimcsim.nn.tile_array`),
+hardware-aware training (:mod:`aimcsim.nn.training_weights`), :class:`~aimcsim.tiles.
+tiled_matrix.TiledMatrix` and the system model (:mod:`aimcsim.system.mapping`) all call
+:func:`plan_tiles`, so what the system model counts is what runs.
 
 Row blocks are aligned to input channels (all k x k rows of a channel stay on one tile), so each
 tile's share of a convolution is itself a convolution over a channel slice: the native conv runs
@@ -61,6 +66,30 @@ def plan_tiles(in_channels: int, out_channels: int, kernel_area: int, groups: in
                 block.slots.append(TileSlot(block.in_channels, (g * cout_g + c0, g * cout_g + c1)))
             blocks.append(block)
     return blocks
+
+
+@dataclass(frozen=True)
+class TileCounts:
+    """The shape of a plan, as the system model needs it.
+
+    Attributes:
+        tiles: tiles of the layer.
+        row_tiles: tiles whose partial sums add up to one output (row blocks per group).
+        col_tiles: tiles side by side that share one input slice (and its DAC conversions).
+        groups_per_tile: conv groups held by one tile (1 for dense layers).
+    """
+
+    tiles: int
+    row_tiles: int
+    col_tiles: int
+    groups_per_tile: int
+
+
+def tile_counts(blocks: list[RowBlock]) -> TileCounts:
+    """:class:`TileCounts` of a plan from :func:`plan_tiles`."""
+    return TileCounts(tiles=sum(len(b.slots) for b in blocks),
+                      row_tiles=sum(1 for b in blocks if b.out_channels[0] == 0),
+                      col_tiles=len(blocks[0].slots), groups_per_tile=blocks[0].groups)
 
 
 def slot_weights(weight: np.ndarray, slot: TileSlot, dense_groups: int) -> np.ndarray:

@@ -1,0 +1,218 @@
+"""The Numba backend: inference of programmed tiles on the CPU.
+
+Each row block of tiles runs the fused Numba periphery of :mod:`aimcsim.tiles.engine` around
+the layer's native torch GEMM (:meth:`aimcsim.nn.geometry.LayerGeometry.gemm`: a matrix
+product, or a convolution over the block's input channels that never unfolds its input):
+
+- linear layers and ``input_scaling="per_image"``: :func:`~aimcsim.tiles.engine.analog_pass`,
+  one input vector per sample;
+- ``per_patch`` and ``static``: :func:`~aimcsim.tiles.engine.analog_pass_per_vector`, one
+  input vector per output position, its scales from ``kernels.periphery.dac_per_patch`` (or a
+  constant);
+- ``per_patch_exact``: every patch unfolded and run as one input vector (the slow reference).
+
+No autograd: a pass that needs gradients, or a tensor on another device, runs the torch
+backend. Tensors are handed to the kernels as numpy views (channels-last inputs keep their
+layout), and the outputs of the tiles are summed in place.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aimcsim.kernels.periphery import absmax_per_pixel, dac_patches, dac_pixels
+from aimcsim.nn.backends.base import Backend
+from aimcsim.tiles.engine import analog_pass, analog_pass_per_vector
+
+if TYPE_CHECKING:
+    from aimcsim.nn.analog_mvm import AnalogMVM
+
+
+def as_channel_view(t: torch.Tensor, channels_last: bool) -> np.ndarray:
+    """(N, C, *S) tensor -> numpy (N, C, prod S) or, channels_last, (N, prod S, C)."""
+    n, c = t.shape[0], t.shape[1]
+    if channels_last:
+        return t.permute(0, 2, 3, 1).numpy().reshape(n, -1, c)
+    return t.numpy().reshape(n, c, -1)
+
+
+def from_channel_view(a: np.ndarray, channels: int, spatial: tuple[int, ...],
+                      channels_last: bool) -> torch.Tensor:
+    """Inverse of :func:`as_channel_view` (a view of the same memory)."""
+    n = a.shape[0]
+    t = torch.from_numpy(a)
+    if channels_last:
+        return t.view(n, *spatial, channels).permute(0, 3, 1, 2)
+    return t.view(n, channels, *spatial)
+
+
+class NumbaBackend(Backend):
+    """Programmed tiles on the CPU through the fused Numba periphery (see module docstring)."""
+
+    name = "numba"
+
+    def infer(self, mvm: "AnalogMVM", x: torch.Tensor) -> torch.Tensor:
+        if not mvm.geometry.is_conv:
+            return self._rows(mvm, x)
+        if mvm.config.periphery.input_scaling == "per_patch_exact":
+            return self._unfolded(mvm, x)
+        return self._conv(mvm, x)
+
+    # ------------------------------------------------------------------ linear layers
+    def _rows(self, mvm: "AnalogMVM", x: torch.Tensor) -> torch.Tensor:
+        """A linear layer: every sample one input vector, tile outputs summed in place."""
+        periphery = mvm.row_periphery()
+        geometry = mvm.geometry
+        x = x.detach().contiguous()
+        n = x.shape[0]
+        xn = x.numpy().reshape(n, 1, -1)
+        out = np.zeros((n, 1, mvm.out_channels), np.float32)
+        seeds = mvm.tiles.pass_seeds()
+        for b, (block, cache) in enumerate(zip(mvm.tiles.blocks, mvm.tiles.cache)):
+            i0, i1 = block.in_channels
+            o0, o1 = block.out_channels
+
+            def gemm(xq, weight=cache.weight):
+                v = torch.from_numpy(xq.reshape(xq.shape[0], -1))
+                return geometry.gemm(v, weight, 1).numpy().reshape(xq.shape[0], 1, -1)
+            var_gemm = None
+            if cache.variance is not None:
+                def var_gemm(xq, var=cache.variance):
+                    sq = torch.from_numpy((xq * xq).reshape(xq.shape[0], -1))
+                    return geometry.gemm(sq, var, 1).numpy().reshape(xq.shape[0], 1, -1)
+            analog_pass(xn[:, :, i0:i1], gemm, out[:, :, o0:o1], cache.scale.numpy(), 2,
+                        periphery, np.random.default_rng(seeds[b]), accumulate=True,
+                        var_gemm=var_gemm, stats=mvm.stats)
+        return torch.from_numpy(out.reshape(n, -1))
+
+    # ------------------------------------------------------------------ convolutions
+    def _conv(self, mvm: "AnalogMVM", x: torch.Tensor) -> torch.Tensor:
+        """A convolution around each row block's native convolution (no unfolding)."""
+        periphery = mvm.config.periphery
+        geometry = mvm.geometry
+        c_out = mvm.out_channels
+        x = geometry.prepare(x).detach()
+        channels_last = x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last)
+        if not channels_last:
+            x = x.contiguous()
+        xn = as_channel_view(x, channels_last)
+        axis = 2 if channels_last else 1
+        dac_step = self._dac_step(mvm, x, axis)
+        out_t = None
+        out_n = None
+        written = np.zeros(c_out, bool)
+        seeds = mvm.tiles.pass_seeds()
+        for b, (block, cache) in enumerate(zip(mvm.tiles.blocks, mvm.tiles.cache)):
+            i0, i1 = block.in_channels
+            o0, o1 = block.out_channels
+            xs = xn[:, :, i0:i1] if channels_last else xn[:, i0:i1]
+            shape = {}
+
+            def gemm(xq, weight=cache.weight, groups=block.groups, channels=i1 - i0,
+                     shape=shape):
+                t = from_channel_view(xq, channels, x.shape[2:], channels_last)
+                y = geometry.gemm(t, weight, groups)
+                shape["spatial"] = tuple(y.shape[2:])
+                return as_channel_view(y, channels_last)
+            var_gemm = None
+            if cache.variance is not None:
+                def var_gemm(xq, var=cache.variance, groups=block.groups, channels=i1 - i0):
+                    t = from_channel_view(xq * xq, channels, x.shape[2:], channels_last)
+                    return as_channel_view(geometry.gemm(t, var, groups), channels_last)
+            col_scale = cache.scale.numpy()
+            whole = out_n is None and o0 == 0 and o1 == c_out
+            if not whole and out_n is None:
+                out_t = torch.empty(geometry.output_shape(x, c_out), dtype=torch.float32)
+                if channels_last:
+                    out_t = out_t.contiguous(memory_format=torch.channels_last)
+                out_n = as_channel_view(out_t, channels_last)
+            dest = None if whole else (out_n[:, :, o0:o1] if channels_last else out_n[:, o0:o1])
+            accumulate = bool(written[o0:o1].any())
+            if periphery.input_scaling == "per_image":
+                res = analog_pass(xs, gemm, dest, col_scale, axis, periphery,
+                                  np.random.default_rng(seeds[b]), accumulate=accumulate,
+                                  var_gemm=var_gemm, stats=mvm.stats)
+            else:
+                res = analog_pass_per_vector(xs, dac_step, gemm, dest, col_scale, axis,
+                                             periphery, seeds[b], accumulate=accumulate,
+                                             var_gemm=var_gemm, stats=mvm.stats)
+            if whole:
+                out_t = from_channel_view(res, o1 - o0, shape["spatial"], channels_last)
+                out_n = res
+            written[o0:o1] = True
+        if not written.all():  # channels no tile writes (cannot happen for valid plans)
+            raise RuntimeError(f"{mvm.name}: output channels left unwritten")
+        return out_t
+
+    @staticmethod
+    def _dac_step(mvm: "AnalogMVM", x: torch.Tensor, axis: int):
+        """The DAC step of :func:`analog_pass_per_vector` for the prepared 4-D input ``x``:
+        per-patch abs-max scales (``dac_per_patch``) or one constant scale (static range,
+        constant or no noise management)."""
+        periphery = mvm.config.periphery
+        h, w = x.shape[2:]
+        window = mvm.geometry.window().kernel_parameters(h, w)
+        positions = int(window[10] * window[11])
+        bound, step = periphery.inp_bound, periphery.inp_step
+        name = mvm.name
+
+        def per_patch(xs: np.ndarray, xq: np.ndarray) -> np.ndarray:
+            scales = np.empty((xs.shape[0], positions), np.float32)
+            if not dac_patches(xs, xq, axis, h, w, window, scales, bound, step):
+                raise ValueError(f"{name} input contains NaN or inf values")
+            return scales
+
+        def constant(xs: np.ndarray, xq: np.ndarray) -> np.ndarray:
+            n = xs.shape[0]
+            if not absmax_per_pixel(xs, axis, np.empty((n, h * w), np.float32)):
+                raise ValueError(f"{name} input contains NaN or inf values")
+            value = mvm.constant_scale()
+            dac_pixels(xs, xq, np.full((n, h * w), value, np.float32), axis, bound, step)
+            return np.full((n, positions), value, np.float32)
+
+        abs_max = periphery.input_scaling == "per_patch" and \
+            periphery.noise_management == "abs_max"
+        return per_patch if abs_max else constant
+
+    # ------------------------------------------------------------------ exact reference
+    @staticmethod
+    def _unfolded(mvm: "AnalogMVM", x: torch.Tensor) -> torch.Tensor:
+        """The exact per-patch reference: every patch unfolded and run through its tiles as
+        one input vector (DAC with its own scale, bound management repeating its own DAC).
+        Slow (k x k copies of the input); ``input_scaling="per_patch_exact"``."""
+        geometry = mvm.geometry
+        x = geometry.prepare(x).detach()
+        window = geometry.window()
+        if any(window.pad):
+            x = F.pad(x, window.pad)
+        n = x.shape[0]
+        spatial = [(size - d * (k - 1) - 1) // s + 1 for size, k, s, d in
+                   zip(x.shape[2:], window.kernel, window.stride, window.dilation)]
+        out = torch.zeros([n, mvm.out_channels] + spatial, dtype=torch.float32)
+        seeds = mvm.tiles.pass_seeds()
+        for b, (block, cache) in enumerate(zip(mvm.tiles.blocks, mvm.tiles.cache)):
+            i0, i1 = block.in_channels
+            o0, o1 = block.out_channels
+            cols = F.unfold(x[:, i0:i1], window.kernel, window.dilation, 0, window.stride)
+            positions = cols.shape[2]
+            vectors = cols.transpose(1, 2).reshape(n * positions, 1, -1).contiguous().numpy()
+            matrix = geometry.dense_block_matrix(cache.weight, block, i1 - i0)
+            var_gemm = None
+            if cache.variance is not None:
+                var_matrix = geometry.dense_block_matrix(cache.variance, block, i1 - i0)
+
+                def var_gemm(v, m=var_matrix):
+                    return (torch.from_numpy(v * v).squeeze(1) @ m.t()).numpy()[:, None]
+
+            def gemm(v, m=matrix):
+                return (torch.from_numpy(v).squeeze(1) @ m.t()).numpy()[:, None]
+            y = analog_pass(vectors, gemm, None, cache.scale.numpy(), 2,
+                            mvm.config.periphery, np.random.default_rng(seeds[b]),
+                            accumulate=False, var_gemm=var_gemm, stats=mvm.stats)
+            y = torch.from_numpy(y).view(n, positions, o1 - o0).transpose(1, 2)
+            out[:, o0:o1] += y.reshape(n, o1 - o0, *out.shape[2:])
+        return out
