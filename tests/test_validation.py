@@ -73,6 +73,7 @@ CASES = [
     (MappingConfig, "rows", [0, -1, 512.0, "512", True, (1 << 16) + 1], [1, 1 << 16]),
     (MappingConfig, "cols", [0, 1.5, None], [3, np.int32(64)]),
     (MappingConfig, "weight_scaling", ["row", None], ["column"]),
+    (MappingConfig, "pair_drift", ["aihwkit", None, 1], ["net", "independent"]),
     (DriftCompensationConfig, "enabled", [1, "True", None], [False, np.bool_(True)]),
     (DriftCompensationConfig, "granularity", ["all"], ["column"]),
     (DriftCompensationConfig, "calibration_vectors", [0, 32.0, (1 << 16) + 1, True], [1, 64]),

@@ -5,7 +5,9 @@ G- = max(-w, 0) / w_max * g_max (µS), with w_max = max|W| of the tile (or of ea
 normalised weight the array computes with is W_n = (G+ - G-) / g_max, in [-1, 1]; the read-out
 weight is W_n * w_max. With IR drop on (``config.ir_drop``) the read conductances become the
 effective conductances of the circuit with resistive wires (``aimcsim/tiles/ir_drop.py``) before
-the difference is taken; the MVM itself is unchanged.
+the difference is taken; the MVM itself is unchanged. With ``mapping.pair_drift = "net"`` the
+programmed pairs are re-split onto one device each (``aimcsim/tiles/pair_drift.py``) and the
+read weight is W_n = (G'+ - G'-) / (r g_max), r the re-split scale.
 
 Life cycle: ``program(seed)`` samples the programmed state once (programming noise, drift
 exponents) and measures the drift-compensation reference; ``set_time(t)`` re-evaluates drift and
@@ -24,6 +26,7 @@ from aimcsim.devices import DeviceState
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
 from aimcsim.tiles.ir_drop import tile_ir_drop
+from aimcsim.tiles.pair_drift import resplit_net_pairs
 from aimcsim.validation import check_finite, check_int, check_seed, check_time
 
 #: Seed of the fixed calibration inputs of drift compensation.
@@ -70,6 +73,7 @@ class AnalogTile:
         self.stats = SaturationStats()
         self._state: DeviceState | None = None
         self._w_max: np.ndarray | None = None
+        self._resplit_scale: np.ndarray | None = None
         self._w_n: np.ndarray | None = None
         self._g_read: np.ndarray | None = None
         self._var_n: np.ndarray | None = None
@@ -123,7 +127,12 @@ class AnalogTile:
         g_max = np.float32(device.g_max)
         targets = np.stack([np.maximum(w, 0), np.maximum(-w, 0)]) / divisor * g_max
         targets = np.minimum(targets, g_max).astype(np.float32)
-        self._state = device.program(targets, _generator(program_seq))
+        state = device.program(targets, _generator(program_seq))
+        self._resplit_scale = None
+        if self.config.mapping.pair_drift == "net":
+            state, self._resplit_scale = resplit_net_pairs(state, device,
+                                                           self.config.mapping.weight_scaling)
+        self._state = state
         self._w_max = w_max
         self._read_seq = read_seq
         self._mvm_rng = _generator(mvm_seq)
@@ -168,9 +177,11 @@ class AnalogTile:
             g, factors = tile_ir_drop(g, ir_drop.r_row_ohm, ir_drop.r_col_ohm, ir_drop.method)
             if std is not None:
                 std = (std * factors).astype(np.float32)
+        # µS per unit of normalised weight: g_max, times r for re-split pairs
+        unit = g_max if self._resplit_scale is None else g_max * self._resplit_scale
         self._var_n = None if std is None else (
-            (std[0] ** 2 + std[1] ** 2) / g_max ** 2).astype(np.float32)
-        self._w_n = ((g[0] - g[1]) / g_max).astype(np.float32)
+            (std[0] ** 2 + std[1] ** 2) / unit ** 2).astype(np.float32)
+        self._w_n = ((g[0] - g[1]) / unit).astype(np.float32)
         self.t = t
         if self._s0 is not None:
             self._alpha = np.ones_like(self._s0)
@@ -204,14 +215,15 @@ class AnalogTile:
     @property
     def normalized_weights(self) -> np.ndarray:
         """W_n = (G+ - G-) / g_max at the current time, (G, r, c) float32 (effective
-        conductances with IR drop on)."""
+        conductances with IR drop on; (G'+ - G'-) / (r g_max) for net pair drift)."""
         self._require_programmed()
         return self._w_n
 
     @property
     def read_conductances(self) -> np.ndarray | None:
         """G+ and G- (2, G, r, c), µS, of the last read (the mean conductances with per-MVM
-        read noise), before IR drop; kept only when IR drop is on (else None)."""
+        read noise; the re-split pair for net pair drift), before IR drop; kept only when IR
+        drop is on (else None)."""
         self._require_programmed()
         return self._g_read
 

@@ -59,10 +59,17 @@ def read_tile(weights: torch.Tensor, config: AnalogConfig, sampler: TorchDeviceS
     G+ = max(w, 0) / w_max g_max, G- = max(-w, 0) / w_max g_max (µS), sampled by the device
     model, IR drop folded in (``config.ir_drop``), W_n = (G+ - G-) / g_max.
 
+    ``config.mapping.pair_drift = "net"`` is not modelled here: ValueError.
+
     Returns:
         (W_n(t) (G, r, c): the read normalised weights (drifted only, for per-MVM read noise),
         output scale w_max x alpha (G * c,), alpha the drift compensation).
     """
+    if config.mapping.pair_drift != "independent":
+        raise ValueError(f"mapping.pair_drift={config.mapping.pair_drift!r} is not modelled by "
+                         "the torch tile sampling of device-model hardware-aware training; use "
+                         "pair_drift='independent', or the 'auto' backend on the CPU (its numpy "
+                         "tiles model it)")
     w = weights.detach().to(torch.float32)
     if config.mapping.weight_scaling == "tile":
         w_max = w.abs().max().expand(w.shape[0], 1, w.shape[2])
