@@ -13,14 +13,18 @@ per input vector (per patch), no bound management, its PCM noise model, global d
 compensation (one-hot readout), 512 x 512 tiles. This script calls itself there with
 ``--role peer``.
 
-aimcsim is measured in three configurations:
+aimcsim is measured in four configurations:
 - ``matched``: the peer's settings (per-patch scaling, no bound management, one-hot GDC
-  calibration, and the devices of target 0 µS programmed like the others:
-  ``noise_idle_devices=True``, as aihwkit's PCM model does; docs/physics.md section 1);
+  calibration) and its PCM model's treatment of pairs: the devices of target 0 µS programmed
+  like the others (``noise_idle_devices=True``) and each pair reduced to its net programmed
+  conductance, re-split onto one device that drifts and read-noises
+  (``mapping.pair_drift="net"``); docs/physics.md section 1;
+- ``matched-idle-independent``: the same with each device of the pair drifting on its own
+  (``pair_drift="independent"``), the "matched" mode of 2026-11-30;
 - ``matched-idle-off``: the same with idle devices left at 0 µS (aimcsim's default device
-  rule), the "matched" mode before 2026-11-30, kept to show what that one setting costs;
+  rule), the "matched" mode of 2026-11-29, kept to show what those settings cost;
 - ``default``: ``AnalogConfig()`` (per-patch scaling, iterative bound management, dense GDC
-  calibration, idle devices at 0 µS).
+  calibration, idle devices at 0 µS, independent pairs).
 Programming r of every series uses seed r (aimcsim and aihwkit draw from different streams, so
 the comparison is of means over programmings, not paired). ``--peer-from`` takes aihwkit's
 runs from an earlier output ``.json`` when it was measured with the same model, weights,
@@ -111,7 +115,9 @@ def ours_configs() -> dict:
     idle_off = AnalogConfig().replace(**{"periphery.bound_management": "none",
                                          "drift_compensation.calibration": "one_hot"})
     idle_on = dataclasses.replace(idle_off.device.config, noise_idle_devices=True)
-    return {"aimcsim matched": idle_off.replace(**{"device.config": idle_on}),
+    idle_independent = idle_off.replace(**{"device.config": idle_on})
+    return {"aimcsim matched": idle_independent.replace(**{"mapping.pair_drift": "net"}),
+            "aimcsim matched-idle-independent": idle_independent,
             "aimcsim matched-idle-off": idle_off,
             "aimcsim default": AnalogConfig()}
 

@@ -84,7 +84,7 @@ def ours_load(model, data: dict[str, np.ndarray]) -> None:
         tile._alpha = np.full(tile.out_size, float(data[f"{name}:alpha"]), np.float32)
     for module in model.modules():
         if isinstance(module, ANALOG_LAYERS):
-            module._refresh_cache()
+            module.analog.to(module.weight.device)  # re-cache the tiles' read weights
 
 
 def run_ours(args, batches, swap: Path, peer_done: bool) -> dict:

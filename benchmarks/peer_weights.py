@@ -2,6 +2,7 @@
 
     python benchmarks/peer_weights.py --weights checkpoints/resnet32_swa_low/model.pt \
         [--model resnet32] [--limit 500] [--reps 10] [--times 3600,86400] \
+        [--ours matched,matched-idle-independent,matched-idle-off] [--alpha-scales f1,f2] \
         [--peer-python /work/venv-peer/bin/python] [--out docs/results/peer_weights]
 
 ``peer_swap.py`` shows that the two forward passes give the same accuracy on the same read
@@ -11,11 +12,12 @@ read. Their accuracy after drift varies by several points from one programming t
 few programmings cannot separate them. aihwkit's programming and drift are fast, its forward
 pass is not: here aihwkit only programs (``torch.manual_seed(r)``) and reads each time t,
 storing every tile's read weights and alpha, and aimcsim's forward pass evaluates them beside
-aimcsim's own reads (``peer_accuracy.ours_configs``'s ``matched`` and ``matched-idle-off``).
+aimcsim's own reads (``peer_accuracy.ours_configs``'s ``matched``, ``matched-idle-independent``
+and ``matched-idle-off``; ``--ours`` picks some).
 Programming r of every series runs with aimcsim's forward-noise stream of seed r (paired).
 ``--alpha-scales f1,f2`` adds series of aimcsim ``matched`` with every tile's alpha multiplied
-by f: how steeply accuracy depends on the compensation's overall gain. Writes ``<out>.md`` (mean, SD and SE over programmings; paired differences to aihwkit's
-weights) and ``.json``.
+by f: how steeply accuracy depends on the compensation's overall gain. Writes ``<out>.md``
+(mean, SD and SE over programmings; paired differences to aihwkit's weights) and ``.json``.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from peer_accuracy import accuracy, call_peer, load_model, test_batches  # noqa: E402
 from peer_swap import key, ours_load, peer_dump  # noqa: E402
 
-OURS = ("matched", "matched-idle-off")
+OURS = ("matched", "matched-idle-independent", "matched-idle-off")
 
 
 def run_peer(args) -> dict:
@@ -61,7 +63,7 @@ def scale_alphas(model, factor: float) -> None:
         if isinstance(module, ANALOG_LAYERS):
             for tile in module.tiles:
                 tile._alpha = (tile._alpha * np.float32(factor)).astype(np.float32)
-            module._refresh_cache()
+            module.analog.to(module.weight.device)  # re-cache the tiles' read weights
 
 
 def run_ours(args, swap: Path, version: str) -> dict[str, dict[str, list[float]]]:
@@ -72,7 +74,7 @@ def run_ours(args, swap: Path, version: str) -> dict[str, dict[str, list[float]]
     base = load_model(args.model, args.weights)
     runs: dict[str, dict[str, list[float]]] = {}
     series = [(f"aihwkit {version} weights", "matched", True, 1.0)] + \
-        [(f"aimcsim {name}", name, False, 1.0) for name in OURS] + \
+        [(f"aimcsim {name}", name, False, 1.0) for name in args.ours] + \
         [(f"aimcsim matched, alpha x {f:g}", "matched", False, f) for f in args.alpha_scales]
     for label, config_name, from_peer, factor in series:
         for rep in range(args.reps):
@@ -121,6 +123,8 @@ def main(argv=None) -> None:
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--times", default="3600,86400")
+    parser.add_argument("--ours", default=",".join(OURS),
+                        help=f"comma-separated aimcsim series, of {','.join(OURS)}")
     parser.add_argument("--alpha-scales", default="",
                         help="comma-separated factors f: extra series, matched with alpha x f")
     parser.add_argument("--data", default=None)
@@ -134,6 +138,10 @@ def main(argv=None) -> None:
         raise SystemExit("--reps must be at least 2 (standard errors)")
     args.times = [float(t) for t in args.times.split(",")]
     args.alpha_scales = [float(f) for f in args.alpha_scales.split(",") if f]
+    args.ours = [name for name in args.ours.split(",") if name]
+    unknown = sorted(set(args.ours) - set(OURS))
+    if unknown:
+        raise SystemExit(f"--ours: unknown series {unknown}; known: {', '.join(OURS)}")
     torch.set_num_threads(args.threads)
     if args.role == "peer":
         print(json.dumps(run_peer(args)))

@@ -25,14 +25,20 @@ def small_network() -> nn.Module:
 
 def test_matched_configs_differ_from_each_other_only_where_documented():
     configs = {k.removeprefix("aimcsim "): v.to_dict() for k, v in ours_configs().items()}
-    matched, idle_off, default = configs["matched"], configs["matched-idle-off"], \
-        configs["default"]
+    matched, independent, idle_off, default = (
+        configs[k] for k in ("matched", "matched-idle-independent", "matched-idle-off",
+                             "default"))
     assert matched["device"]["config"]["noise_idle_devices"] is True
+    assert matched["mapping"]["pair_drift"] == "net"
     assert matched["periphery"]["bound_management"] == "none"
     assert matched["drift_compensation"]["calibration"] == "one_hot"
+    independent["mapping"]["pair_drift"] = "net"
+    assert independent == matched
     idle_off["device"]["config"]["noise_idle_devices"] = True
+    idle_off["mapping"]["pair_drift"] = "net"
     assert idle_off == matched
     assert default["device"]["config"]["noise_idle_devices"] is False
+    assert default["mapping"]["pair_drift"] == "independent"
     assert default["drift_compensation"]["calibration"] == "dense"
 
 
