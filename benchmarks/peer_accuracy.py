@@ -13,13 +13,16 @@ per input vector (per patch), no bound management, its PCM noise model, global d
 compensation (one-hot readout), 512 x 512 tiles. This script calls itself there with
 ``--role peer``.
 
-aimcsim is measured in four configurations:
+aimcsim is measured in five configurations:
 - ``matched``: the peer's settings (per-patch scaling, no bound management, one-hot GDC
-  calibration) and its PCM model's treatment of pairs: the devices of target 0 µS programmed
-  like the others (``noise_idle_devices=True``) and each pair reduced to its net programmed
-  conductance, re-split onto one device that drifts and read-noises
-  (``mapping.pair_drift="net"``); docs/physics.md section 1;
-- ``matched-idle-independent``: the same with each device of the pair drifting on its own
+  calibration whose reference is read from the programmed conductances without read noise,
+  ``drift_compensation.reference="programmed"``) and its PCM model's treatment of pairs: the
+  devices of target 0 µS programmed like the others (``noise_idle_devices=True``) and each
+  pair reduced to its net programmed conductance, re-split onto one device that drifts and
+  read-noises (``mapping.pair_drift="net"``); docs/physics.md section 1;
+- ``matched-read-reference``: the same with the GDC reference read at t = 0 (read noise
+  included, aimcsim's default);
+- ``matched-idle-independent``: that, with each device of the pair drifting on its own
   (``pair_drift="independent"``), the "matched" mode of 2026-11-30;
 - ``matched-idle-off``: the same with idle devices left at 0 µS (aimcsim's default device
   rule), the "matched" mode of 2026-11-29, kept to show what those settings cost;
@@ -116,7 +119,10 @@ def ours_configs() -> dict:
                                          "drift_compensation.calibration": "one_hot"})
     idle_on = dataclasses.replace(idle_off.device.config, noise_idle_devices=True)
     idle_independent = idle_off.replace(**{"device.config": idle_on})
-    return {"aimcsim matched": idle_independent.replace(**{"mapping.pair_drift": "net"}),
+    read_reference = idle_independent.replace(**{"mapping.pair_drift": "net"})
+    return {"aimcsim matched": read_reference.replace(
+                **{"drift_compensation.reference": "programmed"}),
+            "aimcsim matched-read-reference": read_reference,
             "aimcsim matched-idle-independent": idle_independent,
             "aimcsim matched-idle-off": idle_off,
             "aimcsim default": AnalogConfig()}

@@ -8,11 +8,10 @@ For every tile, after programming and a read at time t: the tile's compensation 
 the shrink s of its weights (least-squares slope of the read weights W(t) on the weights read
 right after programming W(0): s = <W(t), W(0)> / <W(0), W(0)>), and their product alpha x s,
 which is 1 for a perfect compensation. aihwkit's ``programmed_weights`` are its W(0); aimcsim
-reads W(0) at t = 0. Both sides use ``peer_accuracy.py``'s settings (aimcsim "matched",
-"matched-idle-independent" and "matched-idle-off": one-hot calibration, as aihwkit; "default":
-dense calibration). Reports the mean, min and max
-of alpha x s over tiles, the tile count and the tile shapes (rows x columns) of both sides, so a
-difference in tiling would show. Writes ``<out>.md`` and ``.json``.
+reads W(0) at t = 0. Both sides use ``peer_accuracy.py``'s settings (aimcsim's "matched*"
+series: one-hot calibration, as aihwkit; "default": dense calibration). Reports the mean, min
+and max of alpha x s over tiles, the tile count and the tile shapes (rows x columns) of both
+sides, so a difference in tiling would show. Writes ``<out>.md`` and ``.json``.
 """
 from __future__ import annotations
 

@@ -220,8 +220,8 @@ def main(argv=None) -> None:
                         help="each layer alone on float inputs, or inside the analog network")
     parser.add_argument("--variants",
                         default="matched,matched-idle-independent,matched-idle-off",
-                        help="of aimcsim's: matched,matched-idle-independent,matched-idle-off,"
-                             "default")
+                        help="of aimcsim's: matched,matched-read-reference,"
+                             "matched-idle-independent,matched-idle-off,default")
     parser.add_argument("--data", default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")

@@ -2,7 +2,7 @@
 
     python benchmarks/peer_weights.py --weights checkpoints/resnet32_swa_low/model.pt \
         [--model resnet32] [--limit 500] [--reps 10] [--times 3600,86400] \
-        [--ours matched,matched-idle-independent,matched-idle-off] [--alpha-scales f1,f2] \
+        [--ours matched,matched-read-reference,...] [--alpha-scales f1,f2] \
         [--peer-python /work/venv-peer/bin/python] [--out docs/results/peer_weights]
 
 ``peer_swap.py`` shows that the two forward passes give the same accuracy on the same read
@@ -12,8 +12,8 @@ read. Their accuracy after drift varies by several points from one programming t
 few programmings cannot separate them. aihwkit's programming and drift are fast, its forward
 pass is not: here aihwkit only programs (``torch.manual_seed(r)``) and reads each time t,
 storing every tile's read weights and alpha, and aimcsim's forward pass evaluates them beside
-aimcsim's own reads (``peer_accuracy.ours_configs``'s ``matched``, ``matched-idle-independent``
-and ``matched-idle-off``; ``--ours`` picks some).
+aimcsim's own reads (``peer_accuracy.ours_configs``'s ``matched``, ``matched-read-reference``,
+``matched-idle-independent`` and ``matched-idle-off``; ``--ours`` picks some).
 Programming r of every series runs with aimcsim's forward-noise stream of seed r (paired).
 ``--alpha-scales f1,f2`` adds series of aimcsim ``matched`` with every tile's alpha multiplied
 by f: how steeply accuracy depends on the compensation's overall gain. Writes ``<out>.md``
@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from peer_accuracy import accuracy, call_peer, load_model, test_batches  # noqa: E402
 from peer_swap import key, ours_load, peer_dump  # noqa: E402
 
-OURS = ("matched", "matched-idle-independent", "matched-idle-off")
+OURS = ("matched", "matched-read-reference", "matched-idle-independent", "matched-idle-off")
 
 
 def run_peer(args) -> dict:

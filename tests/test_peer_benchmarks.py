@@ -25,20 +25,25 @@ def small_network() -> nn.Module:
 
 def test_matched_configs_differ_from_each_other_only_where_documented():
     configs = {k.removeprefix("aimcsim "): v.to_dict() for k, v in ours_configs().items()}
-    matched, independent, idle_off, default = (
-        configs[k] for k in ("matched", "matched-idle-independent", "matched-idle-off",
-                             "default"))
+    matched, read_reference, independent, idle_off, default = (
+        configs[k] for k in ("matched", "matched-read-reference", "matched-idle-independent",
+                             "matched-idle-off", "default"))
     assert matched["device"]["config"]["noise_idle_devices"] is True
     assert matched["mapping"]["pair_drift"] == "net"
     assert matched["periphery"]["bound_management"] == "none"
     assert matched["drift_compensation"]["calibration"] == "one_hot"
-    independent["mapping"]["pair_drift"] = "net"
-    assert independent == matched
-    idle_off["device"]["config"]["noise_idle_devices"] = True
-    idle_off["mapping"]["pair_drift"] = "net"
-    assert idle_off == matched
+    assert matched["drift_compensation"]["reference"] == "programmed"
+    # each series leaves out one more of matched's settings: put them back
+    for config, left_out in ((read_reference, 1), (independent, 2), (idle_off, 3)):
+        config["drift_compensation"]["reference"] = "programmed"
+        if left_out >= 2:
+            config["mapping"]["pair_drift"] = "net"
+        if left_out >= 3:
+            config["device"]["config"]["noise_idle_devices"] = True
+        assert config == matched
     assert default["device"]["config"]["noise_idle_devices"] is False
     assert default["mapping"]["pair_drift"] == "independent"
+    assert default["drift_compensation"]["reference"] == "read"
     assert default["drift_compensation"]["calibration"] == "dense"
 
 

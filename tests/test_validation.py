@@ -76,6 +76,7 @@ CASES = [
     (MappingConfig, "pair_drift", ["aihwkit", None, 1], ["net", "independent"]),
     (DriftCompensationConfig, "enabled", [1, "True", None], [False, np.bool_(True)]),
     (DriftCompensationConfig, "granularity", ["all"], ["column"]),
+    (DriftCompensationConfig, "reference", ["exact", None], ["programmed", "read"]),
     (DriftCompensationConfig, "calibration_vectors", [0, 32.0, (1 << 16) + 1, True], [1, 64]),
     (AnalogConfig, "read_noise_sampling", ["sometimes", None], ["per_mvm"]),
     (AnalogConfig, "device", ["pcm", None], []),

@@ -19,6 +19,7 @@ PAIR_DRIFT = ("independent", "net")
 READ_NOISE_SAMPLING = ("per_read", "per_mvm")
 GDC_GRANULARITY = ("tile", "column")
 GDC_CALIBRATION = ("dense", "one_hot")
+GDC_REFERENCE = ("read", "programmed")
 #: Upper limit of the full-scale read voltage, volts.
 MAX_READ_VOLTAGE_V = 10.0
 
@@ -75,12 +76,18 @@ class DriftCompensationConfig:
             aihwkit 1.1.0 reads its tiles; each output then holds one device and the output
             noise and ADC step inflate mean |y| as weights drift down, so alpha
             under-compensates (measured in docs/physics.md).
+        reference: what s0 is measured on. ``read`` (default): a read right after programming
+            (t = 0, read noise included), as a chip measures it. ``programmed``: the programmed
+            conductances without read noise (output noise and ADC still apply), as aihwkit
+            1.1.0 does; with one-hot calibration the read noise at t = 0 raises s0, and so
+            alpha, by about 0.2% on ResNet-32 (physics.md, "Global drift compensation").
     """
 
     enabled: bool = True
     granularity: str = "tile"
     calibration_vectors: int = 32
     calibration: str = "dense"
+    reference: str = "read"
 
     def __post_init__(self) -> None:
         self.enabled = check_bool(self.enabled, "enabled")
@@ -88,6 +95,7 @@ class DriftCompensationConfig:
         self.calibration_vectors = check_int(self.calibration_vectors, "calibration_vectors", 1,
                                              MAX_TILE_SIDE)
         check_choice(self.calibration, GDC_CALIBRATION, "calibration")
+        check_choice(self.reference, GDC_REFERENCE, "reference")
 
 
 @dataclass

@@ -10,7 +10,8 @@ programmed pairs are re-split onto one device each (``aimcsim/tiles/pair_drift.p
 read weight is W_n = (G'+ - G'-) / (r g_max), r the re-split scale.
 
 Life cycle: ``program(seed)`` samples the programmed state once (programming noise, drift
-exponents) and measures the drift-compensation reference; ``set_time(t)`` re-evaluates drift and
+exponents) and measures the drift-compensation reference (on a read at t = 0, or on the
+programmed conductances, ``drift_compensation.reference``); ``set_time(t)`` re-evaluates drift and
 read noise at t seconds after programming without re-programming; ``mvm(x)`` runs the
 periphery of ``engine.analog_pass`` around the matrix product.
 
@@ -140,8 +141,11 @@ class AnalogTile:
         self._s0 = None
         self.stats = SaturationStats()
         self.set_time(0.0)
-        if self.config.drift_compensation.enabled:
-            self._s0 = self._calibration_readout()
+        gdc = self.config.drift_compensation
+        if gdc.enabled:
+            reference = (self._programmed_weights(), None) if gdc.reference == "programmed" \
+                else None
+            self._s0 = self._calibration_readout(weights=reference)
             self._alpha = np.ones_like(self._s0)
 
     def _require_programmed(self) -> None:
@@ -164,7 +168,6 @@ class AnalogTile:
         else:
             read_seq = np.random.SeedSequence(int(seed))
         rng = _generator(read_seq)
-        g_max = np.float32(device.g_max)
         std = None
         if self.config.read_noise_sampling == "per_read":
             g = device.read(self._state, t, rng)
@@ -177,8 +180,7 @@ class AnalogTile:
             g, factors = tile_ir_drop(g, ir_drop.r_row_ohm, ir_drop.r_col_ohm, ir_drop.method)
             if std is not None:
                 std = (std * factors).astype(np.float32)
-        # µS per unit of normalised weight: g_max, times r for re-split pairs
-        unit = g_max if self._resplit_scale is None else g_max * self._resplit_scale
+        unit = self._unit()
         self._var_n = None if std is None else (
             (std[0] ** 2 + std[1] ** 2) / unit ** 2).astype(np.float32)
         self._w_n = ((g[0] - g[1]) / unit).astype(np.float32)
@@ -188,6 +190,19 @@ class AnalogTile:
             s_t = self._calibration_readout(rng)
             self._alpha = np.where(s_t > 0, self._s0 / np.where(s_t > 0, s_t, 1), 1.0
                                    ).astype(np.float32)
+
+    def _unit(self) -> np.float32 | np.ndarray:
+        """µS per unit of normalised weight: g_max, times r for re-split pairs."""
+        g_max = np.float32(self.config.device.g_max)
+        return g_max if self._resplit_scale is None else g_max * self._resplit_scale
+
+    def _programmed_weights(self) -> np.ndarray:
+        """W_n of the programmed conductances (t = 0, no read noise; IR drop folded in)."""
+        g = self.config.device.drifted(self._state, 0.0)
+        ir_drop = self.config.ir_drop
+        if ir_drop.enabled:
+            g, _ = tile_ir_drop(g, ir_drop.r_row_ohm, ir_drop.r_col_ohm, ir_drop.method)
+        return ((g[0] - g[1]) / self._unit()).astype(np.float32)
 
     def _calibration_inputs(self) -> np.ndarray:
         """The fixed calibration batch (same at programming and at every later read)."""
@@ -203,10 +218,13 @@ class AnalogTile:
             self._cal_key = key
         return self._cal_inputs
 
-    def _calibration_readout(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Mean |y| of the calibration batch in ADC units: a scalar per tile or per column."""
+    def _calibration_readout(self, rng: np.random.Generator | None = None,
+                             weights: tuple[np.ndarray, np.ndarray | None] | None = None
+                             ) -> np.ndarray:
+        """Mean |y| of the calibration batch in ADC units: a scalar per tile or per column.
+        ``weights``: (W_n, per-MVM variance or None) to read instead of the current read."""
         x = self._calibration_inputs()
-        y = self._mvm_raw(x, rng or self._mvm_rng, scaled=False, stats=None)
+        y = self._mvm_raw(x, rng or self._mvm_rng, scaled=False, stats=None, weights=weights)
         if self.config.drift_compensation.granularity == "tile":
             return np.full(self.out_size, np.abs(y).mean(), np.float32)
         return np.abs(y).mean(axis=0).astype(np.float32)
@@ -265,15 +283,17 @@ class AnalogTile:
         return gemm
 
     def _mvm_raw(self, x: np.ndarray, rng: np.random.Generator, scaled: bool,
-                 stats: SaturationStats | None) -> np.ndarray:
+                 stats: SaturationStats | None,
+                 weights: tuple[np.ndarray, np.ndarray | None] | None = None) -> np.ndarray:
         n = x.shape[0]
         out = np.empty((n, 1, self.out_size), np.float32)
         col_scale = self.output_scale if scaled else np.ones(self.out_size, np.float32)
-        var_gemm = self._gemm(self._var_n) if self._var_n is not None else None
+        w_n, var_n = (self._w_n, self._var_n) if weights is None else weights
+        var_gemm = self._gemm(var_n) if var_n is not None else None
         if var_gemm is not None:
             base = var_gemm
             var_gemm = lambda xq: base(xq * xq)  # noqa: E731  (variance of sum x_i w_i)
-        analog_pass(x.reshape(n, 1, -1), self._gemm(self._w_n), out, col_scale, 2,
+        analog_pass(x.reshape(n, 1, -1), self._gemm(w_n), out, col_scale, 2,
                     self.config.periphery, rng, accumulate=False, var_gemm=var_gemm, stats=stats)
         return out.reshape(n, self.out_size)
 

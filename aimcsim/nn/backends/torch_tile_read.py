@@ -81,8 +81,8 @@ def read_tile(weights: torch.Tensor, config: AnalogConfig, sampler: TorchDeviceS
     state = sampler.program(torch.clamp(targets, max=g_max))
     ir_drop = config.ir_drop
 
-    def normalised(at: float) -> torch.Tensor:
-        if config.read_noise_sampling == "per_mvm":
+    def normalised(at: float, read_noise: bool = True) -> torch.Tensor:
+        if config.read_noise_sampling == "per_mvm" or not read_noise:
             g = sampler.drifted(state, at)
         else:
             g = sampler.read(state, at)
@@ -92,7 +92,8 @@ def read_tile(weights: torch.Tensor, config: AnalogConfig, sampler: TorchDeviceS
 
     scale = w_max.reshape(-1)
     if config.drift_compensation.enabled:
-        s0 = _calibration_readout(normalised(0.0), config)
+        s0 = _calibration_readout(normalised(
+            0.0, read_noise=config.drift_compensation.reference == "read"), config)
         w_n = normalised(t)
         s_t = _calibration_readout(w_n, config)
         alpha = torch.where(s_t > 0, s0 / torch.where(s_t > 0, s_t, torch.ones_like(s_t)),
