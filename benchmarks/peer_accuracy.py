@@ -2,7 +2,8 @@
 
     python benchmarks/peer_accuracy.py --weights checkpoints/resnet32_swa_low/model.pt \
         [--model resnet32] [--limit 2000] [--reps 3] [--times 1,3600,86400,2592000] \
-        [--peer-python /work/venv-peer/bin/python] [--out docs/results/peer_accuracy]
+        [--peer-python /work/venv-peer/bin/python] [--peer-from docs/results/peer_accuracy.json] \
+        [--out docs/results/peer_accuracy]
 
 The peer runs in its own environment (set-up: ``python -m venv /work/venv-peer &&
 /work/venv-peer/bin/pip install aihwkit==1.1.0 torch==2.13.0``; torch pinned in the same
@@ -12,13 +13,26 @@ per input vector (per patch), no bound management, its PCM noise model, global d
 compensation (one-hot readout), 512 x 512 tiles. This script calls itself there with
 ``--role peer``.
 
-aimcsim is measured in two configurations:
+aimcsim is measured in five configurations:
 - ``matched``: the peer's settings (per-patch scaling, no bound management, one-hot GDC
-  calibration);
+  calibration whose reference is read from the programmed conductances without read noise,
+  ``drift_compensation.reference="programmed"``) and its PCM model's treatment of pairs: the
+  devices of target 0 µS programmed like the others (``noise_idle_devices=True``) and each
+  pair reduced to its net programmed conductance, re-split onto one device that drifts and
+  read-noises (``mapping.pair_drift="net"``); docs/physics.md section 1;
+- ``matched-read-reference``: the same with the GDC reference read at t = 0 (read noise
+  included, aimcsim's default);
+- ``matched-idle-independent``: that, with each device of the pair drifting on its own
+  (``pair_drift="independent"``), the "matched" mode of 2026-11-30;
+- ``matched-idle-off``: the same with idle devices left at 0 µS (aimcsim's default device
+  rule), the "matched" mode of 2026-11-29, kept to show what those settings cost;
 - ``default``: ``AnalogConfig()`` (per-patch scaling, iterative bound management, dense GDC
-  calibration).
+  calibration, idle devices at 0 µS, independent pairs).
 Programming r of every series uses seed r (aimcsim and aihwkit draw from different streams, so
-the comparison is of means over programmings, not paired). Writes ``<out>.md`` and ``.json``.
+the comparison is of means over programmings, not paired). ``--peer-from`` takes aihwkit's
+runs from an earlier output ``.json`` when it was measured with the same model, weights,
+images, programmings and times (aihwkit's side is seeded, so a rerun repeats it; it takes
+most of the ~20 min), else it runs the peer. Writes ``<out>.md`` and ``.json``.
 """
 from __future__ import annotations
 
@@ -97,11 +111,39 @@ def run_peer(args) -> dict:
     return {"aihwkit": __version__, "runs": runs}
 
 
-def ours_configs():
+def ours_configs() -> dict:
+    """aimcsim's configurations, by label (see the module docstring)."""
+    import dataclasses
     from aimcsim.tiles import AnalogConfig
-    matched = AnalogConfig().replace(**{"periphery.bound_management": "none",
-                                        "drift_compensation.calibration": "one_hot"})
-    return {"aimcsim matched": matched, "aimcsim default": AnalogConfig()}
+    idle_off = AnalogConfig().replace(**{"periphery.bound_management": "none",
+                                         "drift_compensation.calibration": "one_hot"})
+    idle_on = dataclasses.replace(idle_off.device.config, noise_idle_devices=True)
+    idle_independent = idle_off.replace(**{"device.config": idle_on})
+    read_reference = idle_independent.replace(**{"mapping.pair_drift": "net"})
+    return {"aimcsim matched": read_reference.replace(
+                **{"drift_compensation.reference": "programmed"}),
+            "aimcsim matched-read-reference": read_reference,
+            "aimcsim matched-idle-independent": idle_independent,
+            "aimcsim matched-idle-off": idle_off,
+            "aimcsim default": AnalogConfig()}
+
+
+#: Arguments that must agree for ``--peer-from`` to reuse a stored aihwkit measurement.
+PEER_KEYS = ("model", "weights", "limit", "reps", "times", "data")
+
+
+def stored_peer(path: str | None, args) -> dict | None:
+    """aihwkit's runs from an earlier output JSON measured with the same ``PEER_KEYS``
+    arguments, else None (a message says why)."""
+    if not path or not Path(path).exists():
+        return None
+    stored = json.loads(Path(path).read_text())
+    old = stored.get("args", {})
+    differing = [k for k in PEER_KEYS if old.get(k) != getattr(args, k)]
+    if stored.get("peer") is None or differing:
+        print(f"not reusing {path}: differs in {differing or 'peer missing'}", file=sys.stderr)
+        return None
+    return stored["peer"]
 
 
 def run_ours(args) -> dict:
@@ -152,6 +194,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")
+    parser.add_argument("--peer-from", default=None,
+                        help="an earlier output .json whose aihwkit runs to reuse (see above)")
     parser.add_argument("--role", choices=("driver", "peer"), default="driver")
     parser.add_argument("--out", default="docs/results/peer_accuracy")
     args = parser.parse_args(argv)
@@ -161,8 +205,10 @@ def main(argv=None) -> None:
         print(json.dumps(run_peer(args)))
         return
     start = time.perf_counter()
-    peer = None
-    peer = call_peer(args.peer_python, __file__, argv)
+    peer = stored_peer(args.peer_from, args)
+    args.peer_reused = peer is not None
+    if peer is None:
+        peer = call_peer(args.peer_python, __file__, argv)
     ours = run_ours(args)
     title = (f"{args.model} ({Path(args.weights).parent.name}): aimcsim and aihwkit, first "
              f"{args.limit} test images, {args.reps} programmings each")

@@ -149,6 +149,44 @@ def test_one_hot_calibration_under_compensates_like_aihwkit():
     assert scales["one_hot"] < scales["dense"] - 0.025
 
 
+@pytest.mark.parametrize("ir_drop", [0.0, 5.0])
+def test_gdc_reference_on_the_programmed_conductances_skips_only_the_read_noise(ir_drop):
+    """``reference="programmed"`` (aihwkit's): s0 is what a tile without read noise measures
+    (same programming, same output-noise draws), bit for bit, with or without IR drop; with
+    one-hot calibration the read noise at t = 0 raises the ``read`` reference above it."""
+    w = (np.random.default_rng(6).standard_normal((256, 64)) * 0.3).astype(np.float32)
+    base = AnalogConfig(device=PCMDevice(noise_idle_devices=True)).replace(**{
+        "drift_compensation.calibration": "one_hot", "ir_drop.r_row_ohm": ir_drop})
+    quiet = base.replace(**{"device.config": PCMDevice(read_noise_scale=0.0,
+                                                       noise_idle_devices=True).config})
+    for sampling in ("per_read", "per_mvm"):
+        s0 = {}
+        for name, config, reference in (("programmed", base, "programmed"),
+                                        ("read", base, "read"), ("quiet", quiet, "read")):
+            tile = AnalogTile(w, config.replace(**{"drift_compensation.reference": reference,
+                                                   "read_noise_sampling": sampling}))
+            tile.program(2)
+            s0[name] = tile._s0
+        np.testing.assert_array_equal(s0["programmed"], s0["quiet"])
+        assert s0["read"][0] > s0["programmed"][0]
+
+
+def test_gdc_reference_programmed_compensates_to_the_noise_free_mean():
+    """Ideal periphery, one-hot calibration, no programming noise or drift: alpha at t is
+    mean|W / w_max| / mean|W_n(t)| exactly (s0 on the programmed weights)."""
+    w = (np.random.default_rng(7).standard_normal((64, 32)) * 0.3).astype(np.float32)
+    config = AnalogConfig(device=PCMDevice(prog_noise_scale=0.0, drift_scale=0.0),
+                          periphery=PeripheryConfig.ideal()).replace(**{
+        "drift_compensation.calibration": "one_hot",
+        "drift_compensation.reference": "programmed"})
+    tile = AnalogTile(w, config)
+    tile.program(1)
+    tile.set_time(86400.0)
+    expected = np.abs(w / np.abs(w).max()).mean() / np.abs(tile.normalized_weights).mean()
+    np.testing.assert_allclose(tile.drift_compensation, expected, rtol=1e-5)
+    assert abs(expected - 1) > 1e-4  # the read noise moved mean|W_n|
+
+
 def test_per_mvm_read_noise_adds_variance_but_keeps_the_mean():
     rng = np.random.default_rng(3)
     w = rng.uniform(-1, 1, (128, 16)).astype(np.float32)

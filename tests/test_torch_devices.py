@@ -183,6 +183,27 @@ def test_read_tile_maps_weights_like_the_analog_tile(scaling, groups, ir_drop):
         assert (w_n.abs() <= ideal.abs()).all() and not torch.equal(w_n, ideal)
 
 
+@pytest.mark.parametrize("sampling", ["per_read", "per_mvm"])
+def test_read_tile_gdc_reference_on_the_programmed_weights(sampling):
+    """Ideal periphery, one-hot calibration, read noise only: with
+    ``reference="programmed"`` alpha = mean|W / w_max| / mean|W_n(t)| exactly, as the numpy
+    tile computes it."""
+    w = torch.from_numpy((np.random.default_rng(8).standard_normal((1, 64, 32)) * 0.3
+                          ).astype(np.float32))
+    config = AnalogConfig(device=PCMDevice(prog_noise_scale=0.0, drift_scale=0.0),
+                          periphery=PeripheryConfig.ideal(),
+                          read_noise_sampling=sampling).replace(**{
+        "drift_compensation.calibration": "one_hot",
+        "drift_compensation.reference": "programmed"})
+    torch.manual_seed(0)
+    w_n, scale = read_tile(w, config, TorchPCM(config.device), 86400.0)
+    w_max = w.abs().max()
+    expected = (w / w_max).abs().mean() / w_n.abs().mean()
+    torch.testing.assert_close(scale / w_max, expected.expand_as(scale), rtol=1e-5, atol=0)
+    if sampling == "per_read":
+        assert abs(float(expected) - 1) > 1e-4
+
+
 def training_layer(config: AnalogConfig, t: float = 86400.0):
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 16, 3, padding=1)

@@ -15,7 +15,7 @@ from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.tile import AnalogTile
 from aimcsim.validation import check_finite, check_int, check_time
 
-_ARRAYS = ("_w_max", "_w_n", "_var_n", "_alpha", "_s0", "_g_read")
+_ARRAYS = ("_w_max", "_resplit_scale", "_w_n", "_var_n", "_alpha", "_s0", "_g_read")
 
 
 def _tensor(a: np.ndarray | None):
@@ -119,6 +119,8 @@ def _expected_arrays(tile: AnalogTile) -> dict[str, tuple[tuple[int, ...] | None
     out = {f"state.{name}": (cells, torch.float32) for name in ("g_target", "g_prog", "nu")}
     out["state.active"] = (cells, torch.bool)
     out["_w_max"] = ((groups, 1, cols), torch.float32)
+    net = config.mapping.pair_drift == "net"
+    out["_resplit_scale"] = ((groups, 1, cols) if net else None, torch.float32)
     out["_w_n"] = ((groups, rows, cols), torch.float32)
     out["_var_n"] = ((groups, rows, cols) if per_mvm else None, torch.float32)
     for name in ("_alpha", "_s0"):

@@ -8,14 +8,18 @@ import copy
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 from aimcsim.devices import DeviceModel, PCMDevice, device_from_dict
+from aimcsim.devices.pcm_like import PCMLikeDevice
 from aimcsim.tiles.ir_drop import IR_DROP_METHODS, MAX_SEGMENT_OHM
 from aimcsim.tiles.periphery import PeripheryConfig
 from aimcsim.validation import MAX_TILE_SIDE, check_bool, check_choice, check_float, check_int
 
 WEIGHT_SCALING = ("tile", "column")
+#: How the two devices of a pair drift after programming (see :class:`MappingConfig`).
+PAIR_DRIFT = ("independent", "net")
 READ_NOISE_SAMPLING = ("per_read", "per_mvm")
 GDC_GRANULARITY = ("tile", "column")
 GDC_CALIBRATION = ("dense", "one_hot")
+GDC_REFERENCE = ("read", "programmed")
 #: Upper limit of the full-scale read voltage, volts.
 MAX_READ_VOLTAGE_V = 10.0
 
@@ -29,16 +33,30 @@ class MappingConfig:
         cols: tile columns (outputs), 1 to 65536; default 512.
         weight_scaling: ``tile``: w_max = max|W| of the tile; ``column``: one w_max per output
             column. The largest |w| maps to g_max.
+        pair_drift: how a pair's two devices evolve after programming (physics.md section 1).
+            ``independent`` (default): each device drifts and read-noises on its own,
+            G+_read - G-_read. ``net`` (aihwkit 1.1.0's PCM model): the tile keeps only the
+            net programmed conductance W_prog = G+_prog - G-_prog (µS), re-splits it onto
+            one device (G'+ = r max(W_prog, 0), G'- = r max(-W_prog, 0), with
+            r = g_max / max|W_prog| over the tile, or over the column with ``column``
+            scaling), and drifts and read-noises that pair: each re-split device keeps the
+            drift exponent drawn at programming for the device in its place (so a pair whose
+            net sign flipped drifts with its idle device's exponent) and its Q_s comes from
+            its re-split conductance; the read weight is (G'+_read - G'-_read) / r. PCM-like
+            devices only (those with a drift exponent and Q_s); the torch sampling of
+            device-model hardware-aware training does not model it (ValueError).
     """
 
     rows: int = 512
     cols: int = 512
     weight_scaling: str = "tile"
+    pair_drift: str = "independent"
 
     def __post_init__(self) -> None:
         self.rows = check_int(self.rows, "rows", 1, MAX_TILE_SIDE)
         self.cols = check_int(self.cols, "cols", 1, MAX_TILE_SIDE)
         check_choice(self.weight_scaling, WEIGHT_SCALING, "weight_scaling")
+        check_choice(self.pair_drift, PAIR_DRIFT, "pair_drift")
 
 
 @dataclass
@@ -58,12 +76,18 @@ class DriftCompensationConfig:
             aihwkit 1.1.0 reads its tiles; each output then holds one device and the output
             noise and ADC step inflate mean |y| as weights drift down, so alpha
             under-compensates (measured in docs/physics.md).
+        reference: what s0 is measured on. ``read`` (default): a read right after programming
+            (t = 0, read noise included), as a chip measures it. ``programmed``: the programmed
+            conductances without read noise (output noise and ADC still apply), as aihwkit
+            1.1.0 does; with one-hot calibration the read noise at t = 0 raises s0, and so
+            alpha, by about 0.2% on ResNet-32 (physics.md, "Global drift compensation").
     """
 
     enabled: bool = True
     granularity: str = "tile"
     calibration_vectors: int = 32
     calibration: str = "dense"
+    reference: str = "read"
 
     def __post_init__(self) -> None:
         self.enabled = check_bool(self.enabled, "enabled")
@@ -71,6 +95,7 @@ class DriftCompensationConfig:
         self.calibration_vectors = check_int(self.calibration_vectors, "calibration_vectors", 1,
                                              MAX_TILE_SIDE)
         check_choice(self.calibration, GDC_CALIBRATION, "calibration")
+        check_choice(self.reference, GDC_REFERENCE, "reference")
 
 
 @dataclass
@@ -145,6 +170,10 @@ class AnalogConfig:
                 raise ValueError(f"{name} must be a {kind.__name__}, got "
                                  f"{type(getattr(self, name)).__name__}")
         check_choice(self.read_noise_sampling, READ_NOISE_SAMPLING, "read_noise_sampling")
+        if self.mapping.pair_drift == "net" and not isinstance(self.device, PCMLikeDevice):
+            raise ValueError(f"mapping.pair_drift='net' needs a PCM-like device (a drift "
+                             f"exponent and a read-noise Q_s per device, e.g. PCMDevice or "
+                             f"HermesPCMDevice), got {type(self.device).__name__}")
 
     def to_dict(self) -> dict:
         """JSON-serialisable form."""

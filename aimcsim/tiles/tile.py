@@ -5,10 +5,13 @@ G- = max(-w, 0) / w_max * g_max (µS), with w_max = max|W| of the tile (or of ea
 normalised weight the array computes with is W_n = (G+ - G-) / g_max, in [-1, 1]; the read-out
 weight is W_n * w_max. With IR drop on (``config.ir_drop``) the read conductances become the
 effective conductances of the circuit with resistive wires (``aimcsim/tiles/ir_drop.py``) before
-the difference is taken; the MVM itself is unchanged.
+the difference is taken; the MVM itself is unchanged. With ``mapping.pair_drift = "net"`` the
+programmed pairs are re-split onto one device each (``aimcsim/tiles/pair_drift.py``) and the
+read weight is W_n = (G'+ - G'-) / (r g_max), r the re-split scale.
 
 Life cycle: ``program(seed)`` samples the programmed state once (programming noise, drift
-exponents) and measures the drift-compensation reference; ``set_time(t)`` re-evaluates drift and
+exponents) and measures the drift-compensation reference (on a read at t = 0, or on the
+programmed conductances, ``drift_compensation.reference``); ``set_time(t)`` re-evaluates drift and
 read noise at t seconds after programming without re-programming; ``mvm(x)`` runs the
 periphery of ``engine.analog_pass`` around the matrix product.
 
@@ -24,6 +27,7 @@ from aimcsim.devices import DeviceState
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.engine import SaturationStats, analog_pass
 from aimcsim.tiles.ir_drop import tile_ir_drop
+from aimcsim.tiles.pair_drift import resplit_net_pairs
 from aimcsim.validation import check_finite, check_int, check_seed, check_time
 
 #: Seed of the fixed calibration inputs of drift compensation.
@@ -70,6 +74,7 @@ class AnalogTile:
         self.stats = SaturationStats()
         self._state: DeviceState | None = None
         self._w_max: np.ndarray | None = None
+        self._resplit_scale: np.ndarray | None = None
         self._w_n: np.ndarray | None = None
         self._g_read: np.ndarray | None = None
         self._var_n: np.ndarray | None = None
@@ -123,7 +128,12 @@ class AnalogTile:
         g_max = np.float32(device.g_max)
         targets = np.stack([np.maximum(w, 0), np.maximum(-w, 0)]) / divisor * g_max
         targets = np.minimum(targets, g_max).astype(np.float32)
-        self._state = device.program(targets, _generator(program_seq))
+        state = device.program(targets, _generator(program_seq))
+        self._resplit_scale = None
+        if self.config.mapping.pair_drift == "net":
+            state, self._resplit_scale = resplit_net_pairs(state, device,
+                                                           self.config.mapping.weight_scaling)
+        self._state = state
         self._w_max = w_max
         self._read_seq = read_seq
         self._mvm_rng = _generator(mvm_seq)
@@ -131,8 +141,11 @@ class AnalogTile:
         self._s0 = None
         self.stats = SaturationStats()
         self.set_time(0.0)
-        if self.config.drift_compensation.enabled:
-            self._s0 = self._calibration_readout()
+        gdc = self.config.drift_compensation
+        if gdc.enabled:
+            reference = (self._programmed_weights(), None) if gdc.reference == "programmed" \
+                else None
+            self._s0 = self._calibration_readout(weights=reference)
             self._alpha = np.ones_like(self._s0)
 
     def _require_programmed(self) -> None:
@@ -155,7 +168,6 @@ class AnalogTile:
         else:
             read_seq = np.random.SeedSequence(int(seed))
         rng = _generator(read_seq)
-        g_max = np.float32(device.g_max)
         std = None
         if self.config.read_noise_sampling == "per_read":
             g = device.read(self._state, t, rng)
@@ -168,15 +180,29 @@ class AnalogTile:
             g, factors = tile_ir_drop(g, ir_drop.r_row_ohm, ir_drop.r_col_ohm, ir_drop.method)
             if std is not None:
                 std = (std * factors).astype(np.float32)
+        unit = self._unit()
         self._var_n = None if std is None else (
-            (std[0] ** 2 + std[1] ** 2) / g_max ** 2).astype(np.float32)
-        self._w_n = ((g[0] - g[1]) / g_max).astype(np.float32)
+            (std[0] ** 2 + std[1] ** 2) / unit ** 2).astype(np.float32)
+        self._w_n = ((g[0] - g[1]) / unit).astype(np.float32)
         self.t = t
         if self._s0 is not None:
             self._alpha = np.ones_like(self._s0)
             s_t = self._calibration_readout(rng)
             self._alpha = np.where(s_t > 0, self._s0 / np.where(s_t > 0, s_t, 1), 1.0
                                    ).astype(np.float32)
+
+    def _unit(self) -> np.float32 | np.ndarray:
+        """µS per unit of normalised weight: g_max, times r for re-split pairs."""
+        g_max = np.float32(self.config.device.g_max)
+        return g_max if self._resplit_scale is None else g_max * self._resplit_scale
+
+    def _programmed_weights(self) -> np.ndarray:
+        """W_n of the programmed conductances (t = 0, no read noise; IR drop folded in)."""
+        g = self.config.device.drifted(self._state, 0.0)
+        ir_drop = self.config.ir_drop
+        if ir_drop.enabled:
+            g, _ = tile_ir_drop(g, ir_drop.r_row_ohm, ir_drop.r_col_ohm, ir_drop.method)
+        return ((g[0] - g[1]) / self._unit()).astype(np.float32)
 
     def _calibration_inputs(self) -> np.ndarray:
         """The fixed calibration batch (same at programming and at every later read)."""
@@ -192,10 +218,13 @@ class AnalogTile:
             self._cal_key = key
         return self._cal_inputs
 
-    def _calibration_readout(self, rng: np.random.Generator | None = None) -> np.ndarray:
-        """Mean |y| of the calibration batch in ADC units: a scalar per tile or per column."""
+    def _calibration_readout(self, rng: np.random.Generator | None = None,
+                             weights: tuple[np.ndarray, np.ndarray | None] | None = None
+                             ) -> np.ndarray:
+        """Mean |y| of the calibration batch in ADC units: a scalar per tile or per column.
+        ``weights``: (W_n, per-MVM variance or None) to read instead of the current read."""
         x = self._calibration_inputs()
-        y = self._mvm_raw(x, rng or self._mvm_rng, scaled=False, stats=None)
+        y = self._mvm_raw(x, rng or self._mvm_rng, scaled=False, stats=None, weights=weights)
         if self.config.drift_compensation.granularity == "tile":
             return np.full(self.out_size, np.abs(y).mean(), np.float32)
         return np.abs(y).mean(axis=0).astype(np.float32)
@@ -204,14 +233,15 @@ class AnalogTile:
     @property
     def normalized_weights(self) -> np.ndarray:
         """W_n = (G+ - G-) / g_max at the current time, (G, r, c) float32 (effective
-        conductances with IR drop on)."""
+        conductances with IR drop on; (G'+ - G'-) / (r g_max) for net pair drift)."""
         self._require_programmed()
         return self._w_n
 
     @property
     def read_conductances(self) -> np.ndarray | None:
         """G+ and G- (2, G, r, c), µS, of the last read (the mean conductances with per-MVM
-        read noise), before IR drop; kept only when IR drop is on (else None)."""
+        read noise; the re-split pair for net pair drift), before IR drop; kept only when IR
+        drop is on (else None)."""
         self._require_programmed()
         return self._g_read
 
@@ -253,15 +283,17 @@ class AnalogTile:
         return gemm
 
     def _mvm_raw(self, x: np.ndarray, rng: np.random.Generator, scaled: bool,
-                 stats: SaturationStats | None) -> np.ndarray:
+                 stats: SaturationStats | None,
+                 weights: tuple[np.ndarray, np.ndarray | None] | None = None) -> np.ndarray:
         n = x.shape[0]
         out = np.empty((n, 1, self.out_size), np.float32)
         col_scale = self.output_scale if scaled else np.ones(self.out_size, np.float32)
-        var_gemm = self._gemm(self._var_n) if self._var_n is not None else None
+        w_n, var_n = (self._w_n, self._var_n) if weights is None else weights
+        var_gemm = self._gemm(var_n) if var_n is not None else None
         if var_gemm is not None:
             base = var_gemm
             var_gemm = lambda xq: base(xq * xq)  # noqa: E731  (variance of sum x_i w_i)
-        analog_pass(x.reshape(n, 1, -1), self._gemm(self._w_n), out, col_scale, 2,
+        analog_pass(x.reshape(n, 1, -1), self._gemm(w_n), out, col_scale, 2,
                     self.config.periphery, rng, accumulate=False, var_gemm=var_gemm, stats=stats)
         return out.reshape(n, self.out_size)
 

@@ -59,10 +59,17 @@ def read_tile(weights: torch.Tensor, config: AnalogConfig, sampler: TorchDeviceS
     G+ = max(w, 0) / w_max g_max, G- = max(-w, 0) / w_max g_max (µS), sampled by the device
     model, IR drop folded in (``config.ir_drop``), W_n = (G+ - G-) / g_max.
 
+    ``config.mapping.pair_drift = "net"`` is not modelled here: ValueError.
+
     Returns:
         (W_n(t) (G, r, c): the read normalised weights (drifted only, for per-MVM read noise),
         output scale w_max x alpha (G * c,), alpha the drift compensation).
     """
+    if config.mapping.pair_drift != "independent":
+        raise ValueError(f"mapping.pair_drift={config.mapping.pair_drift!r} is not modelled by "
+                         "the torch tile sampling of device-model hardware-aware training; use "
+                         "pair_drift='independent', or the 'auto' backend on the CPU (its numpy "
+                         "tiles model it)")
     w = weights.detach().to(torch.float32)
     if config.mapping.weight_scaling == "tile":
         w_max = w.abs().max().expand(w.shape[0], 1, w.shape[2])
@@ -74,8 +81,8 @@ def read_tile(weights: torch.Tensor, config: AnalogConfig, sampler: TorchDeviceS
     state = sampler.program(torch.clamp(targets, max=g_max))
     ir_drop = config.ir_drop
 
-    def normalised(at: float) -> torch.Tensor:
-        if config.read_noise_sampling == "per_mvm":
+    def normalised(at: float, read_noise: bool = True) -> torch.Tensor:
+        if config.read_noise_sampling == "per_mvm" or not read_noise:
             g = sampler.drifted(state, at)
         else:
             g = sampler.read(state, at)
@@ -85,7 +92,8 @@ def read_tile(weights: torch.Tensor, config: AnalogConfig, sampler: TorchDeviceS
 
     scale = w_max.reshape(-1)
     if config.drift_compensation.enabled:
-        s0 = _calibration_readout(normalised(0.0), config)
+        s0 = _calibration_readout(normalised(
+            0.0, read_noise=config.drift_compensation.reference == "read"), config)
         w_n = normalised(t)
         s_t = _calibration_readout(w_n, config)
         alpha = torch.where(s_t > 0, s0 / torch.where(s_t > 0, s_t, torch.ones_like(s_t)),
