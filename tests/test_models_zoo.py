@@ -340,3 +340,21 @@ def test_scale_widths_rounds_to_multiples_and_refuses_bad_factors():
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(ValueError, match="factor"):
             traits.scale_widths(SPECS["t500"], bad)
+
+
+def test_models_md_trait_table_matches_the_networks():
+    """docs/models.md's table of the sweep's networks: conv layers, parameters and analog
+    weights of every row as built."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    section = text.split("## The trait sweep's networks")[1].split("\n## ")[0]
+    rows = {}
+    for line in section.splitlines():
+        m = re.match(r"\| `(\w+)` \|.*\| (\d+) \| ([\d,]+) \| ([\d,]+) \| [\d.]+ M \|$", line)
+        if m:
+            rows[m.group(1)] = tuple(int(g.replace(",", "")) for g in m.groups()[1:])
+    assert set(rows) == {"t500", "resnet32"} | set(TRAIT_SPECS)
+    for name, (convs, params, analog) in rows.items():
+        model = build_model(name)
+        assert (len(_convs(model)), count_parameters(model), count_analog_weights(model)) == \
+            (convs, params, analog), name
