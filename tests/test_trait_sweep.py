@@ -118,13 +118,16 @@ def test_the_table_equals_the_points_statistics(sweep, tmp_path):
                                       if p["series"] == "hwa" and p["t"] == t])
     for row in data["networks"]:
         name = row["network"]
-        assert row["fp32"] == fp32[name]
+        study = network_folders(name, sweep["weights"], sweep["points"]).study
+        digital = json.loads((study / "training.json").read_text())["hwa"]["test_acc"]
+        assert row["fp32"] == fp32[name] and row["hwa_digital"] == digital
         for cell, t in zip(row["cells"], (1.0, 86400.0)):
             accs = runs[name, t]
             se = accs.std(ddof=1) / math.sqrt(accs.size)
             assert cell["n"] == 2 and cell["mean"] == pytest.approx(accs.mean(), abs=1e-12)
             assert cell["se"] == pytest.approx(se, abs=1e-12)
             assert cell["loss"] == pytest.approx(fp32[name] - accs.mean(), abs=1e-12)
+            assert cell["loss_digital"] == pytest.approx(digital - accs.mean(), abs=1e-12)
             assert f"{100 * accs.mean():.2f} ± {100 * se:.2f} (2)" in md
             assert f"{100 * (fp32[name] - accs.mean()):.2f} ± {100 * se:.2f}" in md
     width = data["networks"][1]
@@ -206,9 +209,13 @@ def test_network_lists_are_checked(tmp_path):
     assert set(DEFAULT_NETWORKS) == {"t500", "resnet32"} | set(TRAIT_SPECS)
 
 
-def _study(folder, name, fp32, runs, seed=0, limit=100):
-    """A hand-made points folder: ``runs`` maps time to the accuracies of programmings 0.."""
+def _study(folder, name, fp32, runs, seed=0, limit=100, digital=None):
+    """A hand-made points folder: ``runs`` maps time to the accuracies of programmings 0..;
+    ``digital``: the hardware-aware network's digital accuracy (training.json)."""
     folder.mkdir(parents=True)
+    if digital is not None:
+        (folder / "training.json").write_text(json.dumps(
+            {"hwa": {"finished": True, "test_acc": digital}}))
     (folder / "config.json").write_text(json.dumps(
         {"model": name, "seed": seed, "limit": limit, "repetitions": 3,
          "times": sorted(runs)}))
@@ -222,8 +229,9 @@ def _study(folder, name, fp32, runs, seed=0, limit=100):
 def test_differences_are_paired_only_with_the_same_seeds(tmp_path):
     """Exact numbers on hand-made points: paired differences per programming; another seed
     makes them unpaired (standard errors added in quadrature); GDC-off points are ignored."""
-    _study(tmp_path / "t500", "t500", 0.90, {1.0: [0.88, 0.86, 0.87]})
-    _study(tmp_path / "t500_kernel3", "t500_kernel3", 0.91, {1.0: [0.90, 0.86, 0.89]})
+    _study(tmp_path / "t500", "t500", 0.90, {1.0: [0.88, 0.86, 0.87]}, digital=0.89)
+    _study(tmp_path / "t500_kernel3", "t500_kernel3", 0.91, {1.0: [0.90, 0.86, 0.89]},
+           digital=0.93)
     _study(tmp_path / "resnet32", "resnet32", 0.92, {1.0: [0.91, 0.90, 0.89]}, seed=7)
     data = trait_data(tmp_path)
     rows = {r["network"]: r for r in data["networks"]}
@@ -235,6 +243,16 @@ def test_differences_are_paired_only_with_the_same_seeds(tmp_path):
     d = np.array([0.01 - 0.02, 0.05 - 0.04, 0.02 - 0.03])  # (0.91 - a) - (0.90 - b)
     assert paired["paired"] and paired["difference"] == pytest.approx(d.mean())
     assert paired["se"] == pytest.approx(d.std(ddof=1) / math.sqrt(3))
+    digital = rows["t500_kernel3"]["vs_reference_digital"][0]  # from 0.93 and 0.89
+    assert digital["paired"] and digital["difference"] == pytest.approx(d.mean() + 0.03)
+    assert digital["se"] == pytest.approx(paired["se"])
+    assert rows["t500_kernel3"]["cells"][0]["loss_digital"] == \
+        pytest.approx(0.93 - np.mean([0.90, 0.86, 0.89]))
+    assert rows["resnet32"]["hwa_digital"] is None  # no training.json
+    assert rows["resnet32"]["vs_reference_digital"] == [None]
+    with pytest.raises(ValueError, match="baseline"):
+        loss_difference(read_network(tmp_path / "t500"), read_network(tmp_path / "t500"),
+                        1.0, "analog")
     unpaired = rows["resnet32"]["vs_reference"][0]
     assert not unpaired["paired"]
     assert unpaired["difference"] == pytest.approx((0.92 - 0.90) - 0.03)

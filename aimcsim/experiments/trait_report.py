@@ -10,7 +10,10 @@ hardware-aware network:
   s(t) / sqrt(N);
 - loss to the analog hardware L(t) = A_FP32 - m(t), where A_FP32 is the accuracy of the
   network's FP32 weights (stage 1) on the same test images. A_FP32 is one deterministic
-  evaluation, so the standard error of L(t) is that of m(t);
+  evaluation, so the standard error of L(t) is that of m(t). The same against the
+  hardware-aware network's own digital accuracy A_HWA (its clipped float weights, the weights
+  that are programmed; from ``training.json``), L_HWA(t) = A_HWA - m(t): the loss of the
+  hardware alone, without what the fine-tuning gained or lost digitally;
 - difference to the reference's loss, D(t) = L(t) - L_ref(t). When both networks were read
   with the same seed, test images and programmings, repetition r of one is paired with
   repetition r of the other: d_r = (A_FP32 - a_r) - (A_FP32,ref - a_ref,r), D = mean d_r,
@@ -59,8 +62,9 @@ def measured_networks(points_root: str | os.PathLike) -> list[Path]:
 
 def read_network(folder: Path) -> dict:
     """One network's measurement: ``{"network", "seed", "limit", "repetitions", "times",
-    "fp32", "hwa": {time: {rep: accuracy}}}`` from its points and study config (hardware-aware
-    series, GDC on, repetitions below the study's count)."""
+    "fp32", "hwa_digital", "hwa": {time: {rep: accuracy}}}`` from its points and study config
+    (hardware-aware series, GDC on, repetitions below the study's count) and, when present,
+    ``training.json`` (the hardware-aware network's digital test accuracy, None otherwise)."""
     from aimcsim.experiments.drift import read_points
     config = json.loads((folder / "config.json").read_text())
     points = read_points(folder / "points.jsonl").values()
@@ -70,9 +74,12 @@ def read_network(folder: Path) -> dict:
     for p in points:
         if p["series"] == "hwa" and p["gdc"] and p["rep"] < reps:
             hwa.setdefault(float(p["t"]), {})[int(p["rep"])] = float(p["accuracy"])
+    training = folder / "training.json"
+    hwa_run = json.loads(training.read_text()).get("hwa") if training.is_file() else None
+    digital = hwa_run.get("test_acc") if hwa_run and hwa_run.get("finished") else None
     return {"network": config["model"], "seed": config["seed"], "limit": config["limit"],
             "repetitions": reps, "times": [float(t) for t in config["times"]],
-            "fp32": fp32[0] if fp32 else None, "hwa": hwa}
+            "fp32": fp32[0] if fp32 else None, "hwa_digital": digital, "hwa": hwa}
 
 
 def _runs_at(net: dict, t: float) -> dict[int, float]:
@@ -93,28 +100,37 @@ def _cell(net: dict, t: float) -> dict | None:
     se = std / math.sqrt(n) if std is not None else None
     mean = float(accs.mean())
     return {"t": float(t), "n": n, "mean": mean, "std": std, "se": se,
-            "loss": None if net["fp32"] is None else net["fp32"] - mean, "loss_se": se,
-            "runs": {str(r): runs[r] for r in sorted(runs)}}
+            "loss": None if net["fp32"] is None else net["fp32"] - mean,
+            "loss_digital": None if net["hwa_digital"] is None else net["hwa_digital"] - mean,
+            "loss_se": se, "runs": {str(r): runs[r] for r in sorted(runs)}}
 
 
-def loss_difference(net: dict, ref: dict, t: float) -> dict | None:
-    """D(t) = L(t) - L_ref(t) with its standard error (module docstring): paired by
-    repetition when both share seed, test images and programmings, else unpaired. None when
-    either loss is missing."""
+#: What a loss is measured from: the FP32 weights' accuracy, or the hardware-aware
+#: network's digital accuracy (key of :func:`read_network`, key of the loss in :func:`_cell`).
+BASELINES = {"fp32": "loss", "hwa_digital": "loss_digital"}
+
+
+def loss_difference(net: dict, ref: dict, t: float, baseline: str = "fp32") -> dict | None:
+    """D(t) = L(t) - L_ref(t) with its standard error (module docstring), the losses measured
+    from ``baseline`` ("fp32" or "hwa_digital"): paired by repetition when both share seed,
+    test images and programmings, else unpaired. None when either loss is missing."""
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {sorted(BASELINES)}, got {baseline!r}")
     a, b = _runs_at(net, t), _runs_at(ref, t)
-    if not a or not b or net["fp32"] is None or ref["fp32"] is None:
+    if not a or not b or net[baseline] is None or ref[baseline] is None:
         return None
     paired = (net["seed"] == ref["seed"] and net["limit"] == ref["limit"]
               and sorted(a) == sorted(b) and len(a) > 1)
     if paired:
-        d = np.array([(net["fp32"] - a[r]) - (ref["fp32"] - b[r]) for r in sorted(a)])
+        d = np.array([(net[baseline] - a[r]) - (ref[baseline] - b[r]) for r in sorted(a)])
         return {"t": float(t), "difference": float(d.mean()),
                 "se": float(d.std(ddof=1) / math.sqrt(d.size)), "n": int(d.size),
                 "paired": True}
     ca, cb = _cell(net, t), _cell(ref, t)
     se = (math.hypot(ca["se"], cb["se"]) if ca["se"] is not None and cb["se"] is not None
           else None)
-    return {"t": float(t), "difference": ca["loss"] - cb["loss"], "se": se,
+    key = BASELINES[baseline]
+    return {"t": float(t), "difference": ca[key] - cb[key], "se": se,
             "n": min(ca["n"], cb["n"]), "paired": False}
 
 
@@ -160,15 +176,17 @@ def trait_data(points_root: str | os.PathLike, times=None,
         trait, base = _describe(net["network"])
         ref = by_name.get(reference)
         base_net = by_name.get(base) if base not in (None, reference) else None
-        rows.append({
-            "network": net["network"], "trait": trait, "base": base,
-            "parameters": _parameters(net["network"]), "fp32": net["fp32"],
-            "seed": net["seed"],
-            "cells": [_cell(net, t) for t in times],
-            "vs_reference": [loss_difference(net, ref, t)
-                             if ref is not None and net is not ref else None for t in times],
-            "vs_base": [loss_difference(net, base_net, t) for t in times]
-            if base_net is not None else None})
+        row = {"network": net["network"], "trait": trait, "base": base,
+               "parameters": _parameters(net["network"]), "fp32": net["fp32"],
+               "hwa_digital": net["hwa_digital"], "seed": net["seed"],
+               "cells": [_cell(net, t) for t in times]}
+        for baseline, suffix in (("fp32", ""), ("hwa_digital", "_digital")):
+            row["vs_reference" + suffix] = [
+                loss_difference(net, ref, t, baseline) if ref is not None and net is not ref
+                else None for t in times]
+            row["vs_base" + suffix] = ([loss_difference(net, base_net, t, baseline)
+                                        for t in times] if base_net is not None else None)
+        rows.append(row)
     return {"reference": reference, "times": times, "test_images": limits.pop(),
             "recipe": json.loads(recipe_path.read_text()) if recipe_path.is_file() else None,
             "networks": rows}
@@ -207,32 +225,20 @@ def _recipe_text(data: dict) -> str:
             f"{_count(r['repetitions'], 'programming')}.")
 
 
-def trait_markdown(data: dict) -> str:
-    """The two tables (accuracy; loss and its difference to the reference's) in Markdown."""
+def _loss_table(data: dict, baseline: str) -> tuple[list[str], bool]:
+    """Rows of one loss table (loss per time, then its difference to the reference's), and
+    whether any difference is unpaired."""
     times, ref = data["times"], data["reference"]
     labels = [_time_label(t) for t in times]
-    lines = ["Architecture-trait sweep (issue 22): T500 with one trait at a time moved toward "
-             "ResNet-32. " + _recipe_text(data), "",
-             "Accuracy (%): FP32 weights, and the hardware-aware network on the analog "
-             "hardware (mean ± standard error over programmings, N programmings)", "",
-             "| network | trait moved toward ResNet-32 | parameters | FP32 | "
-             + " | ".join(labels) + " |",
-             "|---|---|---:|---:|" + "---:|" * len(times)]
-    for row in data["networks"]:
-        cells = [f"{_pm(c['mean'], c['se'])} ({c['n']})" if c else "n/a" for c in row["cells"]]
-        params = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
-        lines.append(f"| {row['network']} | {row['trait']} | {params} | {_pct(row['fp32'])} | "
-                     + " | ".join(cells) + " |")
-    lines += ["", f"Loss to the analog hardware (FP32 minus analog, points, ± standard error) "
-              f"and its difference to {ref}'s (positive: loses more than {ref})", "",
-              "| network | " + " | ".join(f"loss {x}" for x in labels) + " | "
-              + " | ".join(f"minus {ref}'s, {x}" for x in labels) + " |",
-              "|---|" + "---:|" * (2 * len(times))]
+    key, suffix = BASELINES[baseline], "" if baseline == "fp32" else "_digital"
+    lines = ["| network | " + " | ".join(f"loss {x}" for x in labels) + " | "
+             + " | ".join(f"minus {ref}'s, {x}" for x in labels) + " |",
+             "|---|" + "---:|" * (2 * len(times))]
     unpaired = False
     for row in data["networks"]:
-        losses = [_pm(c["loss"], c["loss_se"]) if c else "n/a" for c in row["cells"]]
+        losses = [_pm(c[key], c["loss_se"]) if c else "n/a" for c in row["cells"]]
         diffs = []
-        for d in row["vs_reference"]:
+        for d in row["vs_reference" + suffix]:
             if d is None:
                 diffs.append("-" if row["network"] == ref else "n/a")
                 continue
@@ -240,16 +246,46 @@ def trait_markdown(data: dict) -> str:
             diffs.append(_pm(d["difference"], d["se"], signed=True)
                          + ("" if d["paired"] else " (u)"))
         lines.append(f"| {row['network']} | " + " | ".join(losses + diffs) + " |")
+    return lines, unpaired
+
+
+def trait_markdown(data: dict) -> str:
+    """The tables (accuracy; the loss against FP32 and against the hardware-aware network's
+    own digital accuracy, each with its difference to the reference's) in Markdown."""
+    times, ref = data["times"], data["reference"]
+    labels = [_time_label(t) for t in times]
+    lines = ["Architecture-trait sweep (issue 22): T500 with one trait at a time moved toward "
+             "ResNet-32. " + _recipe_text(data), "",
+             "Accuracy (%): FP32 weights, the hardware-aware network's clipped float weights "
+             "digitally (HWA digital), and on the analog hardware (mean ± standard error over "
+             "programmings, N programmings)", "",
+             "| network | trait moved toward ResNet-32 | parameters | FP32 | HWA digital | "
+             + " | ".join(labels) + " |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(times)]
+    for row in data["networks"]:
+        cells = [f"{_pm(c['mean'], c['se'])} ({c['n']})" if c else "n/a" for c in row["cells"]]
+        params = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
+        lines.append(f"| {row['network']} | {row['trait']} | {params} | {_pct(row['fp32'])} | "
+                     f"{_pct(row['hwa_digital'])} | " + " | ".join(cells) + " |")
+    fp32_table, unpaired = _loss_table(data, "fp32")
+    digital_table, unpaired_digital = _loss_table(data, "hwa_digital")
+    lines += ["", f"Loss to the analog hardware: FP32 minus analog (points, ± standard error), "
+              f"and its difference to {ref}'s (positive: loses more than {ref})", ""]
+    lines += fp32_table
+    lines += ["", "The same from the hardware-aware network's own digital accuracy (HWA "
+              "digital minus analog: the same weights, the loss of the hardware alone)", ""]
+    lines += digital_table
     lines += ["", "Differences are paired by programming (same seeds and test images) "
-              + ("except those marked (u), which are unpaired." if unpaired else "throughout.")
+              + ("except those marked (u), which are unpaired."
+                 if unpaired or unpaired_digital else "throughout.")
               + " The standard errors cover the programmings only, not the spread between "
               "training runs (one trained network per architecture)."]
     for row in data["networks"]:
         if row["vs_base"]:
             parts = [f"{_pm(d['difference'], d['se'], signed=True)} at {x}" if d else
                      f"n/a at {x}" for d, x in zip(row["vs_base"], labels)]
-            lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone): "
-                      + ", ".join(parts) + " points."]
+            lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
+                      f"loss from FP32: " + ", ".join(parts) + " points."]
     return "\n".join(lines)
 
 
