@@ -9,11 +9,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimcsim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     from aimcsim.data.cli import add_download_parser
-    from aimcsim.experiments.cli import add_experiment_parsers
+    from aimcsim.experiments.cli import add_experiment_parsers, add_sweep_parser
     from aimcsim.system.cli import add_system_parser
     from aimcsim.training.cli import add_train_parser
     add_train_parser(sub)
     add_experiment_parsers(sub)
+    add_sweep_parser(sub)
     add_system_parser(sub)
     add_download_parser(sub)
     return parser

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from aimcsim.models import (MODEL_NAMES, SPECS, VIT_SPECS, PadShortcut, ResidualBlock, ResNet,
-                            ResNetSpec, StageSpec, build_model, count_analog_weights,
-                            count_parameters)
-from aimcsim.models import zoo
+from aimcsim.models import (MODEL_NAMES, SPECS, TRAIT_SPECS, VIT_SPECS, PadShortcut,
+                            ResidualBlock, ResNet, ResNetSpec, StageSpec, build_model,
+                            count_analog_weights, count_parameters)
+from aimcsim.models import traits, zoo
 
 # Published counts (He et al. 2016 / AnalogNAS figure legend: ResNet-20 269K, ResNet-32 464K).
 PUBLISHED = {"resnet20": 269_722, "resnet32": 464_154}
@@ -49,8 +50,9 @@ def models() -> dict[str, ResNet]:
 def test_zoo_names():
     assert set(SPECS) == {"f1net", "resnet20", "resnet32", "t500"}
     assert set(VIT_SPECS) == {"vit"}  # tests/test_models_vit.py
-    assert MODEL_NAMES == tuple(SPECS) + tuple(VIT_SPECS)
-    assert all(spec.name == name for name, spec in {**SPECS, **VIT_SPECS}.items())
+    assert MODEL_NAMES == tuple(SPECS) + tuple(VIT_SPECS) + tuple(TRAIT_SPECS)
+    assert set(TRAIT_SPECS) == {s.name for s in traits.STEPS}  # tests below
+    assert all(spec.name == name for name, spec in {**SPECS, **VIT_SPECS, **TRAIT_SPECS}.items())
 
 
 def test_parameter_counts_match_published_and_docstring(models):
@@ -239,3 +241,120 @@ def test_build_model_returns_fresh_networks():
     torch.manual_seed(1)
     c = build_model("f1net")
     assert torch.equal(a.stem[0].weight, c.stem[0].weight)
+
+
+# ---- the networks of the architecture-trait sweep (aimcsim/models/traits.py) ----
+
+def _fields(spec: ResNetSpec) -> dict:
+    """A spec as named traits, the stages split into depths, widths and strides."""
+    return {"stem_kernel": spec.stem_kernel, "stem_width": spec.stem_width,
+            "block": spec.block, "branches": spec.branches, "shortcut": spec.shortcut,
+            "bottleneck_ratio": spec.bottleneck_ratio, "num_classes": spec.num_classes,
+            "in_channels": spec.in_channels,
+            "stage_depths": tuple(s.depth for s in spec.stages),
+            "stage_widths": tuple(s.width for s in spec.stages),
+            "stage_strides": tuple(s.stride for s in spec.stages)}
+
+
+def _differing(a: ResNetSpec, b: ResNetSpec) -> set[str]:
+    fa, fb = _fields(a), _fields(b)
+    return {k for k in fa if fa[k] != fb[k]}
+
+
+ALL_SPECS = {**SPECS, **TRAIT_SPECS}
+
+
+@pytest.mark.parametrize("step", traits.STEPS, ids=lambda s: s.name)
+def test_trait_variant_differs_from_its_base_in_exactly_its_trait(step):
+    """Undo the documented width compensation and the variant equals its base but for the
+    named trait, and that trait now has ResNet-32's value."""
+    variant, base = TRAIT_SPECS[step.name], ALL_SPECS[step.base]
+    scaled_base = traits.scale_widths(base, step.compensation) if step.compensation != 1 \
+        else base
+    assert _differing(variant, scaled_base) == set(step.fields)
+    resnet32 = _fields(SPECS["resnet32"])
+    mine = _fields(variant)
+    for field in step.fields:
+        if field == "stem_width" or field == "stage_widths":  # moved toward, not onto
+            t500, r32 = _fields(SPECS["t500"])[field], resnet32[field]
+            assert all(min(x, y) <= m <= max(x, y) and m != x for m, x, y in
+                       zip(np.atleast_1d(mine[field]), np.atleast_1d(t500),
+                           np.atleast_1d(r32)))
+        else:
+            assert mine[field] == resnet32[field], field
+
+
+def test_t500_width_halves_every_width_and_t500_depth_deepens_it():
+    t500, width, depth = SPECS["t500"], TRAIT_SPECS["t500_width"], TRAIT_SPECS["t500_depth"]
+    assert _fields(width)["stage_widths"] == tuple(w // 2 for w in _fields(t500)["stage_widths"])
+    assert width.stem_width == t500.stem_width // 2
+    assert _differing(depth, t500) == {"stem_width", "stage_widths", "stage_depths"}
+    assert _fields(depth)["stage_depths"] == (traits.RESNET32_BLOCKS_PER_STAGE,) * 3
+    basic = TRAIT_SPECS["t500_basic"]
+    assert basic.stem_width == SPECS["resnet32"].stem_width  # 48 / 3
+    assert _fields(basic)["stage_widths"] == (32, 64, 120)  # 96/3, 192/3, 352/3 -> x8
+
+
+def _trait_table_counts() -> dict[str, int]:
+    counts = {}
+    for line in traits.__doc__.splitlines():
+        m = re.match(r"\|\s*(t500_\w+)\s*\|.*\|\s*([\d,]+)\s*\|\s*$", line)
+        if m:
+            counts[m.group(1)] = int(m.group(2).replace(",", ""))
+    return counts
+
+
+def test_trait_variant_counts_and_the_size_rule():
+    """The counts of the module's table; the width compensation exactly where the trait
+    alone would move the count by more than 2x, and then back within 1.3x of t500."""
+    stated = _trait_table_counts()
+    assert set(stated) == set(TRAIT_SPECS)
+    t500 = count_parameters(ResNet(SPECS["t500"]))
+    for step in traits.STEPS:
+        n = count_parameters(ResNet(TRAIT_SPECS[step.name]))
+        assert n == stated[step.name], step.name
+        if step.compensation != 1:
+            uncompensated = traits.scale_widths(TRAIT_SPECS[step.name], 1 / step.compensation)
+            ratio = count_parameters(ResNet(uncompensated)) / t500
+            assert ratio > 2 or ratio < 0.5, step.name
+            assert 1 / 1.3 < n / t500 < 1.3, step.name
+        elif step.name != "t500_width":  # the width sets the size: the one that shrinks it
+            assert 0.5 < n / t500 < 2, step.name
+    literal_depth = traits.with_depth(SPECS["t500"], traits.RESNET32_BLOCKS_PER_STAGE)
+    assert count_parameters(ResNet(literal_depth)) > 2 * t500  # hence t500_width's widths
+
+
+@pytest.mark.parametrize("name", sorted(TRAIT_SPECS))
+def test_trait_variants_build_and_run(name):
+    torch.manual_seed(0)
+    model = build_model(name).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 32, 32))
+    assert out.shape == (2, 10) and torch.isfinite(out).all()
+
+
+def test_scale_widths_rounds_to_multiples_and_refuses_bad_factors():
+    spec = traits.scale_widths(SPECS["resnet32"], 0.3)
+    assert spec.stem_width == 8 and _fields(spec)["stage_widths"] == (8, 8, 16)
+    assert _differing(spec, SPECS["resnet32"]) == {"stem_width", "stage_widths"}
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="factor"):
+            traits.scale_widths(SPECS["t500"], bad)
+
+
+def test_models_md_trait_table_matches_the_networks():
+    """docs/models.md's table of the sweep's networks: conv layers, parameters and analog
+    weights of every row as built."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    section = text.split("## The trait sweep's networks")[1].split("\n## ")[0]
+    rows = {}
+    for line in section.splitlines():
+        m = re.match(r"\| `(\w+)` \|.*\| (\d+) \| ([\d,]+) \| ([\d,]+) \| [\d.]+ M \|$", line)
+        if m:
+            rows[m.group(1)] = tuple(int(g.replace(",", "")) for g in m.groups()[1:])
+    assert set(rows) == {"t500", "resnet32"} | set(TRAIT_SPECS)
+    for name, (convs, params, analog) in rows.items():
+        model = build_model(name)
+        assert (len(_convs(model)), count_parameters(model), count_analog_weights(model)) == \
+            (convs, params, analog), name

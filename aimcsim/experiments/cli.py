@@ -1,4 +1,4 @@
-"""``python -m aimcsim drift`` and ``python -m aimcsim compare``."""
+"""``python -m aimcsim drift``, ``python -m aimcsim compare`` and ``python -m aimcsim sweep``."""
 from __future__ import annotations
 
 import argparse
@@ -91,8 +91,12 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="folder for points.jsonl, CSV, JSON, PNG")
     p.set_defaults(func=run_drift)
 
-    c = sub.add_parser("compare", help="networks at 1 s / 1 h / 1 day / 1 month (figure F2)")
-    c.add_argument("runs", nargs="+", help="output folders of 'drift' runs")
+    c = sub.add_parser("compare", help="networks at 1 s / 1 h / 1 day / 1 month (figure F2), "
+                                       "or the trait sweep's table (--traits)")
+    c.add_argument("runs", nargs="*", help="output folders of 'drift' runs")
+    c.add_argument("--traits", default=None, metavar="POINTS",
+                   help="instead of runs: the points folder of 'python -m aimcsim sweep'; "
+                        "writes traits.md, traits.json and traits.png (times: those measured)")
     c.add_argument("--series", choices=("direct", "hwa"), default="hwa")
     c.add_argument("--gdc", choices=("on", "off"), default="on")
     c.add_argument("--label", choices=("model", "device"), default="model",
@@ -100,9 +104,10 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
                         "(one network on several devices)")
     c.add_argument("--labels", default=None,
                    help="comma-separated names of the studies (overrides --label)")
-    c.add_argument("--times", type=_times, default="f2",
-                   help="times of the table: preset (f1, f2: 1 s, 1 h, 1 day, 1 month) or "
-                        "comma-separated seconds (e.g. 1,3600,86400,172800 for the RRAM range)")
+    c.add_argument("--times", type=_times, default=None,
+                   help="times of the table: preset (f1, f2: 1 s, 1 h, 1 day, 1 month; the "
+                        "default) or comma-separated seconds (e.g. 1,3600,86400,172800 for "
+                        "the RRAM range)")
     c.add_argument("--out", required=True,
                    help="folder for compare_<series>_gdc_<on|off>.md and .png")
     c.set_defaults(func=run_compare)
@@ -148,8 +153,18 @@ def run_drift(args: argparse.Namespace) -> None:
 def run_compare(args: argparse.Namespace) -> None:
     from aimcsim.experiments.compare import (compare_stem, compare_table, compare_title,
                                              plot_compare)
+    from aimcsim.experiments.drift import F2_TIMES
+    if args.traits is not None:
+        if args.runs:
+            raise SystemExit("give drift run folders or --traits, not both")
+        from aimcsim.experiments.trait_report import STEM, write_trait_report
+        print(write_trait_report(args.traits, args.out, times=args.times))
+        print(f"wrote {Path(args.out) / STEM}.md, .json and .png")
+        return
+    if not args.runs:
+        raise SystemExit("give the output folders of drift runs (or --traits POINTS)")
     gdc = args.gdc == "on"
-    times = tuple(args.times)
+    times = tuple(args.times or F2_TIMES)
     labels = args.labels.split(",") if args.labels else None
     table, rows = compare_table(args.runs, args.series, gdc, times=times, label=args.label,
                                 labels=labels)
@@ -160,3 +175,80 @@ def run_compare(args: argparse.Namespace) -> None:
     (out / f"{stem}.md").write_text(f"{title}\n\n{table}\n")
     plot_compare(rows, out / f"{stem}.png", title, times=times)
     print(f"{title}\n\n{table}")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v for v in text.split(",") if v)
+
+
+def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
+    from aimcsim.experiments.trait_sweep import DEFAULT_NETWORKS, SWEEP_TIMES, TraitSweepConfig
+    d = TraitSweepConfig()
+    p = sub.add_parser("sweep", help="architecture-trait sweep (issue 22): train, fine-tune "
+                                     "hardware-aware and measure each network, resumably")
+    p.add_argument("--root", required=True,
+                   help="weights folder: <root>/<network>/fp32 and hwa (checkpoints), "
+                        "sweep.json (the recipe)")
+    p.add_argument("--points", default=None,
+                   help="measurements folder: <points>/<network>/points.jsonl and the "
+                        "tables (default: --root)")
+    p.add_argument("--networks", type=_names, default=DEFAULT_NETWORKS,
+                   help=f"comma-separated networks (default: {','.join(DEFAULT_NETWORKS)})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="FP32 epochs (one-cycle)")
+    p.add_argument("--lr", type=float, default=d.lr, help="FP32 peak learning rate")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--hwa-epochs", type=int, default=d.hwa_epochs,
+                   help="hardware-aware epochs (device model in the loop, cosine)")
+    p.add_argument("--hwa-lr", type=float, default=d.hwa_lr)
+    p.add_argument("--clip-sigma", type=float, default=d.clip_sigma)
+    p.add_argument("--device", default=d.device,
+                   help="device model of fine-tuning and measurement (default pcm)")
+    p.add_argument("--times", type=_times, default=",".join(f"{t:g}" for t in SWEEP_TIMES),
+                   help="read times, comma-separated seconds or a preset (default 1 s, "
+                        "1 day, 1 month)")
+    p.add_argument("--reps", type=int, default=d.repetitions, help="programmings per time")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--limit", type=int, default=None,
+                   help="first N training and test images only (a smoke run)")
+    p.add_argument("--test-limit", type=int, default=None,
+                   help="first N test images (overrides --limit for the test set)")
+    p.add_argument("--data", default=None, help="folder holding cifar-10-batches-py")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch and Numba threads of this process (0 keeps the defaults)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="run the networks on a local Dask cluster of N single-threaded "
+                        "processes (needs aimcsim[dist])")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="run the networks on a running Dask scheduler's workers (shared "
+                        "folders at the same paths)")
+    p.set_defaults(func=run_sweep_command)
+
+
+def run_sweep_command(args: argparse.Namespace) -> None:
+    from aimcsim.experiments.trait_report import STEM, write_trait_report
+    from aimcsim.experiments.trait_sweep import TraitSweepConfig, run_sweep
+    if args.threads < 0:
+        raise SystemExit(f"--threads must be >= 0, got {args.threads}")
+    config = TraitSweepConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                              weight_decay=args.weight_decay, hwa_epochs=args.hwa_epochs,
+                              hwa_lr=args.hwa_lr, clip_sigma=args.clip_sigma,
+                              device=args.device, times=tuple(args.times),
+                              repetitions=args.reps, seed=args.seed, train_limit=args.limit,
+                              test_limit=args.test_limit or args.limit)
+    statuses = run_sweep(config, args.root, args.points, args.networks, data=args.data,
+                         threads=args.threads, workers=args.workers, scheduler=args.scheduler)
+    for s in statuses:
+        if "busy" in s:
+            print(f"{s['network']}: skipped, {s['busy']}")
+        else:
+            print(f"{s['network']}: fp32 {s['fp32']}, hwa {s['hwa']}, drift {s['drift']} "
+                  f"({s['seconds'] / 60:.1f} min)")
+    points = args.points or args.root
+    try:
+        print(write_trait_report(points))
+    except FileNotFoundError as missing:  # no network measured yet (all busy elsewhere)
+        print(missing)
+        return
+    print(f"wrote {Path(points) / STEM}.md, .json and .png; reproduce them with "
+          f"'python -m aimcsim compare --traits {points} --out {points}'")

@@ -192,6 +192,13 @@ def _load_points(path: Path) -> dict[str, dict]:
     return points
 
 
+def read_points(path: str | os.PathLike) -> dict[str, dict]:
+    """The valid points of a ``points.jsonl`` file (none if it does not exist), keyed by
+    (series, GDC setting, repetition, time); unreadable lines are skipped with a warning
+    (:func:`_load_points`)."""
+    return _load_points(Path(path))
+
+
 def _parse_point(raw: bytes) -> dict | None:
     """One line of ``points.jsonl`` as a point, or None if it is not a valid one."""
     try:

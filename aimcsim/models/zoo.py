@@ -16,6 +16,11 @@ the traits the paper's T500 figure shows (larger first kernel, three stages of o
 parallel bottleneck branches per block, wide convolutions) at about the paper's 422K parameters.
 ``docs/models.md`` gives every choice, its source and what is uncertain.
 
+:data:`TRAIT_SPECS` holds the networks of the architecture-trait sweep (issue 22): ``t500``
+with one trait at a time moved toward ResNet-32 (``t500_kernel3``, ``t500_branches1``,
+``t500_shortcutA``, ``t500_basic``, ``t500_width``, ``t500_depth``; the rules and counts are in
+:mod:`aimcsim.models.traits`).
+
 ``vit`` (:data:`VIT_SPECS`) is a pre-norm vision transformer: 4x4 patches (64 tokens), a class
 token, learnt position embeddings, 6 blocks of width 192 with 3 heads and an MLP of 384,
 1,806,346 parameters (``aimcsim/models/vit.py``).
@@ -28,6 +33,7 @@ from dataclasses import replace
 from torch import nn
 
 from aimcsim.models.resnet import ResNet, ResNetSpec, StageSpec
+from aimcsim.models.traits import trait_specs
 from aimcsim.models.vit import VisionTransformer, ViTSpec
 
 
@@ -46,6 +52,8 @@ SPECS: dict[str, ResNetSpec] = {
                        branches=2, shortcut="B"),
 }
 
+#: the networks of the architecture-trait sweep: t500 with one trait moved toward ResNet-32.
+TRAIT_SPECS: dict[str, ResNetSpec] = trait_specs(SPECS["t500"])
 
 #: the zoo's vision transformers (4x4 patches of 32x32 images: 64 tokens plus a class token).
 VIT_SPECS: dict[str, ViTSpec] = {
@@ -57,9 +65,9 @@ _FAMILIES: dict[type, type[nn.Module]] = {ResNetSpec: ResNet, ViTSpec: VisionTra
 
 
 def build_model(name: str, num_classes: int = 10) -> nn.Module:
-    """Build a zoo network by name (see :data:`SPECS` and :data:`VIT_SPECS`), freshly
-    initialised."""
-    specs = {**SPECS, **VIT_SPECS}
+    """Build a zoo network by name (see :data:`SPECS`, :data:`VIT_SPECS` and
+    :data:`TRAIT_SPECS`), freshly initialised."""
+    specs = {**SPECS, **VIT_SPECS, **TRAIT_SPECS}
     if name not in specs:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(specs)}")
     spec = specs[name]
@@ -68,6 +76,6 @@ def build_model(name: str, num_classes: int = 10) -> nn.Module:
     return _FAMILIES[type(spec)](spec)
 
 
-MODEL_NAMES: tuple[str, ...] = tuple(SPECS) + tuple(VIT_SPECS)
+MODEL_NAMES: tuple[str, ...] = tuple(SPECS) + tuple(VIT_SPECS) + tuple(TRAIT_SPECS)
 BUILDERS: dict[str, Callable[[], nn.Module]] = {n: (lambda n=n: build_model(n))
                                                 for n in MODEL_NAMES}

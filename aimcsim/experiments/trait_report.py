@@ -1,0 +1,341 @@
+"""The table and plot of the architecture-trait sweep (:mod:`aimcsim.experiments.trait_sweep`),
+computed from its points files alone (``<points>/<network>/points.jsonl`` and
+``config.json``), so ``python -m aimcsim compare --traits <points>`` reproduces them from the
+committed files.
+
+Per network and read time t (GDC on), over the N programmings r = 0..N-1 of the
+hardware-aware network:
+
+- accuracy a_r(t); mean m(t), standard deviation s(t) (ddof 1) and standard error
+  s(t) / sqrt(N);
+- loss to the analog hardware L(t) = A_FP32 - m(t), where A_FP32 is the accuracy of the
+  network's FP32 weights (stage 1) on the same test images. A_FP32 is one deterministic
+  evaluation, so the standard error of L(t) is that of m(t). The same against the
+  hardware-aware network's own digital accuracy A_HWA (its clipped float weights, the weights
+  that are programmed; from ``training.json``), L_HWA(t) = A_HWA - m(t): the loss of the
+  hardware alone, without what the fine-tuning gained or lost digitally;
+- difference to the reference's loss, D(t) = L(t) - L_ref(t). When both networks were read
+  with the same seed, test images and programmings, repetition r of one is paired with
+  repetition r of the other: d_r = (A_FP32 - a_r) - (A_FP32,ref - a_ref,r), D = mean d_r,
+  SE = std(d_r) / sqrt(N). Otherwise SE = sqrt(SE_L^2 + SE_Lref^2) (marked "unpaired").
+
+Neither standard error covers the spread between training runs: each network is trained once
+(one seed), so a difference smaller than the training-to-training spread of the loss is not
+resolved by this sweep.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+#: The network every other one is compared with.
+REFERENCE = "t500"
+TIME_LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 172800.0: "2 days",
+               2592000.0: "1 month"}
+STEM = "traits"
+
+
+def _time_label(t: float) -> str:
+    return TIME_LABELS.get(float(t), f"{t:g} s")
+
+
+def _same_time(a: float, b: float) -> bool:
+    return f"{a:.6g}" == f"{b:.6g}"
+
+
+def measured_networks(points_root: str | os.PathLike) -> list[Path]:
+    """The sweep's network folders under ``points_root`` (those holding ``points.jsonl`` and
+    ``config.json``), in the sweep's order, other networks after them by name."""
+    from aimcsim.experiments.trait_sweep import DEFAULT_NETWORKS
+    root = Path(points_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder of trait-sweep points")
+    found = [d for d in root.iterdir()
+             if (d / "points.jsonl").is_file() and (d / "config.json").is_file()]
+    order = {n: i for i, n in enumerate(DEFAULT_NETWORKS)}
+    return sorted(found, key=lambda d: (order.get(d.name, len(order)), d.name))
+
+
+def read_network(folder: Path) -> dict:
+    """One network's measurement: ``{"network", "seed", "limit", "repetitions", "times",
+    "fp32", "hwa_digital", "hwa": {time: {rep: accuracy}}}`` from its points and study config
+    (hardware-aware series, GDC on, repetitions below the study's count) and, when present,
+    ``training.json`` (the hardware-aware network's digital test accuracy, None otherwise)."""
+    from aimcsim.experiments.drift import read_points
+    config = json.loads((folder / "config.json").read_text())
+    points = read_points(folder / "points.jsonl").values()
+    fp32 = [p["accuracy"] for p in points if p["series"] == "fp32"]
+    reps = int(config["repetitions"])
+    hwa: dict[float, dict[int, float]] = {}
+    for p in points:
+        if p["series"] == "hwa" and p["gdc"] and p["rep"] < reps:
+            hwa.setdefault(float(p["t"]), {})[int(p["rep"])] = float(p["accuracy"])
+    training = folder / "training.json"
+    hwa_run = json.loads(training.read_text()).get("hwa") if training.is_file() else None
+    digital = hwa_run.get("test_acc") if hwa_run and hwa_run.get("finished") else None
+    return {"network": config["model"], "seed": config["seed"], "limit": config["limit"],
+            "repetitions": reps, "times": [float(t) for t in config["times"]],
+            "fp32": fp32[0] if fp32 else None, "hwa_digital": digital, "hwa": hwa}
+
+
+def _runs_at(net: dict, t: float) -> dict[int, float]:
+    for time, runs in net["hwa"].items():
+        if _same_time(time, t):
+            return runs
+    return {}
+
+
+def _cell(net: dict, t: float) -> dict | None:
+    """Statistics of one network at time ``t`` (None when nothing was measured there)."""
+    runs = _runs_at(net, t)
+    if not runs:
+        return None
+    accs = np.array([runs[r] for r in sorted(runs)])
+    n = int(accs.size)
+    std = float(accs.std(ddof=1)) if n > 1 else None
+    se = std / math.sqrt(n) if std is not None else None
+    mean = float(accs.mean())
+    return {"t": float(t), "n": n, "mean": mean, "std": std, "se": se,
+            "loss": None if net["fp32"] is None else net["fp32"] - mean,
+            "loss_digital": None if net["hwa_digital"] is None else net["hwa_digital"] - mean,
+            "loss_se": se, "runs": {str(r): runs[r] for r in sorted(runs)}}
+
+
+#: What a loss is measured from: the FP32 weights' accuracy, or the hardware-aware
+#: network's digital accuracy (key of :func:`read_network`, key of the loss in :func:`_cell`).
+BASELINES = {"fp32": "loss", "hwa_digital": "loss_digital"}
+
+
+def loss_difference(net: dict, ref: dict, t: float, baseline: str = "fp32") -> dict | None:
+    """D(t) = L(t) - L_ref(t) with its standard error (module docstring), the losses measured
+    from ``baseline`` ("fp32" or "hwa_digital"): paired by repetition when both share seed,
+    test images and programmings, else unpaired. None when either loss is missing."""
+    if baseline not in BASELINES:
+        raise ValueError(f"baseline must be one of {sorted(BASELINES)}, got {baseline!r}")
+    a, b = _runs_at(net, t), _runs_at(ref, t)
+    if not a or not b or net[baseline] is None or ref[baseline] is None:
+        return None
+    paired = (net["seed"] == ref["seed"] and net["limit"] == ref["limit"]
+              and sorted(a) == sorted(b) and len(a) > 1)
+    if paired:
+        d = np.array([(net[baseline] - a[r]) - (ref[baseline] - b[r]) for r in sorted(a)])
+        return {"t": float(t), "difference": float(d.mean()),
+                "se": float(d.std(ddof=1) / math.sqrt(d.size)), "n": int(d.size),
+                "paired": True}
+    ca, cb = _cell(net, t), _cell(ref, t)
+    se = (math.hypot(ca["se"], cb["se"]) if ca["se"] is not None and cb["se"] is not None
+          else None)
+    key = BASELINES[baseline]
+    return {"t": float(t), "difference": ca[key] - cb[key], "se": se,
+            "n": min(ca["n"], cb["n"]), "paired": False}
+
+
+def _describe(name: str) -> tuple[str, str | None]:
+    """(trait moved toward ResNet-32, base network) of a sweep network."""
+    from aimcsim.models.traits import STEPS
+    for step in STEPS:
+        if step.name == name:
+            return f"{step.trait}: {step.change}", step.base
+    if name == REFERENCE:
+        return "(the reference)", None
+    if name == "resnet32":
+        return "(the far end: every trait)", None
+    return "-", None
+
+
+def _parameters(name: str) -> int | None:
+    from aimcsim.models import MODEL_NAMES, build_model, count_parameters
+    return count_parameters(build_model(name)) if name in MODEL_NAMES else None
+
+
+def trait_data(points_root: str | os.PathLike, times=None,
+               reference: str = REFERENCE) -> dict:
+    """Everything the table and plot show, as JSON-ready data (accuracies and losses as
+    fractions; see the module docstring). ``times`` defaults to every time any network was
+    measured at. Raises ValueError when the networks were tested on different test images."""
+    nets = [read_network(d) for d in measured_networks(points_root)]
+    if not nets:
+        raise FileNotFoundError(f"no network folders with points.jsonl and config.json in "
+                                f"{points_root}: run 'python -m aimcsim sweep' first")
+    limits = {n["limit"] for n in nets}
+    if len(limits) > 1:
+        listed = ", ".join(f"{n['network']}: {n['limit']}" for n in nets)
+        raise ValueError(f"the networks were tested on different test images (limit {listed}); "
+                         "their losses are not comparable")
+    if times is None:
+        times = sorted({t for n in nets for t in n["hwa"]})
+    times = [float(t) for t in times]
+    by_name = {n["network"]: n for n in nets}
+    recipe_path = Path(points_root) / "sweep.json"
+    rows = []
+    for net in nets:
+        trait, base = _describe(net["network"])
+        ref = by_name.get(reference)
+        base_net = by_name.get(base) if base not in (None, reference) else None
+        row = {"network": net["network"], "trait": trait, "base": base,
+               "parameters": _parameters(net["network"]), "fp32": net["fp32"],
+               "hwa_digital": net["hwa_digital"], "seed": net["seed"],
+               "cells": [_cell(net, t) for t in times]}
+        for baseline, suffix in (("fp32", ""), ("hwa_digital", "_digital")):
+            row["vs_reference" + suffix] = [
+                loss_difference(net, ref, t, baseline) if ref is not None and net is not ref
+                else None for t in times]
+            row["vs_base" + suffix] = ([loss_difference(net, base_net, t, baseline)
+                                        for t in times] if base_net is not None else None)
+        rows.append(row)
+    return {"reference": reference, "times": times, "test_images": limits.pop(),
+            "recipe": json.loads(recipe_path.read_text()) if recipe_path.is_file() else None,
+            "networks": rows}
+
+
+def _pct(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:+.2f}" if signed else f"{100 * x:.2f}"
+
+
+def _pm(x: float | None, se: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return _pct(x, signed) + (f" ± {100 * se:.2f}" if se is not None else " ± n/a")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _recipe_text(data: dict) -> str:
+    r = data["recipe"]
+    images = (f"the first {data['test_images']:,} test images" if data["test_images"]
+              else "the full test set (10,000 images)")
+    if r is None:
+        return f"Measured on {images}, GDC on."
+    train = (f"first {r['train_limit']:,} training images" if r["train_limit"]
+             else "all 50,000 training images")
+    return (f"Every network trained alike: FP32 {_count(r['epochs'], 'epoch')} one-cycle "
+            f"(peak lr {r['lr']:g}, batch {r['batch_size']}, weight decay "
+            f"{r['weight_decay']:g}), then {_count(r['hwa_epochs'], 'epoch')} hardware-aware "
+            f"with the {r['device']} device model in the loop (read at log-uniform times in "
+            f"{r['t_min']:g}-{r['t_max']:g} s, clip {r['clip_sigma']:g} sigma, cosine lr "
+            f"{r['hwa_lr']:g}), {train}, seed {r['seed']}. Measured on {images}, GDC on, "
+            f"{_count(r['repetitions'], 'programming')}.")
+
+
+def _loss_table(data: dict, baseline: str) -> tuple[list[str], bool]:
+    """Rows of one loss table (loss per time, then its difference to the reference's), and
+    whether any difference is unpaired."""
+    times, ref = data["times"], data["reference"]
+    labels = [_time_label(t) for t in times]
+    key, suffix = BASELINES[baseline], "" if baseline == "fp32" else "_digital"
+    lines = ["| network | " + " | ".join(f"loss {x}" for x in labels) + " | "
+             + " | ".join(f"minus {ref}'s, {x}" for x in labels) + " |",
+             "|---|" + "---:|" * (2 * len(times))]
+    unpaired = False
+    for row in data["networks"]:
+        losses = [_pm(c[key], c["loss_se"]) if c else "n/a" for c in row["cells"]]
+        diffs = []
+        for d in row["vs_reference" + suffix]:
+            if d is None:
+                diffs.append("-" if row["network"] == ref else "n/a")
+                continue
+            unpaired |= not d["paired"]
+            diffs.append(_pm(d["difference"], d["se"], signed=True)
+                         + ("" if d["paired"] else " (u)"))
+        lines.append(f"| {row['network']} | " + " | ".join(losses + diffs) + " |")
+    return lines, unpaired
+
+
+def trait_markdown(data: dict) -> str:
+    """The tables (accuracy; the loss against FP32 and against the hardware-aware network's
+    own digital accuracy, each with its difference to the reference's) in Markdown."""
+    times, ref = data["times"], data["reference"]
+    labels = [_time_label(t) for t in times]
+    lines = ["Architecture-trait sweep (issue 22): T500 with one trait at a time moved toward "
+             "ResNet-32. " + _recipe_text(data), "",
+             "Accuracy (%): FP32 weights, the hardware-aware network's clipped float weights "
+             "digitally (HWA digital), and on the analog hardware (mean ± standard error over "
+             "programmings, N programmings)", "",
+             "| network | trait moved toward ResNet-32 | parameters | FP32 | HWA digital | "
+             + " | ".join(labels) + " |",
+             "|---|---|---:|---:|---:|" + "---:|" * len(times)]
+    for row in data["networks"]:
+        cells = [f"{_pm(c['mean'], c['se'])} ({c['n']})" if c else "n/a" for c in row["cells"]]
+        params = f"{row['parameters']:,}" if row["parameters"] is not None else "?"
+        lines.append(f"| {row['network']} | {row['trait']} | {params} | {_pct(row['fp32'])} | "
+                     f"{_pct(row['hwa_digital'])} | " + " | ".join(cells) + " |")
+    fp32_table, unpaired = _loss_table(data, "fp32")
+    digital_table, unpaired_digital = _loss_table(data, "hwa_digital")
+    lines += ["", f"Loss to the analog hardware: FP32 minus analog (points, ± standard error), "
+              f"and its difference to {ref}'s (positive: loses more than {ref})", ""]
+    lines += fp32_table
+    lines += ["", "The same from the hardware-aware network's own digital accuracy (HWA "
+              "digital minus analog: the same weights, the loss of the hardware alone)", ""]
+    lines += digital_table
+    lines += ["", "Differences are paired by programming (same seeds and test images) "
+              + ("except those marked (u), which are unpaired."
+                 if unpaired or unpaired_digital else "throughout.")
+              + " The standard errors cover the programmings only, not the spread between "
+              "training runs (one trained network per architecture)."]
+    for row in data["networks"]:
+        if row["vs_base"]:
+            parts = [f"{_pm(d['difference'], d['se'], signed=True)} at {x}" if d else
+                     f"n/a at {x}" for d, x in zip(row["vs_base"], labels)]
+            lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
+                      f"loss from FP32: " + ", ".join(parts) + " points."]
+    return "\n".join(lines)
+
+
+def plot_traits(data: dict, path: str | os.PathLike) -> None:
+    """Two panels of horizontal bars, one row per network and one bar per time: the loss to
+    the analog hardware, and its difference to the reference's, error bars one standard
+    error."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, times = data["networks"], data["times"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.55 * len(rows) + 1.8), sharey=True)
+    height = 0.8 / max(len(times), 1)
+    ys = np.arange(len(rows))
+    for k, t in enumerate(times):
+        offset = ys - 0.4 + height * (k + 0.5)
+        for ax, key in ((axes[0], "loss"), (axes[1], "difference")):
+            vals, errs = [], []
+            for row in rows:
+                item = row["cells"][k] if key == "loss" else row["vs_reference"][k]
+                value = item.get(key) if item else None
+                se = (item.get("loss_se") if key == "loss" else item.get("se")) if item else None
+                vals.append(100 * value if value is not None else np.nan)
+                errs.append(100 * se if se is not None else 0.0)
+            ax.barh(offset, vals, height, xerr=errs, capsize=2, label=_time_label(t))
+    axes[0].set_yticks(ys, [r["network"] for r in rows])
+    axes[0].invert_yaxis()
+    axes[0].set_xlabel("loss to the analog hardware: FP32 minus analog (points)")
+    axes[1].set_xlabel(f"loss minus {data['reference']}'s loss (points)")
+    for ax in axes:
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(title="after programming", fontsize=8)
+    fig.suptitle("Which trait buys robustness: T500 with one trait moved toward ResNet-32 "
+                 "(error bars: one standard error)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_trait_report(points_root: str | os.PathLike, out: str | os.PathLike | None = None,
+                       times=None, reference: str = REFERENCE) -> str:
+    """Write ``traits.md``, ``traits.json`` and ``traits.png`` into ``out`` (default:
+    ``points_root``) and return the Markdown."""
+    data = trait_data(points_root, times, reference)
+    out = Path(out if out is not None else points_root)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = trait_markdown(data)
+    (out / f"{STEM}.md").write_text(markdown + "\n")
+    (out / f"{STEM}.json").write_text(json.dumps(data, indent=1) + "\n")
+    plot_traits(data, out / f"{STEM}.png")
+    return markdown

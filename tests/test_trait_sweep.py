@@ -1,0 +1,273 @@
+"""The architecture-trait sweep (issue 22): two networks through the three stages on a tiny
+budget, resumed after a kill between stages and within the measurement; the tables equal the
+points' statistics; recipe, lock and configuration checks."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import pytest
+
+from aimcsim.data import CifarSplit
+from aimcsim.experiments import trait_sweep
+from aimcsim.experiments.trait_report import (loss_difference, read_network, trait_data,
+                                              write_trait_report)
+from aimcsim.experiments.trait_sweep import (DEFAULT_NETWORKS, NetworkBusyError,
+                                             TraitSweepConfig, network_folders, network_lock,
+                                             record_recipe, run_network, run_sweep)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+NETWORKS = ("t500", "t500_width")
+TINY = TraitSweepConfig(epochs=1, hwa_epochs=1, batch_size=32, times=(1.0, 86400.0),
+                        repetitions=2, train_limit=64, test_limit=40)
+
+
+def _random_splits() -> tuple[CifarSplit, CifarSplit]:
+    """64 training and 50 test images, random (the pipeline, not the accuracy, is tested)."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (114, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, 114)
+    return CifarSplit(images[:64], labels[:64]), CifarSplit(images[64:], labels[64:])
+
+
+class Killed(Exception):
+    """Stands for a kill between two stages."""
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """The tiny sweep, killed once after stage 1 of the first network and once with two
+    points of the second network's measurement lost, then finished."""
+    root = tmp_path_factory.mktemp("sweep")
+    weights, points = root / "weights", root / "points"
+    train, test = _random_splits()
+    first, second = NETWORKS
+    record_recipe(TINY, weights, points)
+
+    killed = pytest.MonkeyPatch()
+
+    def kill(*args, **kwargs):
+        raise Killed("killed after stage 1")
+    killed.setattr(trait_sweep, "_finetune", kill)
+    with pytest.raises(Killed):
+        run_network(first, TINY, weights, points, train=train, test=test, progress=False)
+    killed.undo()
+    folders = network_folders(first, weights, points)
+    assert (folders.fp32 / "model.pt").is_file() and not folders.hwa.exists()
+    fp32_sha = _sha(folders.fp32 / "model.pt")
+
+    statuses = run_sweep(TINY, weights, points, NETWORKS, train=train, test=test,
+                         progress=False)
+    return {"root": root, "weights": weights, "points": points, "train": train, "test": test,
+            "statuses": statuses, "fp32_sha": fp32_sha}
+
+
+def test_a_rerun_skips_the_finished_stage_and_resumes_the_rest(sweep):
+    first, second = sweep["statuses"]
+    assert (first["network"], first["fp32"], first["hwa"], first["drift"]) == \
+        ("t500", "skipped", "done", "done")
+    assert (second["network"], second["fp32"], second["hwa"], second["drift"]) == \
+        ("t500_width", "done", "done", "done")
+    folders = network_folders("t500", sweep["weights"], sweep["points"])
+    assert _sha(folders.fp32 / "model.pt") == sweep["fp32_sha"]  # not trained again
+    lines = (folders.study / "points.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 2 * 2  # FP32 point + 2 programmings x 2 times
+    training = json.loads((folders.study / "training.json").read_text())
+    assert training["parameters"] == 424_506
+    assert training["fp32"]["finished"] and len(training["hwa"]["epochs"]) == 1
+
+
+def test_a_finished_sweep_does_nothing_and_lost_points_are_measured_again(sweep):
+    args = dict(train=sweep["train"], test=sweep["test"], progress=False)
+    again = run_sweep(TINY, sweep["weights"], sweep["points"], NETWORKS, **args)
+    assert all(s[k] == "skipped" for s in again for k in ("fp32", "hwa", "drift"))
+    study = network_folders("t500_width", sweep["weights"], sweep["points"]).study
+    lines = (study / "points.jsonl").read_text().splitlines()
+    (study / "points.jsonl").write_text("\n".join(lines[:-2]) + "\n")  # a kill lost two
+    status = run_network("t500_width", TINY, sweep["weights"], sweep["points"], **args)
+    assert (status["fp32"], status["hwa"], status["drift"]) == ("skipped", "skipped", "done")
+    assert sorted((study / "points.jsonl").read_text().splitlines()) == sorted(lines)
+
+
+def test_the_table_equals_the_points_statistics(sweep, tmp_path):
+    """traits.json and traits.md against the means, standard errors and paired differences
+    computed here from the points files."""
+    write_trait_report(sweep["points"], tmp_path)
+    data = json.loads((tmp_path / "traits.json").read_text())
+    md = (tmp_path / "traits.md").read_text()
+    assert [r["network"] for r in data["networks"]] == list(NETWORKS)
+    assert data["times"] == [1.0, 86400.0] and data["test_images"] == 40
+    assert data["recipe"] == TINY.to_dict()
+
+    def points_of(name):
+        study = network_folders(name, sweep["weights"], sweep["points"]).study
+        return [json.loads(x) for x in (study / "points.jsonl").read_text().splitlines()]
+    fp32, runs = {}, {}
+    for name in NETWORKS:
+        ps = points_of(name)
+        fp32[name] = next(p["accuracy"] for p in ps if p["series"] == "fp32")
+        for t in (1.0, 86400.0):
+            runs[name, t] = np.array([p["accuracy"] for p in sorted(ps, key=lambda p: p["rep"])
+                                      if p["series"] == "hwa" and p["t"] == t])
+    for row in data["networks"]:
+        name = row["network"]
+        study = network_folders(name, sweep["weights"], sweep["points"]).study
+        digital = json.loads((study / "training.json").read_text())["hwa"]["test_acc"]
+        assert row["fp32"] == fp32[name] and row["hwa_digital"] == digital
+        for cell, t in zip(row["cells"], (1.0, 86400.0)):
+            accs = runs[name, t]
+            se = accs.std(ddof=1) / math.sqrt(accs.size)
+            assert cell["n"] == 2 and cell["mean"] == pytest.approx(accs.mean(), abs=1e-12)
+            assert cell["se"] == pytest.approx(se, abs=1e-12)
+            assert cell["loss"] == pytest.approx(fp32[name] - accs.mean(), abs=1e-12)
+            assert cell["loss_digital"] == pytest.approx(digital - accs.mean(), abs=1e-12)
+            assert f"{100 * accs.mean():.2f} ± {100 * se:.2f} (2)" in md
+            assert f"{100 * (fp32[name] - accs.mean()):.2f} ± {100 * se:.2f}" in md
+    width = data["networks"][1]
+    for diff, t in zip(width["vs_reference"], (1.0, 86400.0)):
+        d = (fp32["t500_width"] - runs["t500_width", t]) - (fp32["t500"] - runs["t500", t])
+        assert diff["paired"] and diff["n"] == 2
+        assert diff["difference"] == pytest.approx(d.mean(), abs=1e-12)
+        assert diff["se"] == pytest.approx(d.std(ddof=1) / math.sqrt(2), abs=1e-12)
+        assert f"{100 * d.mean():+.2f} ± {100 * d.std(ddof=1) / math.sqrt(2):.2f}" in md
+    assert data["networks"][0]["vs_reference"] == [None, None]
+    assert (tmp_path / "traits.png").stat().st_size > 10_000
+
+
+def test_compare_reproduces_the_table_from_the_points(sweep, tmp_path, capsys):
+    from aimcsim.__main__ import main
+    write_trait_report(sweep["points"], tmp_path / "direct")
+    main(["compare", "--traits", str(sweep["points"]), "--out", str(tmp_path / "cli")])
+    assert (tmp_path / "cli" / "traits.md").read_text() == \
+        (tmp_path / "direct" / "traits.md").read_text()
+    assert "t500_width" in capsys.readouterr().out
+    main(["compare", "--traits", str(sweep["points"]), "--times", "86400",
+          "--out", str(tmp_path / "one")])
+    assert json.loads((tmp_path / "one" / "traits.json").read_text())["times"] == [86400.0]
+    with pytest.raises(SystemExit):
+        main(["compare", "--out", str(tmp_path / "none")])
+    with pytest.raises(SystemExit):
+        main(["compare", str(tmp_path), "--traits", str(sweep["points"]), "--out", "x"])
+
+
+def test_another_recipe_is_refused_and_more_programmings_are_not(sweep):
+    with pytest.raises(ValueError, match=r"another recipe: epochs=1 \(now 3\)"):
+        record_recipe(TraitSweepConfig(**{**TINY.to_dict(), "epochs": 3}), sweep["weights"])
+    more = TraitSweepConfig(**{**TINY.to_dict(), "repetitions": 3, "times": (1.0,)})
+    record_recipe(more, sweep["weights"])  # the drift study adds the missing points
+    record_recipe(TINY, sweep["weights"])
+
+
+def test_a_network_held_by_another_process_is_skipped(tmp_path):
+    folders = network_folders("t500", tmp_path)
+    with network_lock(folders.weights):
+        status = run_network("t500", TINY, tmp_path, progress=False)
+        assert set(status) == {"network", "busy"} and "held by another process" in \
+            status["busy"]
+        with pytest.raises(NetworkBusyError, match="pid"):
+            with network_lock(folders.weights):
+                pass
+    assert not folders.fp32.exists()
+    with network_lock(folders.weights):  # released
+        pass
+
+
+def test_config_validates_and_round_trips_through_json():
+    again = TraitSweepConfig.from_dict(json.loads(json.dumps(TINY.to_dict())))
+    assert again == TINY and isinstance(again.times, tuple)
+    assert TraitSweepConfig().times == (1.0, 86400.0, 2592000.0)
+    assert TraitSweepConfig().fp32_training().schedule == "onecycle"
+    hwa = TraitSweepConfig().hardware_aware()
+    assert (hwa.noise_model, hwa.clip_sigma) == ("device", 2.5)
+    for bad, match in [(dict(epochs=0), "epochs"), (dict(hwa_lr=-1.0), "lr"),
+                       (dict(repetitions=0), "repetitions"), (dict(times=()), "times"),
+                       (dict(times=(-1.0,)), "times"), (dict(device="flash"), "flash"),
+                       (dict(device="rram"), "times"),  # RRAM: valid up to 2 days only
+                       (dict(test_limit=0), "test_limit"), (dict(clip_sigma=0.0), "clip")]:
+        with pytest.raises(ValueError, match=match):
+            TraitSweepConfig(**bad)
+    with pytest.raises(ValueError, match="unknown TraitSweepConfig keys"):
+        TraitSweepConfig.from_dict({"epoch": 3})
+
+
+def test_network_lists_are_checked(tmp_path):
+    for bad, match in [((), "no networks"), (("t500", "resnet56"), "resnet56"),
+                       (("t500", "t500"), "twice")]:
+        with pytest.raises(ValueError, match=match):
+            run_sweep(TINY, tmp_path, networks=bad)
+    with pytest.raises(ValueError, match="workers or scheduler"):
+        run_sweep(TINY, tmp_path, networks=("t500",), workers=2, scheduler="tcp://x:1")
+    assert DEFAULT_NETWORKS[0] == "t500" and DEFAULT_NETWORKS[-1] == "resnet32"
+    from aimcsim.models import TRAIT_SPECS
+    assert set(DEFAULT_NETWORKS) == {"t500", "resnet32"} | set(TRAIT_SPECS)
+
+
+def _study(folder, name, fp32, runs, seed=0, limit=100, digital=None):
+    """A hand-made points folder: ``runs`` maps time to the accuracies of programmings 0..;
+    ``digital``: the hardware-aware network's digital accuracy (training.json)."""
+    folder.mkdir(parents=True)
+    if digital is not None:
+        (folder / "training.json").write_text(json.dumps(
+            {"hwa": {"finished": True, "test_acc": digital}}))
+    (folder / "config.json").write_text(json.dumps(
+        {"model": name, "seed": seed, "limit": limit, "repetitions": 3,
+         "times": sorted(runs)}))
+    lines = [{"series": "fp32", "gdc": False, "rep": 0, "t": 0.0, "accuracy": fp32}]
+    lines += [{"series": "hwa", "gdc": True, "rep": r, "t": t, "accuracy": a}
+              for t, accs in runs.items() for r, a in enumerate(accs)]
+    lines.append({"series": "hwa", "gdc": False, "rep": 0, "t": 1.0, "accuracy": 0.1})
+    (folder / "points.jsonl").write_text("\n".join(json.dumps(p) for p in lines) + "\n")
+
+
+def test_differences_are_paired_only_with_the_same_seeds(tmp_path):
+    """Exact numbers on hand-made points: paired differences per programming; another seed
+    makes them unpaired (standard errors added in quadrature); GDC-off points are ignored."""
+    _study(tmp_path / "t500", "t500", 0.90, {1.0: [0.88, 0.86, 0.87]}, digital=0.89)
+    _study(tmp_path / "t500_kernel3", "t500_kernel3", 0.91, {1.0: [0.90, 0.86, 0.89]},
+           digital=0.93)
+    _study(tmp_path / "resnet32", "resnet32", 0.92, {1.0: [0.91, 0.90, 0.89]}, seed=7)
+    data = trait_data(tmp_path)
+    rows = {r["network"]: r for r in data["networks"]}
+    assert list(rows) == ["t500", "t500_kernel3", "resnet32"]  # the sweep's order
+    t500 = rows["t500"]["cells"][0]
+    assert t500["mean"] == pytest.approx(0.87) and t500["loss"] == pytest.approx(0.03)
+    assert t500["se"] == pytest.approx(0.01 / math.sqrt(3))
+    paired = rows["t500_kernel3"]["vs_reference"][0]
+    d = np.array([0.01 - 0.02, 0.05 - 0.04, 0.02 - 0.03])  # (0.91 - a) - (0.90 - b)
+    assert paired["paired"] and paired["difference"] == pytest.approx(d.mean())
+    assert paired["se"] == pytest.approx(d.std(ddof=1) / math.sqrt(3))
+    digital = rows["t500_kernel3"]["vs_reference_digital"][0]  # from 0.93 and 0.89
+    assert digital["paired"] and digital["difference"] == pytest.approx(d.mean() + 0.03)
+    assert digital["se"] == pytest.approx(paired["se"])
+    assert rows["t500_kernel3"]["cells"][0]["loss_digital"] == \
+        pytest.approx(0.93 - np.mean([0.90, 0.86, 0.89]))
+    assert rows["resnet32"]["hwa_digital"] is None  # no training.json
+    assert rows["resnet32"]["vs_reference_digital"] == [None]
+    with pytest.raises(ValueError, match="baseline"):
+        loss_difference(read_network(tmp_path / "t500"), read_network(tmp_path / "t500"),
+                        1.0, "analog")
+    unpaired = rows["resnet32"]["vs_reference"][0]
+    assert not unpaired["paired"]
+    assert unpaired["difference"] == pytest.approx((0.92 - 0.90) - 0.03)
+    assert unpaired["se"] == pytest.approx(math.hypot(0.01, 0.01) / math.sqrt(3))
+    assert "(u)" in write_trait_report(tmp_path)
+    assert rows["t500_kernel3"]["parameters"] == 422_202
+    assert read_network(tmp_path / "t500")["hwa"] == {1.0: {0: 0.88, 1: 0.86, 2: 0.87}}
+    assert loss_difference(read_network(tmp_path / "t500"),
+                           read_network(tmp_path / "t500"), 86400.0) is None  # not measured
+
+
+def test_networks_on_other_test_images_are_not_compared(tmp_path):
+    _study(tmp_path / "t500", "t500", 0.9, {1.0: [0.8, 0.8, 0.8]}, limit=100)
+    _study(tmp_path / "t500_width", "t500_width", 0.9, {1.0: [0.8, 0.8, 0.8]}, limit=None)
+    with pytest.raises(ValueError, match="different test images"):
+        trait_data(tmp_path)
+    with pytest.raises(FileNotFoundError, match="sweep"):
+        trait_data(tmp_path / "t500_width")
