@@ -2,7 +2,8 @@
 # Train every network of the drift studies on CIFAR-10, resumably: each run continues from its
 # checkpoint after a kill, and a finished run (model.pt present) is skipped.
 #   Usage: bash scripts/train_all.sh [RUNS_DIR] [DATA_ROOT]      (defaults: checkpoints, shared copy)
-#   LANES="a b c" picks the lanes (default "a b"; lane c is the fair F2 comparison of issue 22).
+#   LANES="a b c d" picks the lanes (default "a b"; lanes c and d are issue 22's fair F2
+#   comparison and its trait sweep).
 # Two lanes run side by side, one torch thread each (on 2 cores this trains more images per
 # second than one lane on 2 threads). Measured per epoch on one thread, with the other lane busy:
 # f1net 222 s, resnet32 391 s; t500 about 470 s; hardware-aware epochs about 1.5x those.
@@ -69,6 +70,14 @@ lane_c() {
     run resnet32_e40 --model resnet32 --epochs 40
     run resnet32_e40_hwa_dev --model resnet32 --hwa-from "$runs/resnet32_e40/model.pt" \
         --epochs 10 "${hwa_dev[@]}"
+}
+
+lane_d() {
+    # issue 22 point 4: the trait sweep (t500 with one trait moved toward ResNet-32 at a time;
+    # 10 FP32 epochs, 2 device-model epochs, 3 programmings at 1 s / 1 day / 1 month each;
+    # 14-20 CPU hours). Resumable per stage; a second shell running it splits the networks.
+    python -m aimcsim sweep --root "$runs/traits" --points docs/results/traits --threads 1 \
+        --data "$data" > "$runs/traits_sweep.log" 2>&1
 }
 
 mkdir -p "$runs"
