@@ -78,6 +78,34 @@ def accuracy(model: torch.nn.Module, batches) -> float:
     return correct / total
 
 
+def peer_parser(description: str, out: str, reps: int, times: str,
+                limit: int | None = None) -> argparse.ArgumentParser:
+    """The options the peer benchmarks share: network and weights, (test images,) programmings,
+    read times (comma-separated seconds), data, threads, the aihwkit environment's python, the
+    driver / peer role and the output stem. Each script adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--model", default="resnet32")
+    parser.add_argument("--weights", required=True)
+    if limit is not None:
+        parser.add_argument("--limit", type=int, default=limit)
+    parser.add_argument("--reps", type=int, default=reps)
+    parser.add_argument("--times", default=times)
+    parser.add_argument("--data", default=None)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")
+    parser.add_argument("--role", choices=("driver", "peer"), default="driver")
+    parser.add_argument("--out", default=out)
+    return parser
+
+
+def write_outputs(out: str | Path, text: str, payload: dict) -> None:
+    """``<out>.md`` (the table ``text``) and ``<out>.json`` (``payload``), folders made."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(text + "\n")
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=1))
+
+
 def call_peer(peer_python: str, script: str, argv: list[str] | None) -> dict | None:
     """Run ``script`` with ``--role peer`` and the driver's arguments in the peer's python
     (aihwkit's environment) and return the JSON of its last output line; None when that
@@ -185,19 +213,10 @@ def table(ours: dict, peer: dict | None, title: str) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet32")
-    parser.add_argument("--weights", required=True)
-    parser.add_argument("--limit", type=int, default=2000)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--times", default="1,3600,86400,2592000")
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")
+    parser = peer_parser(__doc__.splitlines()[0], "docs/results/peer_accuracy", reps=3,
+                         times="1,3600,86400,2592000", limit=2000)
     parser.add_argument("--peer-from", default=None,
                         help="an earlier output .json whose aihwkit runs to reuse (see above)")
-    parser.add_argument("--role", choices=("driver", "peer"), default="driver")
-    parser.add_argument("--out", default="docs/results/peer_accuracy")
     args = parser.parse_args(argv)
     args.times = [float(t) for t in args.times.split(",")]
     torch.set_num_threads(args.threads)
@@ -213,12 +232,8 @@ def main(argv=None) -> None:
     title = (f"{args.model} ({Path(args.weights).parent.name}): aimcsim and aihwkit, first "
              f"{args.limit} test images, {args.reps} programmings each")
     text = table(ours, peer, title)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text + "\n")
-    out.with_suffix(".json").write_text(json.dumps(
-        {"ours": ours, "peer": peer, "seconds": time.perf_counter() - start,
-         "args": {k: v for k, v in vars(args).items()}}, indent=1))
+    write_outputs(args.out, text, {"ours": ours, "peer": peer,
+                                   "seconds": time.perf_counter() - start, "args": vars(args)})
     print(text)
 
 

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from peer_accuracy import call_peer, load_model  # noqa: E402  (torch-only)
+from peer_accuracy import call_peer, load_model, write_outputs  # noqa: E402  (torch-only)
 
 
 def shrink(read: np.ndarray, programmed: np.ndarray) -> float:
@@ -164,11 +164,7 @@ def main(argv=None) -> None:
     title = (f"{args.model} ({Path(args.weights).parent.name}): drift compensation per tile, "
              f"{args.reps} programmings")
     text = table(series, title)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"series": series, "args": vars(args)},
-                                                   indent=1))
+    write_outputs(args.out, text, {"series": series, "args": vars(args)})
     print(text)
 
 

@@ -22,7 +22,6 @@ itself there with ``--role peer``). Writes ``<out>.md`` and ``.json``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -35,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from peer_accuracy import accuracy, call_peer, load_model, test_batches  # noqa: E402
+from peer_accuracy import (accuracy, call_peer, load_model, peer_parser,  # noqa: E402
+                           test_batches, write_outputs)
 
 #: Smallest correlation between a transferred tile and the tile it replaces.
 MIN_MATCH = 0.5
@@ -175,19 +175,10 @@ def table(result: dict, title: str) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet32")
-    parser.add_argument("--weights", required=True)
-    parser.add_argument("--limit", type=int, default=500)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--times", default="1,86400")
+    parser = peer_parser(__doc__.splitlines()[0], "docs/results/peer_swap", reps=3,
+                         times="1,86400", limit=500)
     parser.add_argument("--variant", default="matched")
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")
     parser.add_argument("--swap-dir", default=None, help="(set by the driver for the peer)")
-    parser.add_argument("--role", choices=("driver", "peer"), default="driver")
-    parser.add_argument("--out", default="docs/results/peer_swap")
     args = parser.parse_args(argv)
     args.times = [float(t) for t in args.times.split(",")]
     torch.set_num_threads(args.threads)
@@ -210,11 +201,7 @@ def main(argv=None) -> None:
              f"through the forward pass of the other, first {args.limit} test images, "
              f"{args.reps} programmings")
     text = table(result, title)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"result": result, "args": vars(args)},
-                                                   indent=1))
+    write_outputs(args.out, text, {"result": result, "args": vars(args)})
     print(text)
 
 

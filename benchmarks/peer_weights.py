@@ -21,7 +21,6 @@ by f: how steeply accuracy depends on the compensation's overall gain. Writes ``
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -34,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from peer_accuracy import accuracy, call_peer, load_model, test_batches  # noqa: E402
+from peer_accuracy import (accuracy, call_peer, load_model, peer_parser,  # noqa: E402
+                           test_batches, write_outputs)
 from peer_swap import key, ours_load, peer_dump  # noqa: E402
 
 OURS = ("matched", "matched-read-reference", "matched-idle-independent", "matched-idle-off")
@@ -117,22 +117,13 @@ def table(runs: dict, title: str) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="resnet32")
-    parser.add_argument("--weights", required=True)
-    parser.add_argument("--limit", type=int, default=500)
-    parser.add_argument("--reps", type=int, default=10)
-    parser.add_argument("--times", default="3600,86400")
+    parser = peer_parser(__doc__.splitlines()[0], "docs/results/peer_weights", reps=10,
+                         times="3600,86400", limit=500)
     parser.add_argument("--ours", default=",".join(OURS),
                         help=f"comma-separated aimcsim series, of {','.join(OURS)}")
     parser.add_argument("--alpha-scales", default="",
                         help="comma-separated factors f: extra series, matched with alpha x f")
-    parser.add_argument("--data", default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--peer-python", default="/work/venv-peer/bin/python")
     parser.add_argument("--swap-dir", default=None, help="(set by the driver for the peer)")
-    parser.add_argument("--role", choices=("driver", "peer"), default="driver")
-    parser.add_argument("--out", default="docs/results/peer_weights")
     args = parser.parse_args(argv)
     if args.reps < 2:
         raise SystemExit("--reps must be at least 2 (standard errors)")
@@ -156,11 +147,7 @@ def main(argv=None) -> None:
              f"through aimcsim's forward pass, first {args.limit} test images, {args.reps} "
              f"programmings")
     text = table(runs, title)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text + "\n")
-    out.with_suffix(".json").write_text(json.dumps({"runs": runs, "version": peer["version"],
-                                                    "args": vars(args)}, indent=1))
+    write_outputs(args.out, text, {"runs": runs, "version": peer["version"], "args": vars(args)})
     print(text)
 
 
