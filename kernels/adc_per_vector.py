@@ -101,6 +101,17 @@ def _repeat_row_vector(y, var, p, row, row_noise, rejected, s, col_scale, out_no
 
 
 @nb.njit(inline="always", cache=True)
+def _store_row(out, p, row, channels, accumulate):
+    """Write (or add, with ``accumulate``) the converted ``row`` into output position ``p``."""
+    if accumulate:
+        for c in range(channels):
+            out[p, c] += row[c]
+    else:
+        for c in range(channels):
+            out[p, c] = row[c]
+
+
+@nb.njit(inline="always", cache=True)
 def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations, seed,
                      n, accumulate, noisy, use_var, quantize):
     """One sample in channels_last layout: ``y`` is (P, C), every row one vector. The
@@ -154,12 +165,7 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
                 n_pending += 1
                 continue
             clipped_total += count
-            if accumulate:
-                for c in range(channels):
-                    out[p, c] += row[c]
-            else:
-                for c in range(channels):
-                    out[p, c] = row[c]
+            _store_row(out, p, row, channels, accumulate)
     repeated = 0
     if n_pending > 0:
         row_noise = np.zeros(channels, np.float32)
@@ -171,12 +177,7 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
                                           max_iterations, seed, n)
             repeated += k
             clipped_total += count
-            if accumulate:
-                for c in range(channels):
-                    out[p, c] += row[c]
-            else:
-                for c in range(channels):
-                    out[p, c] = row[c]
+            _store_row(out, p, row, channels, accumulate)
     return clipped_total, repeated
 
 
