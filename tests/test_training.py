@@ -276,9 +276,9 @@ def test_init_from_starts_fp32_training_from_the_given_weights(tmp_path, monkeyp
     monkeypatch.setattr(cli, "load_cifar10", lambda *a, **k: tiny)
     started = {}
 
-    def fake_train(model, train, test, config, out):
+    def fake_train(model, train, test, config, out, teacher=None):
         started["fc"] = model.fc.weight.detach().clone()
-        started["config"] = config
+        started["config"], started["teacher"] = config, teacher
         return {"epochs": [], "wall_seconds": 0.0}
 
     monkeypatch.setattr(cli, "train_classifier", fake_train)
@@ -291,6 +291,13 @@ def test_init_from_starts_fp32_training_from_the_given_weights(tmp_path, monkeyp
     main(["train", "--model", "resnet20", "--out", str(tmp_path / "run"), "--epochs", "4",
           "--schedule", "constant", "--swa-start", "2"])
     assert (started["config"].swa_start, started["config"].schedule) == (2, "constant")
+    assert started["teacher"] is None and started["config"].distill_weight == 0.0
+    # --distill-from: the teacher holds the given weights; the student starts afresh
+    main(["train", "--model", "resnet20", "--out", str(tmp_path / "run"),
+          "--distill-from", str(tmp_path / "model.pt"), "--distill-temperature", "3"])
+    assert torch.equal(started["teacher"].fc.weight, torch.full_like(started["fc"], 0.25))
+    assert not torch.equal(started["fc"], torch.full_like(started["fc"], 0.25))
+    assert (started["config"].distill_weight, started["config"].distill_temperature) == (0.9, 3)
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--model", "resnet20", "--out", "x",
                                    "--init-from", "a.pt", "--hwa-from", "b.pt"])

@@ -48,6 +48,13 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--noise-scale", type=float, default=1.0,
                    help="device model: multiply the read weights' deviation from the float "
                         "weights by this factor in training (noise inflation; 1: off)")
+    p.add_argument("--distill-from", default=None, metavar="WEIGHTS",
+                   help="knowledge distillation: the float network (model.pt of --model) whose "
+                        "soft predictions the trained network learns beside the labels")
+    p.add_argument("--distill-weight", type=float, default=0.9,
+                   help="with --distill-from: share of the distillation term in the loss")
+    p.add_argument("--distill-temperature", type=float, default=4.0,
+                   help="with --distill-from: softmax temperature of the distillation term")
     p.set_defaults(func=run_train)
 
 
@@ -64,7 +71,13 @@ def run_train(args: argparse.Namespace) -> None:
     config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                          threads=args.threads, swa_start=args.swa_start,
-                         optimizer=args.optimizer)
+                         optimizer=args.optimizer,
+                         distill_weight=args.distill_weight if args.distill_from else 0.0,
+                         distill_temperature=args.distill_temperature)
+    teacher = None
+    if args.distill_from:
+        from aimcsim.training.hwa import load_weights
+        teacher = load_weights(build_model(args.model), args.distill_from)
     start_weights = args.hwa_from or args.init_from  # the two are mutually exclusive
     if start_weights:
         from aimcsim.training.hwa import load_weights
@@ -79,8 +92,8 @@ def run_train(args: argparse.Namespace) -> None:
                                   t_max=args.t_max, noise_scale=args.noise_scale)
         analog = AnalogConfig(device=device) if args.device else None  # None: the default
         _, history = hardware_aware_finetune(model, train, test, config, args.out, hwa,
-                                             analog_config=analog)
+                                             analog_config=analog, teacher=teacher)
     else:
-        history = train_classifier(model, train, test, config, args.out)
+        history = train_classifier(model, train, test, config, args.out, teacher=teacher)
     print(f"done: test accuracy {100 * history.get('test_acc', float('nan')):.2f}% after "
           f"{len(history['epochs'])} epochs, {history['wall_seconds'] / 60:.1f} min")

@@ -47,10 +47,13 @@ def hardware_aware_finetune(model: nn.Module, train: CifarSplit, test: CifarSpli
                             config: TrainConfig, out_dir: str | os.PathLike,
                             hwa: HardwareAwareConfig | None = None,
                             analog_config: AnalogConfig | None = None,
-                            progress: bool = True) -> tuple[nn.Module, dict]:
+                            progress: bool = True, teacher: nn.Module | None = None
+                            ) -> tuple[nn.Module, dict]:
     """Convert ``model`` (holding its FP32 weights) to analog layers and fine-tune it with the
     hardware noise model in the loop. Returns (analog model, history); ``out_dir/model.pt``
     holds the float weights of the analog model (load them into a converted model).
+    ``teacher`` (a float network) with ``config.distill_weight > 0`` adds knowledge
+    distillation to the loss (:mod:`aimcsim.training.distillation`).
 
     With ``hwa.noise_model == "device"`` the read times [t_min, t_max] must be valid for the
     device (e.g. within the RRAM model's characterised 1 s to 2 days), else ValueError."""
@@ -61,7 +64,7 @@ def hardware_aware_finetune(model: nn.Module, train: CifarSplit, test: CifarSpli
             device.check_read_time(getattr(hwa, name), name)
     analog = convert_to_analog(model, analog_config, hwa=hwa)
     history = train_classifier(analog, train, test, config, out_dir, progress=progress,
-                               finalize=bake_weight_clipping_)
+                               finalize=bake_weight_clipping_, teacher=teacher)
     return analog, history
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.data.loader import iterate_batches
+from aimcsim.training.distillation import DistillationLoss
 from aimcsim.training.weight_averaging import WeightAverage, recompute_batchnorm_statistics
 from aimcsim.validation import check_bool, check_choice, check_float, check_int
 
@@ -32,7 +33,7 @@ OPTIMIZERS = ("sgd", "adamw")
 #: Settings that fix the course of a run (data order, schedule, optimizer). A checkpoint only
 #: resumes under the same values; the others (threads, memory format, eval batch) may change.
 RESUME_KEYS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "seed",
-               "swa_start", "optimizer")
+               "swa_start", "optimizer", "distill_weight", "distill_temperature")
 
 
 @dataclass
@@ -61,6 +62,10 @@ class TrainConfig:
         optimizer: ``sgd`` (Nesterov momentum) or ``adamw`` (betas 0.9, 0.999; the usual
             choice for transformers). With ``onecycle`` the schedule also cycles SGD's
             momentum or AdamW's beta1.
+        distill_weight: share ``a`` in [0, 1] of the distillation term in the loss (0: plain
+            cross-entropy; > 0 needs a teacher, see
+            :class:`aimcsim.training.distillation.DistillationLoss`).
+        distill_temperature: softmax temperature ``T`` > 0 of the distillation term.
     """
 
     epochs: int = 60
@@ -75,6 +80,8 @@ class TrainConfig:
     eval_batch_size: int = 250
     swa_start: int = 0
     optimizer: str = "sgd"
+    distill_weight: float = 0.0
+    distill_temperature: float = 4.0
 
     def __post_init__(self) -> None:
         self.epochs = check_int(self.epochs, "epochs", 1, MAX_COUNT)
@@ -91,6 +98,9 @@ class TrainConfig:
         self.swa_start = check_int(self.swa_start, "swa_start (0: off, else an epoch)", 0,
                                    self.epochs)
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        self.distill_weight = check_float(self.distill_weight, "distill_weight", 0, 1)
+        self.distill_temperature = check_float(self.distill_temperature, "distill_temperature",
+                                               0, 1e3, low_open=True)
 
 
 @torch.no_grad()
@@ -150,7 +160,10 @@ def _check_resumable(saved: dict | None, config: TrainConfig, path: Path) -> Non
     if not saved:
         return
     current = asdict(config)
-    diff = {k: (saved[k], current[k]) for k in RESUME_KEYS if k in saved and saved[k] != current[k]}
+    # a key the saved run predates had its default value then
+    defaults = asdict(TrainConfig())
+    diff = {k: (saved.get(k, defaults[k]), current[k]) for k in RESUME_KEYS
+            if saved.get(k, defaults[k]) != current[k]}
     if diff:
         listed = ", ".join(f"{k}={old!r} (now {new!r})" for k, (old, new) in diff.items())
         raise ValueError(f"{path} was written by a run with other settings: {listed}. A run "
@@ -195,7 +208,8 @@ def _atomic_save(obj: dict, path: Path) -> None:
 def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | None,
                      config: TrainConfig, out_dir: str | os.PathLike,
                      progress: bool = True,
-                     finalize: Callable[[nn.Module], object] | None = None) -> dict:
+                     finalize: Callable[[nn.Module], object] | None = None,
+                     teacher: nn.Module | None = None) -> dict:
     """Train ``model`` and return the history ``{"epochs": [...], "test_acc": ..., ...}``.
 
     Writes ``out_dir/checkpoint.pt`` after every epoch (model, optimizer, scheduler, history),
@@ -208,12 +222,19 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
     averaged from that epoch on (the running average is part of the checkpoint) and
     ``model.pt`` holds the average, its batch-norm statistics measured again over one
     augmented pass of ``train``; ``history["test_acc"]`` is then the average's accuracy and
-    ``history["test_acc_last_epoch"]`` that of the last epoch's weights.
+    ``history["test_acc_last_epoch"]`` that of the last epoch's weights. With
+    ``config.distill_weight > 0`` the loss distils ``teacher``'s predictions
+    (:class:`aimcsim.training.distillation.DistillationLoss`).
 
     Raises:
         ValueError: the checkpoint in ``out_dir`` was written with other settings
-            (:data:`RESUME_KEYS`), e.g. another number of epochs.
+            (:data:`RESUME_KEYS`), e.g. another number of epochs; or a teacher without
+            ``config.distill_weight`` or the weight without a teacher.
     """
+    if (teacher is None) != (config.distill_weight == 0.0):
+        raise ValueError("distillation needs both a teacher and distill_weight > 0, got "
+                         f"teacher={'given' if teacher is not None else None}, "
+                         f"distill_weight={config.distill_weight}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if config.threads > 0:
@@ -223,7 +244,9 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
     optimizer = _make_optimizer(model, config)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     scheduler = _make_scheduler(optimizer, config, steps_per_epoch)
-    criterion = nn.CrossEntropyLoss()
+    distill = None if teacher is None else DistillationLoss(
+        teacher.to(memory_format=memory_format), config.distill_weight,
+        config.distill_temperature)
     history: dict = {"config": asdict(config), "epochs": []}
     start_epoch = 0
     average = WeightAverage() if config.swa_start else None
@@ -255,7 +278,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
                    desc=f"epoch {epoch + 1}/{config.epochs}")
         for x, y in bar:
             logits = model(x)
-            loss = criterion(logits, y)
+            loss = distill(x, logits, y) if distill else nn.functional.cross_entropy(logits, y)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}")
             optimizer.zero_grad(set_to_none=True)
