@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aimcsim.threads import set_compute_threads
+
 
 def _times(text: str) -> tuple[float, ...]:
     from aimcsim.experiments.drift import TIME_PRESETS
@@ -125,11 +127,7 @@ def run_drift(args: argparse.Namespace) -> None:
         raise SystemExit(f"--workers must be >= 0, got {args.workers}")
     if args.workers and args.scheduler:
         raise SystemExit("give --workers or --scheduler, not both")
-    if args.threads:
-        import numba
-        import torch
-        torch.set_num_threads(args.threads)
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    set_compute_threads(args.threads)
     if args.quick:
         times, reps, limit = quick_times(args.device), min(reps, 2), limit or 500
     config = DriftStudyConfig(model=args.model, fp32_weights=args.fp32, hwa_weights=args.hwa,

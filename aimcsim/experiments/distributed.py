@@ -23,6 +23,7 @@ from torch import nn
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.experiments.drift import DriftStudyConfig, Point, measure_point
+from aimcsim.threads import set_compute_threads
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -70,9 +71,7 @@ def dask_client(workers: int = 0, scheduler: str | None = None,
 def _single_threaded(fn: Callable[..., T], item: Any, shared: dict[str, Any]) -> T:
     """``fn(item, **shared)`` with single-threaded torch and Numba: one task per worker
     thread."""
-    import numba
-    torch.set_num_threads(1)
-    numba.set_num_threads(1)
+    set_compute_threads(1)
     return fn(item, **shared)
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from aimcsim.data.cifar10 import CifarSplit, load_cifar10
 from aimcsim.models import MODEL_NAMES, build_model
 from aimcsim.nn import calibrate_input_ranges, convert_to_analog, program, set_time
+from aimcsim.threads import set_compute_threads
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
@@ -76,7 +77,7 @@ def probe_command(description: str, default_time_s: float, out_suffix: str,
     args = parser.parse_args(argv)
     if args.limit < 1 or args.reps < 1 or args.time < 0:
         parser.error("--limit and --reps must be positive and --time non-negative")
-    torch.set_num_threads(args.threads)
+    set_compute_threads(args.threads)
     test = load_cifar10(args.data, train=False)
     test = CifarSplit(test.images[:args.limit], test.labels[:args.limit])
     base = load_weights(build_model(args.model), args.weights).eval()

@@ -48,6 +48,7 @@ from typing import Iterator
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.experiments.drift import MONTH
+from aimcsim.threads import set_compute_threads
 from aimcsim.validation import check_float, check_int, check_time
 
 #: The sweep's networks in table order: the reference, the one-trait steps, the far end.
@@ -347,14 +348,6 @@ def write_training_summary(name: str, folders: NetworkFolders) -> Path:
     return path
 
 
-def _set_threads(threads: int) -> None:
-    if threads > 0:
-        import numba
-        import torch
-        torch.set_num_threads(threads)
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-
-
 def run_network(name: str, config: TraitSweepConfig, root: str | os.PathLike,
                 points: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
                 threads: int = 0, progress: bool = True, train: CifarSplit | None = None,
@@ -374,7 +367,7 @@ def run_network(name: str, config: TraitSweepConfig, root: str | os.PathLike,
     started = time.time()
     try:
         with network_lock(folders.weights):
-            _set_threads(threads)
+            set_compute_threads(threads)
             splits = _Splits(config, data, train, test)
             status = {"network": name}
             status["fp32"] = _train_fp32(name, config, folders, splits, threads, progress)

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.data.loader import iterate_batches
+from aimcsim.threads import set_compute_threads
 from aimcsim.training.distillation import DistillationLoss
 from aimcsim.training.weight_averaging import WeightAverage, recompute_batchnorm_statistics
 from aimcsim.validation import check_bool, check_choice, check_float, check_int
@@ -53,7 +54,8 @@ class TrainConfig:
         schedule: ``onecycle``, ``cosine`` or ``constant``.
         seed: seed of initialisation-independent randomness (data order, augmentation).
         channels_last: use the channels_last memory format (faster convs on CPU).
-        threads: torch intra-op threads (0 keeps torch's default).
+        threads: torch and Numba threads (0 keeps their defaults;
+            :func:`aimcsim.threads.set_compute_threads`).
         eval_batch_size: images per batch when testing.
         swa_start: 0 for no weight averaging; else the weights are averaged at the end of
             every epoch from this one (1-based) to the last, and the run's final weights are
@@ -237,8 +239,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
                          f"distill_weight={config.distill_weight}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
+    set_compute_threads(config.threads)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     optimizer = _make_optimizer(model, config)
