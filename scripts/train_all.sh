@@ -29,6 +29,10 @@ lane_a() {
     # 6 more device-model epochs with noise inflation (the deviation after GDC x 1.5)
     run f1net_hwa_ns --model f1net --hwa-from "$runs/f1net_hwa_dev/model.pt" --epochs 6 \
         --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5
+    # the same 6 epochs with knowledge distillation from the FP32 network (weight 0.9, T 4)
+    run f1net_hwa_kd --model f1net --hwa-from "$runs/f1net_hwa_dev/model.pt" --epochs 6 \
+        --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5 \
+        --distill-from "$runs/f1net/model.pt"
     run t500 --model t500 --epochs 40
     run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 6 "${hwa[@]}"
     # the vision transformer: AdamW, one-cycle (its 15% warm-up suits transformers), decoupled
@@ -60,6 +64,10 @@ lane_b() {
     # hardware-aware with the PCM model in the loop, from the 92.00% network (issue 19)
     run resnet32_hwa_dev --model resnet32 --hwa-from "$runs/resnet32_swa_low/model.pt" \
         --epochs 10 "${hwa_dev[@]}"
+    # 6 more device-model epochs with noise inflation and distillation from the 92.00% network
+    run resnet32_hwa_kd --model resnet32 --hwa-from "$runs/resnet32_hwa_dev/model.pt" \
+        --epochs 6 --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 \
+        --noise-scale 1.5 --distill-from "$runs/resnet32_swa_low/model.pt"
 }
 
 lane_c() {
