@@ -17,5 +17,8 @@ def set_compute_threads(threads: int) -> None:
         return
     import numba
     import torch
-    torch.set_num_threads(threads)
+    # Numba first: with its OpenMP threading layer, setting its count (which may start its
+    # pool) resets the calling thread's OpenMP thread count, and torch's intra-op pool is that
+    # same OpenMP (measured: torch.get_num_threads() back at 2 after numba.set_num_threads(1)).
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch.set_num_threads(threads)

@@ -2,6 +2,9 @@
 on every core)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numba
 import numpy as np
 import pytest
@@ -48,3 +51,19 @@ def test_a_one_thread_training_run_uses_one_numba_thread(restore_threads, tmp_pa
     train_classifier(build_model("f1net"), split, None,
                      TrainConfig(epochs=1, batch_size=8, threads=1), tmp_path, progress=False)
     assert numba.get_num_threads() == 1
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+def test_torch_keeps_its_count_when_numbas_pool_starts():
+    """With Numba's OpenMP layer, starting Numba's pool after torch has run a parallel op
+    resets the calling thread's OpenMP count, which is torch's too (torch back at 2 threads
+    beside a busy-waiting OpenMP worker). A fresh process: the pool starts only once."""
+    code = ("import torch\n"
+            "(torch.randn(4_000_000) * 2).sum()\n"
+            "from aimcsim.threads import set_compute_threads\n"
+            "set_compute_threads(1)\n"
+            "import numba\n"
+            "print(torch.get_num_threads(), numba.get_num_threads())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.split()
+    assert out == ["1", "1"], out
