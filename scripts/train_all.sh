@@ -33,6 +33,10 @@ lane_a() {
     run f1net_hwa_kd --model f1net --hwa-from "$runs/f1net_hwa_dev/model.pt" --epochs 6 \
         --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5 \
         --distill-from "$runs/f1net/model.pt"
+    # 6 more epochs of the same (12 epochs of distillation in all)
+    run f1net_hwa_kd12 --model f1net --hwa-from "$runs/f1net_hwa_kd/model.pt" --epochs 6 \
+        --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5 \
+        --distill-from "$runs/f1net/model.pt"
     run t500 --model t500 --epochs 40
     run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 6 "${hwa[@]}"
     # the vision transformer: AdamW, one-cycle (its 15% warm-up suits transformers), decoupled
