@@ -149,7 +149,7 @@ def test_noise_scale_multiplies_the_device_deviation():
         layer = convert_to_analog(nn.Sequential(conv), cfg, hwa=hwa)[0].train()
         torch.manual_seed(5)
         outputs[k] = layer(x).detach()
-    digital = nn.functional.conv2d(x, conv.weight, padding=1)
+    digital = nn.functional.conv2d(x, conv.weight, padding=1).detach()
     torch.testing.assert_close(outputs[0.0], digital, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(outputs[2.0] - digital, 2 * (outputs[1.0] - digital),
                                rtol=1e-3, atol=1e-4)
