@@ -124,18 +124,12 @@ def call_peer(peer_python: str, script: str, argv: list[str] | None) -> dict | N
 def run_peer(args) -> dict:
     """aihwkit 1.1.0: program once per repetition, drift to every time, evaluate."""
     from aihwkit import __version__
-    from aihwkit.nn.conversion import convert_to_analog
-    from peer_aihwkit import peer_config  # benchmarks/peer_aihwkit.py
+    from peer_aihwkit import peer_reads  # benchmarks/peer_aihwkit.py
     batches = test_batches(args.limit, args.data)
     base = load_model(args.model, args.weights)
     runs: dict[str, list[float]] = {}
-    for rep in range(args.reps):
-        torch.manual_seed(rep)
-        analog = convert_to_analog(base, peer_config()).eval()
-        analog.program_analog_weights()
-        for t in args.times:
-            analog.drift_analog_weights(t)
-            runs.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
+    for _, t, analog in peer_reads(base, args.reps, args.times):
+        runs.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
     return {"aihwkit": __version__, "runs": runs}
 
 

@@ -47,6 +47,20 @@ def peer_config():
     return config
 
 
+def peer_reads(base: torch.nn.Module, reps: int, times):
+    """aihwkit's programmings and reads of ``base``: programming ``rep`` seeded with
+    ``torch.manual_seed(rep)``, drifted to every time in ``times`` (seconds) in turn. Yields
+    ``(rep, t, analog model)``, the model read at ``t``; the next read changes it."""
+    from aihwkit.nn.conversion import convert_to_analog
+    for rep in range(reps):
+        torch.manual_seed(rep)
+        analog = convert_to_analog(base, peer_config()).eval()
+        analog.program_analog_weights()
+        for t in times:
+            analog.drift_analog_weights(t)
+            yield rep, t, analog
+
+
 
 
 def main(argv=None) -> None:

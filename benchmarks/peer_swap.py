@@ -133,23 +133,17 @@ def peer_load(model, data: dict[str, np.ndarray]) -> None:
 
 def run_peer(args) -> dict:
     from aihwkit import __version__
-    from aihwkit.nn.conversion import convert_to_analog
-    from peer_aihwkit import peer_config
+    from peer_aihwkit import peer_reads
     batches = test_batches(args.limit, args.data)
     base = load_model(args.model, args.weights)
     swap = Path(args.swap_dir)
     own: dict[str, list[float]] = {}
     theirs: dict[str, list[float]] = {}
-    for rep in range(args.reps):
-        torch.manual_seed(rep)
-        analog = convert_to_analog(base, peer_config()).eval()
-        analog.program_analog_weights()
-        for t in args.times:
-            analog.drift_analog_weights(t)
-            np.savez(swap / f"peer_{key(rep, t)}.npz", **peer_dump(analog))
-            own.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
-            peer_load(analog, dict(np.load(swap / f"ours_{key(rep, t)}.npz")))
-            theirs.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
+    for rep, t, analog in peer_reads(base, args.reps, args.times):
+        np.savez(swap / f"peer_{key(rep, t)}.npz", **peer_dump(analog))
+        own.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
+        peer_load(analog, dict(np.load(swap / f"ours_{key(rep, t)}.npz")))
+        theirs.setdefault(f"{t:g}", []).append(accuracy(analog, batches))
     return {"version": __version__, "own": own, "aimcsim weights": theirs}
 
 

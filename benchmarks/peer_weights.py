@@ -43,16 +43,10 @@ OURS = ("matched", "matched-read-reference", "matched-idle-independent", "matche
 def run_peer(args) -> dict:
     """Program and read only; every read's weights go to ``--swap-dir``."""
     from aihwkit import __version__
-    from aihwkit.nn.conversion import convert_to_analog
-    from peer_aihwkit import peer_config
+    from peer_aihwkit import peer_reads
     base = load_model(args.model, args.weights)
-    for rep in range(args.reps):
-        torch.manual_seed(rep)
-        analog = convert_to_analog(base, peer_config()).eval()
-        analog.program_analog_weights()
-        for t in args.times:
-            analog.drift_analog_weights(t)
-            np.savez(Path(args.swap_dir) / f"peer_{key(rep, t)}.npz", **peer_dump(analog))
+    for rep, t, analog in peer_reads(base, args.reps, args.times):
+        np.savez(Path(args.swap_dir) / f"peer_{key(rep, t)}.npz", **peer_dump(analog))
     return {"version": __version__}
 
 

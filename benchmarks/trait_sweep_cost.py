@@ -29,6 +29,7 @@ import time
 import numba
 import torch
 
+from bench_training import make_step  # benchmarks/bench_training.py
 from timing import interleaved_medians  # benchmarks/timing.py
 
 from aimcsim.experiments.trait_sweep import DEFAULT_NETWORKS, SWEEP_TIMES, TraitSweepConfig
@@ -36,17 +37,6 @@ from aimcsim.models import build_model, count_parameters
 from aimcsim.nn import convert_to_analog, program, set_time
 
 TRAIN_IMAGES, TEST_IMAGES, EVAL_BATCH = 50_000, 10_000, 250
-
-
-def _train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor):
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    model.train()
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return step
 
 
 def measure(name: str, repeats: int, config: TraitSweepConfig) -> dict[str, float]:
@@ -74,8 +64,8 @@ def measure(name: str, repeats: int, config: TraitSweepConfig) -> dict[str, floa
             fresh = convert_to_analog(fp32_eval, config.analog_config()).eval()
             program(fresh, seed=2)
 
-    return interleaved_medians({"fp32_step": _train_step(fp32, x, y),
-                                "hwa_step": _train_step(hwa, x, y),
+    return interleaved_medians({"fp32_step": make_step(fp32, x, y),
+                                "hwa_step": make_step(hwa, x, y),
                                 "fp32_eval": evaluate(fp32_eval),
                                 "analog_eval": evaluate(analog),
                                 "program": programming}, repeats, clock=time.process_time)

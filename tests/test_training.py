@@ -298,6 +298,9 @@ def test_init_from_starts_fp32_training_from_the_given_weights(tmp_path, monkeyp
     assert torch.equal(started["teacher"].fc.weight, torch.full_like(started["fc"], 0.25))
     assert not torch.equal(started["fc"], torch.full_like(started["fc"], 0.25))
     assert (started["config"].distill_weight, started["config"].distill_temperature) == (0.9, 3)
+    with pytest.raises(SystemExit, match="--distill-from"):  # not silently ignored
+        main(["train", "--model", "resnet20", "--out", str(tmp_path / "run"),
+              "--distill-weight", "0.5"])
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train", "--model", "resnet20", "--out", "x",
                                    "--init-from", "a.pt", "--hwa-from", "b.pt"])

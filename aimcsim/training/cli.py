@@ -51,10 +51,12 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distill-from", default=None, metavar="WEIGHTS",
                    help="knowledge distillation: the float network (model.pt of --model) whose "
                         "soft predictions the trained network learns beside the labels")
-    p.add_argument("--distill-weight", type=float, default=0.9,
-                   help="with --distill-from: share of the distillation term in the loss")
-    p.add_argument("--distill-temperature", type=float, default=4.0,
-                   help="with --distill-from: softmax temperature of the distillation term")
+    p.add_argument("--distill-weight", type=float, default=None,
+                   help="with --distill-from: share of the distillation term in the loss "
+                        "(default 0.9)")
+    p.add_argument("--distill-temperature", type=float, default=None,
+                   help="with --distill-from: softmax temperature of the distillation term "
+                        "(default 4)")
     p.set_defaults(func=run_train)
 
 
@@ -63,6 +65,10 @@ def run_train(args: argparse.Namespace) -> None:
     from aimcsim.devices import make_device
     if args.device is not None and not args.hwa_from:
         raise SystemExit("--device applies to hardware-aware training: give --hwa-from")
+    if not args.distill_from and (args.distill_weight is not None
+                                  or args.distill_temperature is not None):
+        raise SystemExit("--distill-weight and --distill-temperature apply to distillation: "
+                         "give --distill-from")
     device = make_device(args.device or "pcm")  # an unknown name fails before any loading
     torch.manual_seed(args.seed)
     model = build_model(args.model)
@@ -72,8 +78,10 @@ def run_train(args: argparse.Namespace) -> None:
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                          threads=args.threads, swa_start=args.swa_start,
                          optimizer=args.optimizer,
-                         distill_weight=args.distill_weight if args.distill_from else 0.0,
-                         distill_temperature=args.distill_temperature)
+                         distill_weight=(0.9 if args.distill_weight is None else
+                                         args.distill_weight) if args.distill_from else 0.0,
+                         distill_temperature=(4.0 if args.distill_temperature is None else
+                                              args.distill_temperature))
     teacher = None
     if args.distill_from:
         from aimcsim.training.hwa import load_weights
