@@ -3,6 +3,7 @@ three times, plot; the drift study resumes without lost or duplicated points."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -229,8 +230,18 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
     assert lines[2].startswith("| resnet32 | 93.00 | 91.00 ± 0.20 [0.12] |")  # SE 0.2 / sqrt(3)
     assert "programmings per cell: 3." in table
     assert lines[2].endswith("| 5.00 | 5.04 |") and lines[3].endswith("| 1.50 | 1.8 |")
-    assert lines[-1] == "T500 minus ResNet-32 at 1 day: +2.00 points (published: +1.86)."
-    assert "minus" not in compare_table(runs[:1])[0]
+    # each network's loss from its own FP32, with the standard error of the mean
+    assert "| resnet32 | 2.00 ± 0.12 | 3.00 ± 0.12 | 4.50 ± 0.12 | 7.00 ± 0.12 |" in lines
+    # the published claims checked against the standard errors (unpaired: no single runs)
+    assert lines[-3] == ("- T500 ahead at 1 day: +2.00 ± 0.16 points (published +1.86): "
+                         "**reproduced**.")
+    assert lines[-2] == ("- Loss from its own FP32 at 1 day: T500 2.50, ResNet-32 4.50; T500 "
+                         "loses +2.00 ± 0.16 points less (published: T500 the more robust): "
+                         "**reproduced**.")
+    assert lines[-1].startswith("- Drop from 1 s to 1 month (paired over programmings): T500 "
+                                "1.50 ± 0.16, ResNet-32 5.00 ± 0.16; T500 loses +3.50 ± 0.23")
+    assert lines[-1].endswith("(published +3.24): **reproduced**.")
+    assert "ahead at 1 day" not in compare_table(runs[:1])[0]
     from aimcsim.__main__ import main
     main(["compare", *map(str, runs), "--series", "hwa", "--out", str(tmp_path / "f2")])
     md = (tmp_path / "f2" / "compare_hwa_gdc_on.md").read_text()
@@ -253,6 +264,23 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
         compare_table([tmp_path / "nowhere"])
     with pytest.raises(ValueError, match="series must be one of"):
         compare_table(runs, series="fp32")
+
+
+def test_f2_verdicts_use_paired_drops_and_two_standard_errors():
+    """A drop is paired over programmings when the single runs are there (the shared part of
+    the programmings' spread cancels); a difference within two standard errors is noise, and
+    one of the other sign than published is reported as reversed."""
+    from aimcsim.experiments.compare import drop_with_error, verdict
+    first = {"mean": 0.90, "std": 0.01, "n": 4, "runs": [0.89, 0.90, 0.91, 0.90]}
+    last = {"mean": 0.88, "std": 0.01, "n": 4, "runs": [0.87, 0.88, 0.89, 0.88]}
+    drop, se = drop_with_error(first, last)
+    assert drop == pytest.approx(0.02) and se == pytest.approx(0.0, abs=1e-12)
+    unpaired = drop_with_error({k: v for k, v in first.items() if k != "runs"}, last)
+    assert unpaired[1] == pytest.approx(math.hypot(0.005, 0.005))
+    assert verdict(0.03, 0.01, 1.86) == "reproduced"
+    assert verdict(-0.03, 0.01, 1.86) == "not reproduced (reversed)"
+    assert verdict(0.015, 0.01, 1.86) == verdict(-0.02, 0.01, 1.86) == "within noise"
+    assert verdict(0.5, float("nan"), 1.86) == "within noise"
 
 
 @pytest.mark.skipif(default_root() is None, reason="CIFAR-10 not found (set AIMCSIM_CIFAR10)")

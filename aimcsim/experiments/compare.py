@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from aimcsim.experiments.drift import F2_TIMES  # noqa: E402
+from aimcsim.experiments.drift import F2_TIMES, MONTH as MONTH_S  # noqa: E402
 
 LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 172800.0: "2 days",
           2592000.0: "1 month"}
@@ -94,11 +94,14 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
     counts = sorted({c["n"] for r in rows for c in r["cells"] if c})
     lines += ["", "mean ± standard deviation over programmings [standard error of the mean]; "
               f"programmings per cell: {', '.join(map(str, counts))}."]
+    if any(r["fp32"] for r in rows):
+        lines += ["", *loss_table(rows, times)]
     gap = one_day_gap(rows, times) if label == "model" else None
-    if gap is not None:
-        lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points"
-                  + (f" (published: {PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f})."
-                     if published else ".")]
+    if gap is not None and published:
+        lines += ["", "The published claims, against the standard errors:",
+                  *published_verdicts(rows, times)]
+    elif gap is not None:
+        lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points."]
     if not published and label == "model":
         lines += ["", f"The published AnalogNAS numbers are for {SERIES_NAMES['hwa']} networks: "
                   "compare them with `--series hwa`."]
@@ -111,6 +114,88 @@ def _cell_text(cell: dict | None) -> str:
         return "n/a"
     se = cell["std"] / math.sqrt(cell["n"]) if cell["n"] > 0 else float("nan")
     return f"{100 * cell['mean']:.2f} ± {100 * cell['std']:.2f} [{100 * se:.2f}]"
+
+
+def _se(cell: dict) -> float:
+    """Standard error of a cell's mean accuracy (fraction), std / sqrt(n)."""
+    return cell["std"] / math.sqrt(cell["n"]) if cell["n"] > 1 else float("nan")
+
+
+def drop_with_error(first: dict, last: dict) -> tuple[float, float]:
+    """Mean accuracy lost from cell ``first`` to cell ``last`` (fractions) and its standard
+    error. When both cells hold the single runs of the same programmings (``runs``, ordered by
+    programming), the drop is paired: SE = std(first_r - last_r) / sqrt(n); otherwise the two
+    means' errors add in quadrature."""
+    drop = first["mean"] - last["mean"]
+    a, b = first.get("runs"), last.get("runs")
+    if a and b and len(a) == len(b) > 1:
+        diffs = [x - y for x, y in zip(a, b)]
+        mean = sum(diffs) / len(diffs)
+        var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
+        return drop, math.sqrt(var / len(diffs))
+    return drop, math.hypot(_se(first), _se(last))
+
+
+def loss_table(rows: list[dict], times=F2_TIMES) -> list[str]:
+    """Markdown lines: each network's accuracy lost to the analog hardware at each time,
+    measured from its own FP32 accuracy (points, mean ± standard error over programmings; the
+    FP32 accuracy is one deterministic evaluation of the same test images)."""
+    head = ["network", *[f"loss at {LABELS.get(t, f'{t:g} s')}" for t in times]]
+    lines = ["Accuracy lost from each network's own FP32 accuracy (points, mean ± SE):", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [f"{100 * (r['fp32'] - c['mean']):.2f} ± {100 * _se(c):.2f}"
+                 if c and r["fp32"] else "n/a" for c in r["cells"]]
+        lines.append("| " + " | ".join([r["label"], *cells]) + " |")
+    return lines
+
+
+def verdict(difference: float, standard_error: float, published: float) -> str:
+    """Whether a measured difference reproduces a published one of the same meaning: "
+    "reproduced" when it has the published sign and lies more than two standard errors from
+    zero, "not reproduced (reversed)" when it has the other sign by more than two standard
+    errors, "within noise" otherwise."""
+    if not math.isfinite(standard_error) or abs(difference) <= 2 * standard_error:
+        return "within noise"
+    return "reproduced" if (difference > 0) == (published > 0) else "not reproduced (reversed)"
+
+
+def published_verdicts(rows: list[dict], times=F2_TIMES) -> list[str]:
+    """The two published F2 claims checked against the standard errors: T500 ahead of
+    ResNet-32 at one day, and T500 losing less than ResNet-32 from the first time to one
+    month. Empty when either network or time is missing."""
+    by_model = {r["model"]: r for r in rows}
+    t500, resnet = by_model.get("t500"), by_model.get("resnet32")
+    if not t500 or not resnet or 86400.0 not in times or MONTH_S not in times:
+        return []
+    day, month = list(times).index(86400.0), list(times).index(MONTH_S)
+    a, b = t500["cells"][day], resnet["cells"][day]
+    out = []
+    if a and b:
+        gap, se = a["mean"] - b["mean"], math.hypot(_se(a), _se(b))
+        out.append(f"- T500 ahead at 1 day: {100 * gap:+.2f} ± {100 * se:.2f} points (published "
+                   f"{PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f}): "
+                   f"**{verdict(gap, se, PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32)}**.")
+    if a and b and t500["fp32"] and resnet["fp32"]:
+        # the same claim with each network's own FP32 accuracy taken out (fairer when the two
+        # networks reach different FP32 accuracies); published: T500 the more robust
+        less = (resnet["fp32"] - b["mean"]) - (t500["fp32"] - a["mean"])
+        se = math.hypot(_se(a), _se(b))
+        out.append(f"- Loss from its own FP32 at 1 day: T500 {100 * (t500['fp32'] - a['mean']):.2f}"
+                   f", ResNet-32 {100 * (resnet['fp32'] - b['mean']):.2f}; T500 loses "
+                   f"{100 * less:+.2f} ± {100 * se:.2f} points less (published: T500 the more "
+                   f"robust): **{verdict(less, se, 1.0)}**.")
+    if all(r["cells"][0] and r["cells"][month] for r in (t500, resnet)):
+        (dt, st), (dr, sr) = (drop_with_error(r["cells"][0], r["cells"][month])
+                              for r in (t500, resnet))
+        published = PUBLISHED_DROP_ONE_MONTH["resnet32"] - PUBLISHED_DROP_ONE_MONTH["t500"]
+        less, se = dr - dt, math.hypot(st, sr)
+        first = LABELS.get(times[0], f"{times[0]:g} s")
+        out.append(f"- Drop from {first} to 1 month (paired over programmings): T500 "
+                   f"{100 * dt:.2f} ± {100 * st:.2f}, ResNet-32 {100 * dr:.2f} ± {100 * sr:.2f}; "
+                   f"T500 loses {100 * less:+.2f} ± {100 * se:.2f} points less (published "
+                   f"{published:+.2f}): **{verdict(less, se, published)}**.")
+    return out
 
 
 def one_day_gap(rows: list[dict], times=F2_TIMES) -> float | None:
