@@ -328,3 +328,38 @@ def test_points_file_skips_unreadable_lines_with_a_warning(tmp_path):
                                          r"\(2, 3, 4, 5, 6, 7, 8, 9, 12\)"):
         points = _load_points(path)
     assert sorted(points.values(), key=lambda p: p["series"]) == good
+
+
+def test_drift_analog_config_from_a_json_file_and_flags(tmp_path):
+    """``drift --analog-config`` reads a whole AnalogConfig from JSON (what a study's
+    config.json holds), ``--device`` and ``--gdc-granularity`` apply on top; a device given
+    both ways, unknown keys and unreadable files are refused with the file named."""
+    from aimcsim.devices import make_device
+    from aimcsim.experiments.cli import analog_config_from_args
+    from aimcsim.tiles.config import AnalogConfig
+    assert analog_config_from_args(None, None, None).to_dict() == AnalogConfig().to_dict()
+    column = analog_config_from_args(None, None, "column")
+    assert column.drift_compensation.granularity == "column"
+    custom = AnalogConfig().replace(**{"periphery.out_noise": 0.02, "mapping.rows": 256})
+    path = tmp_path / "analog.json"
+    path.write_text(json.dumps(custom.to_dict()))
+    loaded = analog_config_from_args(None, str(path), "column")
+    assert loaded.periphery.out_noise == 0.02 and loaded.mapping.rows == 256
+    assert loaded.drift_compensation.granularity == "column"
+    with pytest.raises(SystemExit, match="give one"):
+        analog_config_from_args(make_device("rram"), str(path), None)
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"periphery": {"out_noise": 0.0}}))
+    rram = analog_config_from_args(make_device("rram"), str(partial), None)
+    assert type(rram.device).__name__ == type(make_device("rram")).__name__
+    assert rram.periphery.out_noise == 0.0 and rram.periphery.inp_bits == 7
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"periphery": {"out_noise": 0.0}, "wires": 1}))
+    with pytest.raises(SystemExit, match="bad.json: unknown AnalogConfig keys"):
+        analog_config_from_args(None, str(bad), None)
+    with pytest.raises(SystemExit, match="nowhere.json"):
+        analog_config_from_args(None, str(tmp_path / "nowhere.json"), None)
+    from aimcsim.__main__ import main
+    with pytest.raises(SystemExit):
+        main(["drift", "--model", "f1net", "--fp32", "x.pt", "--gdc-granularity", "row",
+              "--out", str(tmp_path / "o")])

@@ -27,6 +27,33 @@ def _device(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def analog_config_from_args(device, config_file: str | None, gdc_granularity: str | None):
+    """The analog configuration of a drift study: the defaults, or ``config_file`` (JSON of
+    ``AnalogConfig.to_dict()``), with ``device`` (a device model) and ``gdc_granularity``
+    applied on top. A device given both ways is refused, so no setting is silently dropped."""
+    import json
+
+    from aimcsim.tiles.config import AnalogConfig
+    if config_file is None:
+        config = AnalogConfig()
+    else:
+        try:
+            data = json.loads(Path(config_file).read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--analog-config {config_file}: {err}") from None
+        try:
+            config = AnalogConfig.from_dict(data)
+        except (TypeError, ValueError) as err:
+            raise SystemExit(f"--analog-config {config_file}: {err}") from None
+        if device is not None and "device" in data:
+            raise SystemExit("--device and an --analog-config with a device: give one")
+    if device is not None:
+        config = config.replace(device=device)
+    if gdc_granularity is not None:
+        config = config.replace(**{"drift_compensation.granularity": gdc_granularity})
+    return config
+
+
 def quick_times(device) -> tuple[float, ...]:
     """The four times of ``--quick`` (1e-5 s, 1 s, 1 h, 1e5 s), each moved into the device's
     characterised time range; equal ones merged."""
@@ -63,10 +90,16 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--times", type=_times, default="f1",
                    help="preset f1 (16 log-spaced 1e-5..1e5 s), f2 (1 s, 1 h, 1 day, "
                         "1 month), f1+f2 (both), or comma-separated seconds")
-    p.add_argument("--device", type=_device, default="pcm",
+    p.add_argument("--device", type=_device, default=None,
                    help="device model: pcm (Nandakumar 2019, default), hermes (Hermes chip PCM, "
                         "2 devices per sign), hermes-1 (1 device per sign), rram (Wan 2022, "
                         "valid from 1 s to 2 days), gaussian, ideal")
+    p.add_argument("--analog-config", default=None, metavar="JSON",
+                   help="the whole analog configuration from a JSON file "
+                        "(AnalogConfig.to_dict(); keys left out keep their defaults)")
+    p.add_argument("--gdc-granularity", choices=("tile", "column"), default=None,
+                   help="drift compensation: one factor per tile (default) or per output "
+                        "column")
     p.add_argument("--reps", type=int, default=5, help="programmings per series")
     p.add_argument("--gdc", type=_gdc, default="on,off")
     p.add_argument("--seed", type=int, default=0)
@@ -119,7 +152,6 @@ def run_drift(args: argparse.Namespace) -> None:
     from aimcsim.data import load_cifar10
     from aimcsim.experiments.drift import DriftStudyConfig, run_drift_study
     from aimcsim.experiments.plots import plot_accuracy_over_time
-    from aimcsim.tiles.config import AnalogConfig
     times, reps, limit = args.times, args.reps, args.limit
     if args.threads < 0:
         raise SystemExit(f"--threads must be >= 0, got {args.threads}")
@@ -128,13 +160,14 @@ def run_drift(args: argparse.Namespace) -> None:
     if args.workers and args.scheduler:
         raise SystemExit("give --workers or --scheduler, not both")
     set_compute_threads(args.threads)
+    analog = analog_config_from_args(args.device, args.analog_config, args.gdc_granularity)
     if args.quick:
-        times, reps, limit = quick_times(args.device), min(reps, 2), limit or 500
+        times, reps, limit = quick_times(analog.device), min(reps, 2), limit or 500
     config = DriftStudyConfig(model=args.model, fp32_weights=args.fp32, hwa_weights=args.hwa,
                               times=tuple(times), repetitions=reps, gdc=args.gdc,
                               seed=args.seed, batch_size=args.batch_size, limit=limit,
                               series=args.series, adabs=args.adabs,
-                              analog=AnalogConfig(device=args.device))
+                              analog=analog)
     test = load_cifar10(args.data, train=False)
     train = load_cifar10(args.data, train=True) if args.adabs else None
     results = run_drift_study(config, test, args.out, train=train, workers=args.workers,
