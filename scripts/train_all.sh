@@ -37,6 +37,12 @@ lane_a() {
     run f1net_hwa_kd12 --model f1net --hwa-from "$runs/f1net_hwa_kd/model.pt" --epochs 6 \
         --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5 \
         --distill-from "$runs/f1net/model.pt"
+    # the same 6 epochs from f1net_hwa_kd with tighter weight clipping (2.0 and 1.5 sigma)
+    for c in 20 15; do
+        run f1net_hwa_kd_c$c --model f1net --hwa-from "$runs/f1net_hwa_kd/model.pt" --epochs 6 \
+            --lr 0.005 --schedule cosine --noise-model device --clip-sigma "${c:0:1}.${c:1}" \
+            --noise-scale 1.5 --distill-from "$runs/f1net/model.pt"
+    done
     run t500 --model t500 --epochs 40
     run t500_hwa --model t500 --hwa-from "$runs/t500/model.pt" --epochs 6 "${hwa[@]}"
     # the vision transformer: AdamW, one-cycle (its 15% warm-up suits transformers), decoupled
