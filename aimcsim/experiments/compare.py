@@ -151,7 +151,7 @@ def loss_table(rows: list[dict], times=F2_TIMES) -> list[str]:
 
 
 def verdict(difference: float, standard_error: float, published: float) -> str:
-    """Whether a measured difference reproduces a published one of the same meaning: "
+    """Whether a measured difference reproduces a published one of the same meaning:
     "reproduced" when it has the published sign and lies more than two standard errors from
     zero, "not reproduced (reversed)" when it has the other sign by more than two standard
     errors, "within noise" otherwise."""
@@ -161,9 +161,10 @@ def verdict(difference: float, standard_error: float, published: float) -> str:
 
 
 def published_verdicts(rows: list[dict], times=F2_TIMES) -> list[str]:
-    """The two published F2 claims checked against the standard errors: T500 ahead of
-    ResNet-32 at one day, and T500 losing less than ResNet-32 from the first time to one
-    month. Empty when either network or time is missing."""
+    """The published F2 claims checked against the standard errors, one line each: T500
+    ahead of ResNet-32 at one day (as measured, and again with each network's own FP32
+    accuracy taken out), and T500 losing less than ResNet-32 from the first time to one month.
+    Empty when either network or time is missing."""
     by_model = {r["model"]: r for r in rows}
     t500, resnet = by_model.get("t500"), by_model.get("resnet32")
     if not t500 or not resnet or 86400.0 not in times or MONTH_S not in times:
