@@ -277,6 +277,11 @@ def test_f2_verdicts_use_paired_drops_and_two_standard_errors():
     assert drop == pytest.approx(0.02) and se == pytest.approx(0.0, abs=1e-12)
     unpaired = drop_with_error({k: v for k, v in first.items() if k != "runs"}, last)
     assert unpaired[1] == pytest.approx(math.hypot(0.005, 0.005))
+    # runs of different programmings (a partial study) are not paired
+    other = drop_with_error({**first, "reps": [0, 1, 2, 3]}, {**last, "reps": [0, 1, 2, 5]})
+    assert other[1] == pytest.approx(math.hypot(0.005, 0.005))
+    assert drop_with_error({**first, "reps": [0, 1, 2, 3]},
+                           {**last, "reps": [0, 1, 2, 3]})[1] == pytest.approx(0.0, abs=1e-12)
     assert verdict(0.03, 0.01, 1.86) == "reproduced"
     assert verdict(-0.03, 0.01, 1.86) == "not reproduced (reversed)"
     assert verdict(0.015, 0.01, 1.86) == verdict(-0.02, 0.01, 1.86) == "within noise"

@@ -124,11 +124,13 @@ def _se(cell: dict) -> float:
 def drop_with_error(first: dict, last: dict) -> tuple[float, float]:
     """Mean accuracy lost from cell ``first`` to cell ``last`` (fractions) and its standard
     error. When both cells hold the single runs of the same programmings (``runs``, ordered by
-    programming), the drop is paired: SE = std(first_r - last_r) / sqrt(n); otherwise the two
-    means' errors add in quadrature."""
+    programming, with their programming numbers in ``reps`` where recorded), the drop is
+    paired: SE = std(first_r - last_r) / sqrt(n); otherwise the two means' errors add in
+    quadrature."""
     drop = first["mean"] - last["mean"]
     a, b = first.get("runs"), last.get("runs")
-    if a and b and len(a) == len(b) > 1:
+    same_reps = first.get("reps") == last.get("reps")  # both None for older results files
+    if a and b and len(a) == len(b) > 1 and same_reps:
         diffs = [x - y for x, y in zip(a, b)]
         mean = sum(diffs) / len(diffs)
         var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)

@@ -405,11 +405,12 @@ def summarise(points: list[dict], config: DriftStudyConfig) -> dict:
             continue
         groups.setdefault((p["series"], bool(p["gdc"]), float(p["t"])), []).append(p)
     for (s, gdc, t), ps in sorted(groups.items()):
-        accs = np.array([p["accuracy"] for p in sorted(ps, key=lambda p: p["rep"])])
+        ps = sorted(ps, key=lambda p: p["rep"])
+        accs = np.array([p["accuracy"] for p in ps])
         rows.append({"series": s, "gdc": gdc, "t": t, "n": int(accs.size),
                      "mean": float(accs.mean()), "std": float(accs.std(ddof=1)) if accs.size > 1
                      else 0.0, "min": float(accs.min()), "max": float(accs.max()),
-                     "runs": accs.tolist()})
+                     "runs": accs.tolist(), "reps": [int(p["rep"]) for p in ps]})
     return {"model": config.model, "fp32": fp32[0] if fp32 else None, "rows": rows,
             "config": config.describe()}
 
