@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -131,10 +132,7 @@ def drop_with_error(first: dict, last: dict) -> tuple[float, float]:
     a, b = first.get("runs"), last.get("runs")
     same_reps = first.get("reps") == last.get("reps")  # both None for older results files
     if a and b and len(a) == len(b) > 1 and same_reps:
-        diffs = [x - y for x, y in zip(a, b)]
-        mean = sum(diffs) / len(diffs)
-        var = sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)
-        return drop, math.sqrt(var / len(diffs))
+        return drop, statistics.stdev(x - y for x, y in zip(a, b)) / math.sqrt(len(a))
     return drop, math.hypot(_se(first), _se(last))
 
 
@@ -169,13 +167,14 @@ def published_verdicts(rows: list[dict], times=F2_TIMES) -> list[str]:
     Empty when either network or time is missing."""
     by_model = {r["model"]: r for r in rows}
     t500, resnet = by_model.get("t500"), by_model.get("resnet32")
-    if not t500 or not resnet or 86400.0 not in times or MONTH_S not in times:
+    if not t500 or not resnet or MONTH_S not in times:
         return []
-    day, month = list(times).index(86400.0), list(times).index(MONTH_S)
-    a, b = t500["cells"][day], resnet["cells"][day]
+    a, b = _t500_and_resnet32_at(rows, times, 86400.0)
+    month = list(times).index(MONTH_S)
     out = []
+    se = math.hypot(_se(a), _se(b)) if a and b else float("nan")  # of either one-day claim
     if a and b:
-        gap, se = a["mean"] - b["mean"], math.hypot(_se(a), _se(b))
+        gap = a["mean"] - b["mean"]
         out.append(f"- T500 ahead at 1 day: {100 * gap:+.2f} ± {100 * se:.2f} points (published "
                    f"{PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f}): "
                    f"**{verdict(gap, se, PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32)}**.")
@@ -183,7 +182,6 @@ def published_verdicts(rows: list[dict], times=F2_TIMES) -> list[str]:
         # the same claim with each network's own FP32 accuracy taken out (fairer when the two
         # networks reach different FP32 accuracies); published: T500 the more robust
         less = (resnet["fp32"] - b["mean"]) - (t500["fp32"] - a["mean"])
-        se = math.hypot(_se(a), _se(b))
         out.append(f"- Loss from its own FP32 at 1 day: T500 {100 * (t500['fp32'] - a['mean']):.2f}"
                    f", ResNet-32 {100 * (resnet['fp32'] - b['mean']):.2f}; T500 loses "
                    f"{100 * less:+.2f} ± {100 * se:.2f} points less (published: T500 the more "
@@ -204,14 +202,19 @@ def published_verdicts(rows: list[dict], times=F2_TIMES) -> list[str]:
 def one_day_gap(rows: list[dict], times=F2_TIMES) -> float | None:
     """Accuracy of T500 minus that of ResNet-32 at one day (86,400 s), in points, or None
     when either network or that time is missing from the compared studies."""
-    if 86400.0 not in times:
-        return None
-    k = list(times).index(86400.0)
-    at_one_day = {r["model"]: r["cells"][k] for r in rows}
-    t500, resnet32 = at_one_day.get("t500"), at_one_day.get("resnet32")
+    t500, resnet32 = _t500_and_resnet32_at(rows, times, 86400.0)
     if not t500 or not resnet32:
         return None
     return 100 * (t500["mean"] - resnet32["mean"])
+
+
+def _t500_and_resnet32_at(rows: list[dict], times, t: float) -> tuple[dict | None, dict | None]:
+    """The cells of T500 and of ResNet-32 at time ``t`` (None where missing)."""
+    if t not in times:
+        return None, None
+    k = list(times).index(t)
+    at_t = {r["model"]: r["cells"][k] for r in rows}
+    return at_t.get("t500"), at_t.get("resnet32")
 
 
 def plot_compare(rows: list[dict], path: str | os.PathLike, title: str,
