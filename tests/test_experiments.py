@@ -364,6 +364,12 @@ def test_drift_analog_config_from_a_json_file_and_flags(tmp_path):
         analog_config_from_args(None, str(bad), None)
     with pytest.raises(SystemExit, match="nowhere.json"):
         analog_config_from_args(None, str(tmp_path / "nowhere.json"), None)
+    # GDC on / off comes from --gdc: a file that turns it off is refused unless --gdc agrees
+    off = tmp_path / "gdc_off.json"
+    off.write_text(json.dumps({"drift_compensation": {"enabled": False}}))
+    with pytest.raises(SystemExit, match="--gdc decides"):
+        analog_config_from_args(None, str(off), None, (True, False))
+    assert not analog_config_from_args(None, str(off), None, (False,)).drift_compensation.enabled
     from aimcsim.__main__ import main
     with pytest.raises(SystemExit):
         main(["drift", "--model", "f1net", "--fp32", "x.pt", "--gdc-granularity", "row",

@@ -27,10 +27,13 @@ def _device(text: str):
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def analog_config_from_args(device, config_file: str | None, gdc_granularity: str | None):
+def analog_config_from_args(device, config_file: str | None, gdc_granularity: str | None,
+                            gdc: tuple[bool, ...] = (True, False)):
     """The analog configuration of a drift study: the defaults, or ``config_file`` (JSON of
     ``AnalogConfig.to_dict()``), with ``device`` (a device model) and ``gdc_granularity``
-    applied on top. A device given both ways is refused, so no setting is silently dropped."""
+    applied on top. The study sets GDC on or off per run from ``gdc`` (``--gdc``), so a file
+    whose ``drift_compensation.enabled`` is false while ``gdc`` asks for GDC on is refused, as
+    is a device given both ways: no setting is silently dropped."""
     import json
 
     from aimcsim.tiles.config import AnalogConfig
@@ -47,6 +50,9 @@ def analog_config_from_args(device, config_file: str | None, gdc_granularity: st
             raise SystemExit(f"--analog-config {config_file}: {err}") from None
         if device is not None and "device" in data:
             raise SystemExit("--device and an --analog-config with a device: give one")
+        if not config.drift_compensation.enabled and True in gdc:
+            raise SystemExit(f"--analog-config {config_file} turns drift compensation off, "
+                             f"but --gdc asks for it on: --gdc decides (give --gdc off)")
     if device is not None:
         config = config.replace(device=device)
     if gdc_granularity is not None:
@@ -96,7 +102,8 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
                         "valid from 1 s to 2 days), gaussian, ideal")
     p.add_argument("--analog-config", default=None, metavar="JSON",
                    help="the whole analog configuration from a JSON file "
-                        "(AnalogConfig.to_dict(); keys left out keep their defaults)")
+                        "(AnalogConfig.to_dict(); keys left out keep their defaults; GDC on "
+                        "or off is set by --gdc)")
     p.add_argument("--gdc-granularity", choices=("tile", "column"), default=None,
                    help="drift compensation: one factor per tile (default) or per output "
                         "column")
@@ -160,7 +167,8 @@ def run_drift(args: argparse.Namespace) -> None:
     if args.workers and args.scheduler:
         raise SystemExit("give --workers or --scheduler, not both")
     set_compute_threads(args.threads)
-    analog = analog_config_from_args(args.device, args.analog_config, args.gdc_granularity)
+    analog = analog_config_from_args(args.device, args.analog_config, args.gdc_granularity,
+                                     args.gdc)
     if args.quick:
         times, reps, limit = quick_times(analog.device), min(reps, 2), limit or 500
     config = DriftStudyConfig(model=args.model, fp32_weights=args.fp32, hwa_weights=args.hwa,
