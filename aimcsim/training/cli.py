@@ -5,6 +5,7 @@ import argparse
 
 from aimcsim.data import load_cifar10
 from aimcsim.models import build_model, MODEL_NAMES
+from aimcsim.training.distillation import DEFAULT_DISTILL_TEMPERATURE, DEFAULT_DISTILL_WEIGHT
 from aimcsim.training.trainer import OPTIMIZERS, SCHEDULES, TrainConfig, train_classifier
 
 
@@ -53,10 +54,10 @@ def add_train_parser(sub: argparse._SubParsersAction) -> None:
                         "soft predictions the trained network learns beside the labels")
     p.add_argument("--distill-weight", type=float, default=None,
                    help="with --distill-from: share of the distillation term in the loss "
-                        "(default 0.9)")
+                        f"(default {DEFAULT_DISTILL_WEIGHT:g})")
     p.add_argument("--distill-temperature", type=float, default=None,
                    help="with --distill-from: softmax temperature of the distillation term "
-                        "(default 4)")
+                        f"(default {DEFAULT_DISTILL_TEMPERATURE:g})")
     p.set_defaults(func=run_train)
 
 
@@ -78,10 +79,11 @@ def run_train(args: argparse.Namespace) -> None:
                          weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
                          threads=args.threads, swa_start=args.swa_start,
                          optimizer=args.optimizer,
-                         distill_weight=(0.9 if args.distill_weight is None else
-                                         args.distill_weight) if args.distill_from else 0.0,
-                         distill_temperature=(4.0 if args.distill_temperature is None else
-                                              args.distill_temperature))
+                         distill_weight=(DEFAULT_DISTILL_WEIGHT if args.distill_weight is None
+                                         else args.distill_weight) if args.distill_from else 0.0,
+                         distill_temperature=(DEFAULT_DISTILL_TEMPERATURE
+                                              if args.distill_temperature is None
+                                              else args.distill_temperature))
     teacher = None
     if args.distill_from:
         from aimcsim.training.hwa import load_weights

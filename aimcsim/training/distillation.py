@@ -20,6 +20,12 @@ from torch.nn import functional as F
 
 from aimcsim.validation import check_float
 
+#: Share ``a`` of the distillation term used when distillation is asked for without one
+#: (``train --distill-from``); the measured recipes of docs/results use it.
+DEFAULT_DISTILL_WEIGHT = 0.9
+#: Softmax temperature ``T`` of the distillation term by default.
+DEFAULT_DISTILL_TEMPERATURE = 4.0
+
 
 class DistillationLoss(nn.Module):
     """``(1 - weight) * CE + weight * T^2 * KL(teacher || student)`` at temperature ``T``.

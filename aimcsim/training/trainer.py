@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.data.loader import iterate_batches
 from aimcsim.threads import set_compute_threads
-from aimcsim.training.distillation import DistillationLoss
+from aimcsim.training.distillation import DEFAULT_DISTILL_TEMPERATURE, DistillationLoss
 from aimcsim.training.weight_averaging import WeightAverage, recompute_batchnorm_statistics
 from aimcsim.validation import check_bool, check_choice, check_float, check_int
 
@@ -83,7 +83,7 @@ class TrainConfig:
     swa_start: int = 0
     optimizer: str = "sgd"
     distill_weight: float = 0.0
-    distill_temperature: float = 4.0
+    distill_temperature: float = DEFAULT_DISTILL_TEMPERATURE
 
     def __post_init__(self) -> None:
         self.epochs = check_int(self.epochs, "epochs", 1, MAX_COUNT)
