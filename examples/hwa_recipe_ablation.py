@@ -15,7 +15,7 @@ differences between rows are paired.
 Writes ``<out>.md`` (accuracy per recipe, mapping, AdaBS and time: mean over programmings,
 standard error, and the drop from the recipe's own digital accuracy) and ``<out>.json`` (every
 programming's accuracy). AdaBS re-measures the batch norms on the first ``--adabs`` training
-images after each read; the network's own statistics are restored before the next read.
+images (with the training augmentation unless ``--adabs-images plain``) after each read; the network's own statistics are restored before the next read.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aimcsim.data import iterate_batches, load_cifar10
+from aimcsim.data import calibration_batches, load_cifar10
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.experiments.drift import programming_seed, read_seed
 from aimcsim.models import MODEL_NAMES, build_model
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=2000, help="first N test images")
     parser.add_argument("--reps", type=int, default=3, help="programmings per configuration")
     parser.add_argument("--adabs", type=int, default=500, help="AdaBS calibration images")
+    parser.add_argument("--adabs-images", choices=("augmented", "plain"), default="augmented",
+                        help="calibration images with the training augmentation (default) or "
+                             "as stored (the tables measured before 2026-11-30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--data", default=None, help="CIFAR-10 root (default: shared copy)")
@@ -131,9 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     test = load_cifar10(args.data, train=False)
     test = CifarSplit(test.images[:args.limit], test.labels[:args.limit])
     train = load_cifar10(args.data, train=True)
-    calibration = [x for x, _ in iterate_batches(
-        CifarSplit(train.images[:args.adabs], train.labels[:args.adabs]), args.batch_size,
-        channels_last=True)]
+    calibration = calibration_batches(train, args.adabs, args.batch_size, args.adabs_images,
+                                      seed=args.seed)
     results: dict = {}
     digital: dict[str, float] = {}
     start = time.perf_counter()
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     stem = Path(args.out or f"docs/results/{args.model}_hwa_recipes")
     stem.parent.mkdir(parents=True, exist_ok=True)
     title = (f"{args.model}: hardware-aware recipes, {args.reps} programmings, first "
-             f"{args.limit} test images, GDC on, AdaBS on {args.adabs} training images")
+             f"{args.limit} test images, GDC on, AdaBS on {args.adabs} {args.adabs_images} training images")
     time_keys = [f"{t:g}" for t in times]
     stem.with_suffix(".md").write_text(table(results, digital, title, time_keys) + "\n")
     stem.with_suffix(".json").write_text(json.dumps(

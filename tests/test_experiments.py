@@ -374,3 +374,53 @@ def test_drift_analog_config_from_a_json_file_and_flags(tmp_path):
     with pytest.raises(SystemExit):
         main(["drift", "--model", "f1net", "--fp32", "x.pt", "--gdc-granularity", "row",
               "--out", str(tmp_path / "o")])
+
+
+def test_adabs_calibration_images_are_augmented_by_default_and_seeded():
+    """AdaBS calibration batches: the first N images, channels-last, with the training
+    augmentation (crop + flip) drawn from the seed unless ``images="plain"``."""
+    from aimcsim.data import calibration_batches
+    train, _ = tiny_data()
+    plain = calibration_batches(train, 100, 64, "plain")
+    augmented = calibration_batches(train, 100, 64)
+    assert [x.shape[0] for x in plain] == [x.shape[0] for x in augmented] == [64, 36]
+    assert all(x.is_contiguous(memory_format=torch.channels_last) for x in augmented)
+    plain_x, aug_x = torch.cat(plain), torch.cat(augmented)
+    assert not torch.equal(plain_x, aug_x)
+    # the same seed draws the same crops and flips; another seed others
+    assert torch.equal(torch.cat(calibration_batches(train, 100, 64, seed=0)), aug_x)
+    assert not torch.equal(torch.cat(calibration_batches(train, 100, 64, seed=1)), aug_x)
+    for bad in (0, len(train) + 1, 2.5):
+        with pytest.raises(ValueError, match="count"):
+            calibration_batches(train, bad, 64)
+    with pytest.raises(ValueError, match="images"):
+        calibration_batches(train, 10, 64, "cropped")
+
+
+def test_an_adabs_study_of_plain_calibration_images_resumes_only_as_plain(trained, tmp_path):
+    """Studies stored before ``adabs_images`` existed calibrated on plain images: resumed as
+    plain they continue, with the new default (augmented) they are refused; a study without
+    AdaBS resumes whatever the field says."""
+    root, test = trained
+    train, _ = tiny_data()
+    small = dict(model="f1net", fp32_weights=str(root / "fp32" / "model.pt"), times=(1.0,),
+                 repetitions=1, gdc=(True,), limit=60, batch_size=60, series=("direct",))
+    out = tmp_path / "adabs"
+    run_drift_study(DriftStudyConfig(adabs=50, adabs_images="plain", **small), test, out,
+                    train=train, progress=False)
+    stored = json.loads((out / "config.json").read_text())
+    assert stored["adabs_images"] == "plain"
+    del stored["adabs_images"]
+    (out / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="adabs_images changed"):
+        run_drift_study(DriftStudyConfig(adabs=50, **small), test, out, train=train,
+                        progress=False)
+    again = run_drift_study(DriftStudyConfig(adabs=50, adabs_images="plain", **small), test,
+                            out, train=train, progress=False)
+    assert len(again["rows"]) == 1
+    no_adabs = tmp_path / "plain_study"
+    run_drift_study(DriftStudyConfig(**small), test, no_adabs, progress=False)
+    run_drift_study(DriftStudyConfig(adabs_images="plain", **small), test, no_adabs,
+                    progress=False)
+    with pytest.raises(ValueError, match="adabs_images"):
+        DriftStudyConfig(adabs=50, adabs_images="cropped", **small)

@@ -121,6 +121,9 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adabs", type=int, default=0, metavar="N",
                    help="adaptive batch-norm statistics from the first N training images "
                         "after every read (0: off)")
+    p.add_argument("--adabs-images", choices=("augmented", "plain"), default="augmented",
+                   help="AdaBS calibration images with the training augmentation (crop + flip; "
+                        "default) or as stored (the AdaBS series measured before 2026-11-30)")
     p.add_argument("--workers", type=int, default=0, metavar="N",
                    help="measure the points on a local Dask cluster of N worker processes, "
                         "one thread each (0: in this process; needs aimcsim[dist])")
@@ -175,6 +178,7 @@ def run_drift(args: argparse.Namespace) -> None:
                               times=tuple(times), repetitions=reps, gdc=args.gdc,
                               seed=args.seed, batch_size=args.batch_size, limit=limit,
                               series=args.series, adabs=args.adabs,
+                              adabs_images=args.adabs_images,
                               analog=analog)
     test = load_cifar10(args.data, train=False)
     train = load_cifar10(args.data, train=True) if args.adabs else None

@@ -25,12 +25,12 @@ from tqdm.auto import tqdm
 
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.models import build_model
-from aimcsim.data.loader import iterate_batches
+from aimcsim.data.loader import CALIBRATION_IMAGES, calibration_batches
 from aimcsim.nn import adapt_batchnorm, convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
-from aimcsim.validation import check_bool, check_int, is_number
+from aimcsim.validation import check_bool, check_choice, check_int, is_number
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -67,6 +67,9 @@ class DriftStudyConfig:
         adabs: adaptive batch-norm statistics: after every read (``set_time``) re-measure the
             batch norms over the first ``adabs`` training images passed through the analog
             network (:func:`aimcsim.adapt_batchnorm`); 0: off.
+        adabs_images: how the calibration images are prepared, "augmented" (crop + flip as in
+            training, the default since 2026-11-30) or "plain" (as stored; the AdaBS series
+            measured before then): :func:`aimcsim.data.calibration_batches`.
     """
 
     model: str
@@ -81,6 +84,7 @@ class DriftStudyConfig:
     analog: AnalogConfig = field(default_factory=AnalogConfig)
     series: tuple[str, ...] = SERIES
     adabs: int = 0
+    adabs_images: str = "augmented"
 
     def __post_init__(self) -> None:
         unknown = set(self.series) - set(SERIES)
@@ -96,6 +100,7 @@ class DriftStudyConfig:
             raise ValueError(f"gdc must be a non-empty tuple of True / False, got {self.gdc!r}")
         self.gdc = tuple(check_bool(g, "gdc") for g in self.gdc)
         self.adabs = check_int(self.adabs, "adabs", 0, 1 << 20)
+        check_choice(self.adabs_images, CALIBRATION_IMAGES, "adabs_images")
         if not isinstance(self.analog, AnalogConfig):
             raise ValueError(f"analog must be an AnalogConfig, got {type(self.analog).__name__}")
         if not self.times or isinstance(self.times, (str, bytes)):
@@ -120,7 +125,7 @@ class DriftStudyConfig:
 #: (Times, repetitions, GDC settings and batch size may change: they add points or only
 #: reorder random draws.)
 _RESUME_INVARIANTS = ("model", "seed", "limit", "analog", "fp32_sha256", "hwa_sha256",
-                      "adabs")
+                      "adabs", "adabs_images")
 
 
 def _sha256(path: str) -> str:
@@ -144,9 +149,14 @@ def _with_defaults(analog: dict) -> dict | None:
 def _check_resumable(old: dict, new: dict, out: Path) -> None:
     """Refuse to mix points of different studies in one folder. The hardware-aware series may
     be absent on either side (``hwa_sha256`` None): added later, or not measured this time."""
+    old = dict(old)
+    if old.get("adabs") and "adabs_images" not in old:
+        old["adabs_images"] = "plain"  # AdaBS studies written before the field calibrated so
     for name in _RESUME_INVARIANTS:
         if name not in old or old[name] == new[name]:
             continue
+        if name == "adabs_images" and not new["adabs"]:
+            continue  # no AdaBS: the calibration images do not matter
         if name == "analog" and _with_defaults(old[name]) == json.loads(json.dumps(new[name])):
             continue  # stored before a config field was added; the new field's default
         if name == "hwa_sha256" and None in (old[name], new[name]):
@@ -303,9 +313,8 @@ def _calibration(config: DriftStudyConfig,
         return None
     if train is None or len(train) < config.adabs:
         raise ValueError(f"adabs={config.adabs} needs that many training images")
-    return [x for x, _ in iterate_batches(
-        CifarSplit(train.images[:config.adabs], train.labels[:config.adabs]),
-        config.batch_size, channels_last=True)]
+    return calibration_batches(train, config.adabs, config.batch_size, config.adabs_images,
+                               seed=config.seed)
 
 
 def _open_points(config: DriftStudyConfig, out: Path) -> dict[str, dict]:

@@ -68,6 +68,9 @@ def adapt_batchnorm(model: nn.Module, inputs: Iterable[torch.Tensor]) -> int:
     (calibration images, e.g. a few hundred training images) passed through the analog
     network, so they match the drifted, noisy layer outputs. Call it after
     :func:`aimcsim.program` / :func:`aimcsim.set_time`, again after every ``set_time``.
+    Prepare the images as in training (:func:`aimcsim.data.calibration_batches` applies the
+    crop + flip augmentation): statistics re-measured on plain images cost a digital ResNet-32
+    about a point (docs/usage.md).
     Batch-norm weights and biases, and the float weights, are unchanged. Returns the number of
     images seen."""
     layers = [m for m in model.modules() if isinstance(m, ANALOG_LAYERS)]
