@@ -13,6 +13,7 @@ runs=${1:-checkpoints}
 data=${2:-../shared/datasets/cifar10}
 hwa=(--lr 0.01 --schedule cosine --weight-noise 0.04)
 hwa_dev=(--lr 0.01 --schedule cosine --noise-model device --clip-sigma 2.5)
+hwa_kd=(--lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5)
 
 run() {
     local name=$1; shift
@@ -76,8 +77,7 @@ lane_b() {
         --epochs 10 "${hwa_dev[@]}"
     # 6 more device-model epochs with noise inflation and distillation from the 92.00% network
     run resnet32_hwa_kd --model resnet32 --hwa-from "$runs/resnet32_hwa_dev/model.pt" \
-        --epochs 6 --lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 \
-        --noise-scale 1.5 --distill-from "$runs/resnet32_swa_low/model.pt"
+        --epochs 6 "${hwa_kd[@]}" --distill-from "$runs/resnet32_swa_low/model.pt"
     # the F1 network's best clipping (1.5 sigma, issue 19) on ResNet-32: 6 more epochs of it
     run resnet32_hwa_kd_c15 --model resnet32 --hwa-from "$runs/resnet32_hwa_kd/model.pt" \
         --epochs 6 --lr 0.005 --schedule cosine --noise-model device --clip-sigma 1.5 \
@@ -92,6 +92,12 @@ lane_c() {
     run resnet32_e40 --model resnet32 --epochs 40
     run resnet32_e40_hwa_dev --model resnet32 --hwa-from "$runs/resnet32_e40/model.pt" \
         --epochs 10 "${hwa_dev[@]}"
+    # then issue 19's distillation stage for both (6 epochs, noise inflation 1.5, lr 0.005
+    # cosine, each network's own FP32 weights as teacher)
+    run t500_hwa_kd --model t500 --hwa-from "$runs/t500_hwa_dev/model.pt" --epochs 6 \
+        "${hwa_kd[@]}" --distill-from "$runs/t500/model.pt"
+    run resnet32_e40_hwa_kd --model resnet32 --hwa-from "$runs/resnet32_e40_hwa_dev/model.pt" \
+        --epochs 6 "${hwa_kd[@]}" --distill-from "$runs/resnet32_e40/model.pt"
 }
 
 lane_d() {
