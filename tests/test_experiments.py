@@ -424,3 +424,33 @@ def test_an_adabs_study_of_plain_calibration_images_resumes_only_as_plain(traine
                     progress=False)
     with pytest.raises(ValueError, match="adabs_images"):
         DriftStudyConfig(adabs=50, adabs_images="cropped", **small)
+
+
+def test_compare_takes_one_series_per_run_for_the_f1_figure(tmp_path):
+    """The F1 figure puts the direct mapping of one study beside hardware-aware studies:
+    ``--series direct,hwa`` picks each run's series; a wrong count or name is refused."""
+    from aimcsim.__main__ import main
+    times = (1e-5, 1e5)
+    folder = tmp_path / "study"
+    folder.mkdir()
+    rows = [{"series": s, "gdc": True, "t": t, "n": 2, "mean": m, "std": 0.01}
+            for s, means in (("direct", (0.85, 0.80)), ("hwa", (0.90, 0.89)))
+            for t, m in zip(times, means)]
+    (folder / "results.json").write_text(json.dumps({"model": "f1net", "fp32": 0.91,
+                                                     "rows": rows}))
+    table, got = compare_table([folder, folder], ["direct", "hwa"], times=times,
+                               labels=["direct", "custom"])
+    assert "| direct | 91.00 | 85.00 ± 1.00 [0.71] | 80.00 ± 1.00 [0.71] | 5.00 |" in table
+    assert "| custom | 91.00 | 90.00 ± 1.00 [0.71] | 89.00 ± 1.00 [0.71] | 1.00 |" in table
+    assert [r["series"] for r in got] == ["direct", "hwa"]
+    assert "published" not in table and "--series hwa" not in table
+    main(["compare", str(folder), str(folder), "--series", "direct,hwa", "--labels",
+          "direct,custom", "--times", "1e-5,1e5", "--out", str(tmp_path / "f1")])
+    md = (tmp_path / "f1" / "compare_mixed_gdc_on.md").read_text()
+    assert md.startswith("Accuracy after programming (series per row, GDC on)")
+    assert (tmp_path / "f1" / "compare_mixed_gdc_on.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="2 series for 1 runs"):
+        compare_table([folder], ["direct", "hwa"])
+    with pytest.raises(SystemExit, match="series must be one of"):
+        main(["compare", str(folder), str(folder), "--series", "direct,fp32", "--out",
+              str(tmp_path / "bad")])

@@ -142,7 +142,10 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--traits", default=None, metavar="POINTS",
                    help="instead of runs: the points folder of 'python -m aimcsim sweep'; "
                         "writes traits.md, traits.json and traits.png (times: those measured)")
-    c.add_argument("--series", choices=("direct", "hwa"), default="hwa")
+    c.add_argument("--series", default="hwa",
+                   help="direct or hwa for every run, or one per run (comma-separated, e.g. "
+                        "direct,hwa,hwa: the F1 figure's direct mapping beside hardware-aware "
+                        "networks)")
     c.add_argument("--gdc", choices=("on", "off"), default="on")
     c.add_argument("--label", choices=("model", "device"), default="model",
                    help="name each study by its network (default) or by its device model "
@@ -195,7 +198,7 @@ def run_drift(args: argparse.Namespace) -> None:
 
 def run_compare(args: argparse.Namespace) -> None:
     from aimcsim.experiments.compare import (compare_stem, compare_table, compare_title,
-                                             plot_compare)
+                                             plot_compare, series_name, series_per_run)
     from aimcsim.experiments.drift import F2_TIMES
     if args.traits is not None:
         if args.runs:
@@ -209,12 +212,17 @@ def run_compare(args: argparse.Namespace) -> None:
     gdc = args.gdc == "on"
     times = tuple(args.times or F2_TIMES)
     labels = args.labels.split(",") if args.labels else None
-    table, rows = compare_table(args.runs, args.series, gdc, times=times, label=args.label,
+    names = args.series.split(",")
+    try:
+        series = series_per_run(names[0] if len(names) == 1 else names, len(args.runs))
+    except ValueError as err:
+        raise SystemExit(f"--series: {err}") from None
+    table, rows = compare_table(args.runs, series, gdc, times=times, label=args.label,
                                 labels=labels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    title = compare_title(args.series, gdc)
-    stem = compare_stem(args.series, gdc) + ("_devices" if args.label == "device" else "")
+    title = compare_title(series_name(series), gdc)
+    stem = compare_stem(series_name(series), gdc) + ("_devices" if args.label == "device" else "")
     (out / f"{stem}.md").write_text(f"{title}\n\n{table}\n")
     plot_compare(rows, out / f"{stem}.png", title, times=times)
     print(f"{title}\n\n{table}")

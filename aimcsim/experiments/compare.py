@@ -27,9 +27,33 @@ SERIES_NAMES = {"direct": "direct-mapped FP32 weights", "hwa": "hardware-aware t
 PUBLISHED_SERIES = "hwa"
 
 
+#: The name of a comparison whose rows are of different series (e.g. the F1 figure: the
+#: direct mapping beside the hardware-aware network).
+MIXED_SERIES = "mixed"
+
+
+def series_per_run(series: str | list[str] | tuple[str, ...], runs: int) -> list[str]:
+    """One series per compared study: ``series`` for all of them, or one each (ValueError on
+    an unknown series or a count that does not match)."""
+    chosen = [series] * runs if isinstance(series, str) else list(series)
+    if len(chosen) != runs:
+        raise ValueError(f"got {len(chosen)} series for {runs} runs (give one, or one per run)")
+    for name in chosen:
+        if name not in SERIES_NAMES:
+            raise ValueError(f"series must be one of {sorted(SERIES_NAMES)}, got {name!r}")
+    return chosen
+
+
+def series_name(series: list[str]) -> str:
+    """The one series of a comparison, or :data:`MIXED_SERIES`."""
+    return series[0] if len(set(series)) == 1 else MIXED_SERIES
+
+
 def compare_title(series: str, gdc: bool) -> str:
-    """Caption of an F2 comparison of ``series`` ("direct" or "hwa") with GDC on or off."""
-    return f"Accuracy after programming ({SERIES_NAMES[series]}, GDC {'on' if gdc else 'off'})"
+    """Caption of an F2 comparison of ``series`` ("direct", "hwa" or "mixed") with GDC on or
+    off."""
+    what = SERIES_NAMES.get(series, "series per row")
+    return f"Accuracy after programming ({what}, GDC {'on' if gdc else 'off'})"
 
 
 def compare_stem(series: str, gdc: bool) -> str:
@@ -51,7 +75,8 @@ def device_label(results: dict) -> str:
     return device.label if device is not None else "unknown device"
 
 
-def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: bool = True,
+def compare_table(run_dirs: list[str | os.PathLike],
+                  series: str | list[str] | tuple[str, ...] = "hwa", gdc: bool = True,
                   times=F2_TIMES, label: str = "model",
                   labels: list[str] | None = None) -> tuple[str, list[dict]]:
     """Markdown table: per study, accuracy (mean +- std over programmings, with the standard
@@ -60,9 +85,10 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
     and, for the hardware-aware series (the one AnalogNAS published), adds the published drop
     and one-day gap; ``label="device"`` names each row by its device model (one network on
     several devices); ``labels`` names the rows explicitly (e.g. two studies of one network).
-    A time a study did not measure (e.g. outside a device's characterised range) shows n/a."""
-    if series not in SERIES_NAMES:
-        raise ValueError(f"series must be one of {sorted(SERIES_NAMES)}, got {series!r}")
+    A time a study did not measure (e.g. outside a device's characterised range) shows n/a.
+    ``series`` is one series for every study or one per study (e.g. the direct mapping of one
+    study beside the hardware-aware series of others, as in figure F1)."""
+    per_run = series_per_run(series, len(run_dirs))
     if label not in ROW_LABELS:
         raise ValueError(f"label must be one of {ROW_LABELS}, got {label!r}")
     if labels is not None and len(labels) != len(run_dirs):
@@ -74,11 +100,12 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
             raise FileNotFoundError(f"{path} not found: give the output folder of a finished "
                                     "'python -m aimcsim drift' run")
         res = json.loads(path.read_text())
-        cells = [_row(res, series, gdc, t) for t in times]
+        cells = [_row(res, per_run[i], gdc, t) for t in times]
         rows.append({"model": res["model"], "fp32": res["fp32"], "cells": cells,
+                     "series": per_run[i],
                      "label": labels[i] if labels else
                      res["model"] if label == "model" else device_label(res)})
-    published = series == PUBLISHED_SERIES and label == "model"
+    published = series_name(per_run) == PUBLISHED_SERIES and label == "model"
     head = (["network" if label == "model" else "device", "FP32"]
             + [LABELS.get(t, f"{t:g} s") for t in times] + ["drop (first to last)"]
             + (["published drop (1 month)"] if published else []))
@@ -103,7 +130,7 @@ def compare_table(run_dirs: list[str | os.PathLike], series: str = "hwa", gdc: b
                   *published_verdicts(rows, times)]
     elif gap is not None:
         lines += ["", f"T500 minus ResNet-32 at 1 day: {gap:+.2f} points."]
-    if not published and label == "model":
+    if not published and label == "model" and series_name(per_run) != MIXED_SERIES:
         lines += ["", f"The published AnalogNAS numbers are for {SERIES_NAMES['hwa']} networks: "
                   "compare them with `--series hwa`."]
     return "\n".join(lines), rows
@@ -222,6 +249,10 @@ def plot_compare(rows: list[dict], path: str | os.PathLike, title: str,
     """Accuracy (mean, error bar one std over programmings) of each network at ``times``."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     xs = range(len(times))
+    fp32 = {r["fp32"] for r in rows}
+    if len(fp32) == 1 and None not in fp32:  # one FP32 network behind every row
+        ax.axhline(100 * fp32.pop(), color="k", ls="--", lw=1.2,
+                   label=f"FP32 ({100 * rows[0]['fp32']:.2f}%)")
     for r in rows:
         means = [100 * c["mean"] if c else float("nan") for c in r["cells"]]
         errs = [100 * c["std"] if c else 0 for c in r["cells"]]
