@@ -249,10 +249,10 @@ def plot_compare(rows: list[dict], path: str | os.PathLike, title: str,
     """Accuracy (mean, error bar one std over programmings) of each network at ``times``."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     xs = range(len(times))
-    fp32 = {r["fp32"] for r in rows}
-    if len(fp32) == 1 and None not in fp32:  # one FP32 network behind every row
-        ax.axhline(100 * fp32.pop(), color="k", ls="--", lw=1.2,
-                   label=f"FP32 ({100 * rows[0]['fp32']:.2f}%)")
+    fp32 = {r["fp32"] for r in rows if r["fp32"] is not None}
+    if len(fp32) == 1:  # one FP32 network behind every row that measured it
+        value = 100 * fp32.pop()
+        ax.axhline(value, color="k", ls="--", lw=1.2, label=f"FP32 ({value:.2f}%)")
     for r in rows:
         means = [100 * c["mean"] if c else float("nan") for c in r["cells"]]
         errs = [100 * c["std"] if c else 0 for c in r["cells"]]
