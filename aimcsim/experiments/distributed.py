@@ -106,7 +106,12 @@ def map_on_dask(fn: Callable[..., T], items: Sequence[Any], shared: dict[str, An
 
 def _measure(point: Point, config: DriftStudyConfig, bases: dict[str, nn.Module],
              test: CifarSplit, calibration: list[torch.Tensor] | None) -> dict:
-    """One drift-study point on a worker: programs the network, reads, evaluates."""
+    """One drift-study point on a worker: programs the network, reads, evaluates. Dask's
+    tensor serialisation drops the channels-last layout of the calibration batches, and the
+    analog convolutions' float results depend on the layout (summation order), so it is
+    restored here: a worker's AdaBS then matches the single process's bit for bit."""
+    if calibration is not None:
+        calibration = [x.contiguous(memory_format=torch.channels_last) for x in calibration]
     return measure_point(config, point, bases[point[0]], test, calibration)
 
 
