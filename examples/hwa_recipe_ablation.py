@@ -15,7 +15,8 @@ differences between rows are paired.
 Writes ``<out>.md`` (accuracy per recipe, mapping, AdaBS and time: mean over programmings,
 standard error, and the drop from the recipe's own digital accuracy) and ``<out>.json`` (every
 programming's accuracy). AdaBS re-measures the batch norms on the first ``--adabs`` training
-images (with the training augmentation unless ``--adabs-images plain``) after each read; the network's own statistics are restored before the next read.
+images (with the training augmentation unless ``--adabs-images plain``) after each read; the
+network's own statistics are restored before the next read.
 """
 from __future__ import annotations
 
@@ -149,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     stem = Path(args.out or f"docs/results/{args.model}_hwa_recipes")
     stem.parent.mkdir(parents=True, exist_ok=True)
     title = (f"{args.model}: hardware-aware recipes, {args.reps} programmings, first "
-             f"{args.limit} test images, GDC on, AdaBS on {args.adabs} {args.adabs_images} training images")
+             f"{args.limit} test images, GDC on, AdaBS on {args.adabs} {args.adabs_images} "
+             "training images")
     time_keys = [f"{t:g}" for t in times]
     stem.with_suffix(".md").write_text(table(results, digital, title, time_keys) + "\n")
     stem.with_suffix(".json").write_text(json.dumps(
