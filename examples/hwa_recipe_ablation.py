@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from aimcsim.data import calibration_batches, load_cifar10
+from aimcsim.data import CALIBRATION_IMAGES, calibration_batches, load_cifar10
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.experiments.drift import programming_seed, read_seed
 from aimcsim.models import MODEL_NAMES, build_model
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=2000, help="first N test images")
     parser.add_argument("--reps", type=int, default=3, help="programmings per configuration")
     parser.add_argument("--adabs", type=int, default=500, help="AdaBS calibration images")
-    parser.add_argument("--adabs-images", choices=("augmented", "plain"), default="augmented",
+    parser.add_argument("--adabs-images", choices=CALIBRATION_IMAGES, default="augmented",
                         help="calibration images with the training augmentation (default) or "
                              "as stored (the tables measured before 2026-11-30)")
     parser.add_argument("--seed", type=int, default=0)

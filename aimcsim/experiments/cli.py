@@ -88,6 +88,7 @@ def _series(text: str) -> tuple[str, ...]:
 
 
 def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
+    from aimcsim.data.loader import CALIBRATION_IMAGES
     from aimcsim.models import MODEL_NAMES
     p = sub.add_parser("drift", help="accuracy over time after programming (figure F1)")
     p.add_argument("--model", choices=MODEL_NAMES, required=True)
@@ -121,7 +122,7 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--adabs", type=int, default=0, metavar="N",
                    help="adaptive batch-norm statistics from the first N training images "
                         "after every read (0: off)")
-    p.add_argument("--adabs-images", choices=("augmented", "plain"), default="augmented",
+    p.add_argument("--adabs-images", choices=CALIBRATION_IMAGES, default="augmented",
                    help="AdaBS calibration images with the training augmentation (crop + flip; "
                         "default) or as stored (the AdaBS series measured before 2026-11-30)")
     p.add_argument("--workers", type=int, default=0, metavar="N",

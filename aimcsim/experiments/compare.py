@@ -52,7 +52,7 @@ def series_name(series: list[str]) -> str:
 def compare_title(series: str, gdc: bool) -> str:
     """Caption of an F2 comparison of ``series`` ("direct", "hwa" or "mixed") with GDC on or
     off."""
-    what = SERIES_NAMES.get(series, "series per row")
+    what = "series per row" if series == MIXED_SERIES else SERIES_NAMES[series]
     return f"Accuracy after programming ({what}, GDC {'on' if gdc else 'off'})"
 
 
