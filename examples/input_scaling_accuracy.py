@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from aimcsim.data import iterate_batches, load_cifar10
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.experiments.probe import analog_accuracies
+from aimcsim.experiments.stats import mean_and_se, paired_difference
 from aimcsim.models import MODEL_NAMES, build_model
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.periphery import INPUT_SCALING
@@ -61,11 +62,11 @@ def table(results: dict, digital: float, title: str) -> str:
             std = runs.std(ddof=1) if runs.size > 1 else 0.0
             diff = ""
             if REFERENCE in results and mode != REFERENCE:
-                d = runs - 100 * np.array(results[REFERENCE][t]["runs"])
-                se_d = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
-                diff = f"{d.mean():+.2f} ({se_d:.2f})"
-            lines.append(f"| {mode} | {t} | {runs.mean():.2f} | {std:.2f} | "
-                         f"{std / np.sqrt(runs.size):.2f} | {diff} | {entry['seconds']:.0f} |")
+                d, se_d = paired_difference(runs, 100 * np.array(results[REFERENCE][t]["runs"]))
+                diff = f"{d:+.2f} ({se_d:.2f})"
+            mean, se = mean_and_se(runs)
+            lines.append(f"| {mode} | {t} | {mean:.2f} | {std:.2f} | "
+                         f"{se:.2f} | {diff} | {entry['seconds']:.0f} |")
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from aimcsim.data import CifarSplit, load_cifar10
+from aimcsim.experiments.stats import mean_and_se, paired_difference
 from aimcsim.models import MODEL_NAMES, build_model
 from aimcsim.nn import convert_to_analog, program, set_time
 from aimcsim.tiles.config import AnalogConfig
@@ -92,10 +93,10 @@ def table(results: dict, digital: float, title: str) -> str:
         std = runs.std(ddof=1) if runs.size > 1 else 0.0
         diff = ""
         if reference is not None and r != "0":
-            d = runs - 100 * np.array(reference["runs"])
-            se_d = d.std(ddof=1) / np.sqrt(d.size) if d.size > 1 else 0.0
-            diff = f"{d.mean():+.2f} ({se_d:.2f})"
-        lines.append(f"| {r} | {runs.mean():.2f} | {std:.2f} | {std / np.sqrt(runs.size):.2f} "
+            d, se_d = paired_difference(runs, 100 * np.array(reference["runs"]))
+            diff = f"{d:+.2f} ({se_d:.2f})"
+        mean, se = mean_and_se(runs)
+        lines.append(f"| {r} | {mean:.2f} | {std:.2f} | {se:.2f} "
                      f"| {diff} | {entry['weight_kept']:.4f} | {entry['seconds']:.0f} |")
     return "\n".join(lines)
 

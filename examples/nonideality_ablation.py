@@ -6,8 +6,10 @@ ADC, output noise); the accuracy a switch gives back is what that non-ideality c
     python examples/nonideality_ablation.py --model t500 --weights checkpoints/t500_hwa/model.pt \
         [--time 2.592e6] [--limit 1000] [--reps 2] [--out docs/results/f2/t500_hwa_ablation]
 
-Writes ``<out>.md`` (a table) and ``<out>.png`` (a bar chart of the points given back). Every
-configuration is read with the same programming seeds, so the differences are paired. The
+Writes ``<out>.md`` (a table: accuracy over the programmings with its standard error, and the
+points given back, paired per programming, with theirs) and ``<out>.png`` (a bar chart of the
+points given back). Every configuration is read with the same programming seeds, so the
+differences are paired. The
 non-idealities interact (e.g. drift makes the other noises larger relative to the signal), so
 the points given back do not add up to the total loss. On a subset of the test set the
 accuracies carry a sampling error of about sqrt(p(1-p)/limit) (1 point for 1,000 images).
@@ -16,13 +18,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
 from aimcsim.data import CifarSplit
 from aimcsim.devices import PCMDevice
 from aimcsim.experiments.plots import plot_points_per_item
-from aimcsim.experiments.probe import analog_accuracy, probe_command
+from aimcsim.experiments.probe import analog_accuracies, probe_command
+from aimcsim.experiments.stats import mean_and_se, paired_difference
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.trainer import evaluate
 
@@ -48,32 +52,47 @@ def ablation_configs() -> dict[str, AnalogConfig]:
 
 
 def ablation(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
-             batch_size: int = 250) -> tuple[float, dict[str, float]]:
-    """Digital accuracy of ``base`` and its analog accuracy under every configuration of
-    :func:`ablation_configs` (fractions 0-1)."""
+             batch_size: int = 250) -> tuple[float, dict[str, list[float]]]:
+    """Digital accuracy of ``base`` and, under every configuration of
+    :func:`ablation_configs`, its analog accuracy after each of ``reps`` programmings
+    (fractions 0-1; programming ``r`` uses seed ``r`` in every configuration)."""
     digital = evaluate(base, test, batch_size)
     results = {}
     for label, config in tqdm(ablation_configs().items(), desc="configurations"):
-        results[label] = analog_accuracy(base, test, time_s, reps, batch_size, config=config)
+        results[label] = analog_accuracies(base, test, time_s, reps, batch_size, config=config)
     return digital, results
 
 
-def write_table(digital: float, results: dict[str, float], path: Path, title: str) -> None:
-    default = results[DEFAULT]
+def given_back(results: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
+    """Points given back by each configuration over the default: (mean, SE), paired per
+    programming."""
+    default = 100 * np.array(results[DEFAULT])
+    return {name: paired_difference(100 * np.array(runs), default)
+            for name, runs in results.items()}
+
+
+def write_table(digital: float, results: dict[str, list[float]], path: Path, title: str) -> None:
+    gains = given_back(results)
     lines = [f"# {title}", "", f"digital (these weights, no tiles): {100 * digital:.2f}%", "",
+             "Mean over programmings ± standard error; the points given back are paired per "
+             "programming.", "",
              "| configuration | accuracy (%) | points given back |", "|---|---:|---:|"]
-    lines += [f"| {name} | {100 * acc:.2f} | {100 * (acc - default):+.2f} |"
-              for name, acc in results.items()]
+    for name, runs in results.items():
+        mean, se = mean_and_se(100 * np.array(runs))
+        gain, gain_se = gains[name]
+        lines.append(f"| {name} | {mean:.2f} ± {se:.2f} | {gain:+.2f} ± {gain_se:.2f} |")
     path.write_text("\n".join(lines) + "\n")
 
 
-def plot_given_back(digital: float, results: dict[str, float], path: Path, title: str) -> None:
-    default = results[DEFAULT]
+def plot_given_back(digital: float, results: dict[str, list[float]], path: Path,
+                    title: str) -> None:
+    gains = given_back(results)
     names = [n for n in results if n != DEFAULT]
-    plot_points_per_item(names, [100 * (results[n] - default) for n in names], path,
+    default = mean_and_se(100 * np.array(results[DEFAULT]))[0]
+    plot_points_per_item(names, [gains[n][0] for n in names], path,
                          "accuracy given back by switching it off (points)",
                          f"{title}\ndigital {100 * digital:.1f}%, analog (default) "
-                         f"{100 * default:.1f}%", color="tab:blue")
+                         f"{default:.1f}%", color="tab:blue")
 
 
 def main(argv: list[str] | None = None) -> None:

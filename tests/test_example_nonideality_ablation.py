@@ -26,10 +26,21 @@ def test_ablation_measures_every_configuration_and_writes_outputs(tmp_path,
     digital, results = example.ablation(net, split, time_s=1e5, reps=1, batch_size=32)
     assert digital == 1.0
     assert set(results) == set(example.ablation_configs())
-    assert all(0.0 <= acc <= 1.0 for acc in results.values())
-    assert results[example.DEFAULT] < 1.0  # the analog network misses some of its own labels
+    assert all(len(runs) == 1 and 0.0 <= runs[0] <= 1.0 for runs in results.values())
+    assert results[example.DEFAULT][0] < 1.0  # the analog network misses some of its own labels
     example.write_table(digital, results, tmp_path / "a.md", "tiny")
     example.plot_given_back(digital, results, tmp_path / "a.png", "tiny")
     table = (tmp_path / "a.md").read_text()
     assert "| no drift |" in table and "digital (these weights, no tiles): 100.00%" in table
+    assert "| every non-ideality (default) |" in table and "+0.00 ± 0.00 |" in table
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_points_given_back_are_paired_per_programming():
+    example = load_example("nonideality_ablation")
+    results = {example.DEFAULT: [0.80, 0.90, 0.70], "no drift": [0.82, 0.93, 0.71]}
+    gains = example.given_back(results)
+    assert gains[example.DEFAULT] == (0.0, 0.0)
+    mean, se = gains["no drift"]
+    assert abs(mean - 2.0) < 1e-9  # (2 + 3 + 1) / 3 points
+    assert abs(se - 1.0 / 3 ** 0.5) < 1e-9  # std of (2, 3, 1) is 1: the shared spread cancels
