@@ -4,12 +4,14 @@ off at a time (programming noise, drift, the spread of the drift exponents, read
 ADC, output noise); the accuracy a switch gives back is what that non-ideality costs.
 
     python examples/nonideality_ablation.py --model t500 --weights checkpoints/t500_hwa/model.pt \
-        [--time 2.592e6] [--limit 1000] [--reps 2] [--out docs/results/f2/t500_hwa_ablation]
+        [--time 2.592e6] [--limit 1000] [--reps 2] [--adabs N] \
+        [--out docs/results/f2/t500_hwa_ablation]
 
 Writes ``<out>.md`` (a table: accuracy over the programmings with its standard error, and the
 points given back, paired per programming, with theirs) and ``<out>.png`` (a bar chart of the
 points given back). Every configuration is read with the same programming seeds, so the
-differences are paired. The
+differences are paired. With ``--adabs N`` every read is followed by AdaBS on the first N
+training images (augmented, as in the drift studies). The
 non-idealities interact (e.g. drift makes the other noises larger relative to the signal), so
 the points given back do not add up to the total loss. On a subset of the test set the
 accuracies carry a sampling error of about sqrt(p(1-p)/limit) (1 point for 1,000 images).
@@ -19,13 +21,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from aimcsim.data import CifarSplit
 from aimcsim.devices import PCMDevice
 from aimcsim.experiments.plots import plot_points_per_item
-from aimcsim.experiments.probe import analog_accuracies, probe_command
+from aimcsim.experiments.probe import adabs_batches, analog_accuracies, probe_command
 from aimcsim.experiments.stats import mean_and_se, paired_difference
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.trainer import evaluate
@@ -52,14 +55,17 @@ def ablation_configs() -> dict[str, AnalogConfig]:
 
 
 def ablation(base: nn.Module, test: CifarSplit, time_s: float, reps: int,
-             batch_size: int = 250) -> tuple[float, dict[str, list[float]]]:
+             batch_size: int = 250, adabs: list[torch.Tensor] | None = None
+             ) -> tuple[float, dict[str, list[float]]]:
     """Digital accuracy of ``base`` and, under every configuration of
     :func:`ablation_configs`, its analog accuracy after each of ``reps`` programmings
-    (fractions 0-1; programming ``r`` uses seed ``r`` in every configuration)."""
+    (fractions 0-1; programming ``r`` uses seed ``r`` in every configuration), with AdaBS on
+    the batches ``adabs`` after every read when given."""
     digital = evaluate(base, test, batch_size)
     results = {}
     for label, config in tqdm(ablation_configs().items(), desc="configurations"):
-        results[label] = analog_accuracies(base, test, time_s, reps, batch_size, config=config)
+        results[label] = analog_accuracies(base, test, time_s, reps, batch_size, config=config,
+                                           adabs=adabs)
     return digital, results
 
 
@@ -97,9 +103,10 @@ def plot_given_back(digital: float, results: dict[str, list[float]], path: Path,
 
 def main(argv: list[str] | None = None) -> None:
     args, base, test, stem = probe_command(__doc__.split("\n\n")[0], 2.592e6, "ablation", argv)
-    digital, results = ablation(base, test, args.time, args.reps)
+    digital, results = ablation(base, test, args.time, args.reps, adabs=adabs_batches(args))
+    adabs = f", AdaBS on {args.adabs} augmented training images" if args.adabs else ""
     title = (f"{args.model} ({Path(args.weights).parent.name}): analog at t = {args.time:g} s, "
-             f"{args.reps} programmings, {len(test)} test images")
+             f"{args.reps} programmings, {len(test)} test images{adabs}")
     write_table(digital, results, stem.with_suffix(".md"), title)
     plot_given_back(digital, results, stem.with_suffix(".png"), title)
     print(stem.with_suffix(".md").read_text())

@@ -44,3 +44,35 @@ def test_points_given_back_are_paired_per_programming():
     mean, se = gains["no drift"]
     assert abs(mean - 2.0) < 1e-9  # (2 + 3 + 1) / 3 points
     assert abs(se - 1.0 / 3 ** 0.5) < 1e-9  # std of (2, 3, 1) is 1: the shared spread cancels
+
+
+def test_probe_runs_adabs_after_every_read(monkeypatch):
+    """``adabs`` batches re-measure the batch norms once per programming, after its read, and
+    change what a network with batch norms reads."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    import aimcsim.experiments.probe as probe
+    from aimcsim.data import CifarSplit
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
+    rng = np.random.default_rng(0)
+    split = CifarSplit(rng.integers(0, 256, (64, 3, 32, 32), dtype=np.uint8),
+                       rng.integers(0, 10, 64).astype(np.int64))
+    calls = []
+    real = probe.adapt_batchnorm
+
+    def spy(model, inputs):
+        calls.append(model.training)
+        return real(model, inputs)
+
+    monkeypatch.setattr(probe, "adapt_batchnorm", spy)
+    batch = [torch.rand(32, 3, 32, 32) * 4.0 + 1.0]  # far from the stored statistics (0, 1)
+    plain = probe.analog_accuracies(net, split, 1e5, reps=2, batch_size=32)
+    assert calls == []
+    adapted = probe.analog_accuracies(net, split, 1e5, reps=2, batch_size=32, adabs=batch)
+    assert len(calls) == 2
+    assert plain != adapted
