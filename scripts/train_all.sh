@@ -14,6 +14,7 @@ data=${2:-../shared/datasets/cifar10}
 hwa=(--lr 0.01 --schedule cosine --weight-noise 0.04)
 hwa_dev=(--lr 0.01 --schedule cosine --noise-model device --clip-sigma 2.5)
 hwa_kd=(--lr 0.005 --schedule cosine --noise-model device --clip-sigma 2.5 --noise-scale 1.5)
+hwa_kd_c15=(--lr 0.005 --schedule cosine --noise-model device --clip-sigma 1.5 --noise-scale 1.5)
 
 run() {
     local name=$1; shift
@@ -80,8 +81,7 @@ lane_b() {
         --epochs 6 "${hwa_kd[@]}" --distill-from "$runs/resnet32_swa_low/model.pt"
     # the F1 network's best clipping (1.5 sigma, issue 19) on ResNet-32: 6 more epochs of it
     run resnet32_hwa_kd_c15 --model resnet32 --hwa-from "$runs/resnet32_hwa_kd/model.pt" \
-        --epochs 6 --lr 0.005 --schedule cosine --noise-model device --clip-sigma 1.5 \
-        --noise-scale 1.5 --distill-from "$runs/resnet32_swa_low/model.pt"
+        --epochs 6 "${hwa_kd_c15[@]}" --distill-from "$runs/resnet32_swa_low/model.pt"
 }
 
 lane_c() {
@@ -98,6 +98,13 @@ lane_c() {
         "${hwa_kd[@]}" --distill-from "$runs/t500/model.pt"
     run resnet32_e40_hwa_kd --model resnet32 --hwa-from "$runs/resnet32_e40_hwa_dev/model.pt" \
         --epochs 6 "${hwa_kd[@]}" --distill-from "$runs/resnet32_e40/model.pt"
+    # and its last stage, 6 more epochs with the weights clipped at 1.5 sigma (issue 19's best
+    # recipe: resnet32_hwa_kd_c15, f1net_hwa_kd_c15)
+    run t500_hwa_kd_c15 --model t500 --hwa-from "$runs/t500_hwa_kd/model.pt" --epochs 6 \
+        "${hwa_kd_c15[@]}" --distill-from "$runs/t500/model.pt"
+    run resnet32_e40_hwa_kd_c15 --model resnet32 \
+        --hwa-from "$runs/resnet32_e40_hwa_kd/model.pt" --epochs 6 "${hwa_kd_c15[@]}" \
+        --distill-from "$runs/resnet32_e40/model.pt"
 }
 
 lane_d() {
