@@ -13,7 +13,7 @@ in block ``i // BLOCK``, word ``(i % BLOCK) // 4``, lane ``i % 4``, exactly as i
 never on the thread count.
 
 There is no drift-only kernel: numpy's SIMD ``exp`` computes G_drift alone faster than a Numba
-loop (no SVML), see benchmarks/README_devices.md, so ``PCMDevice.drifted`` stays numpy.
+loop (no SVML), see benchmarks/README.md ("Device reads"), so ``PCMDevice.drifted`` stays numpy.
 
 The plain numpy references are ``aimcsim.devices.PCMDevice.drifted`` and
 ``PCMDevice.read(..., fast=False)`` / ``PCMDevice.read_given_normals``.

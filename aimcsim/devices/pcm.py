@@ -11,7 +11,7 @@ The numpy methods (shared with the Hermes model in :mod:`~aimcsim.devices.pcm_li
 reference implementation. ``read`` goes through the fused Numba kernel
 ``aimcsim.kernels.devices.read_drifted`` when ``fast`` (default: the config's ``fast_read``); it
 then draws table normals (kernels/rng.py) instead of numpy's exact Gaussians, and is about 3x
-faster (benchmarks/README_devices.md).
+faster (benchmarks/README.md, "Device reads").
 """
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from aimcsim.devices.drift import drift_nu_mean, drift_nu_std
 from aimcsim.devices.pcm_like import PCMLikeDevice
 from aimcsim.devices.programming_noise import programming_sigma
 from aimcsim.devices.read_noise import read_noise_q
-from aimcsim.devices.validation import as_number_tuple, check_config_flags, check_config_numbers
+from aimcsim.devices.validation import (MAX_DEVICE_VALUE, as_number_tuple, check_config_flags,
+                                        check_config_numbers)
 
 
 @dataclass
@@ -68,9 +69,9 @@ class PCMConfig:
     fast_read: bool = True
 
     def __post_init__(self) -> None:
-        self.prog_coefficients = as_number_tuple(self, "prog_coefficients", 3)
-        self.nu_mean_params = as_number_tuple(self, "nu_mean_params", 4)
-        self.nu_std_params = as_number_tuple(self, "nu_std_params", 4)
+        self.prog_coefficients = as_number_tuple(self, "prog_coefficients", 3, MAX_DEVICE_VALUE)
+        self.nu_mean_params = as_number_tuple(self, "nu_mean_params", 4, MAX_DEVICE_VALUE)
+        self.nu_std_params = as_number_tuple(self, "nu_std_params", 4, MAX_DEVICE_VALUE)
         for name in ("nu_mean_params", "nu_std_params"):
             lo, hi = getattr(self, name)[2:]
             if not 0 <= lo <= hi:
