@@ -129,16 +129,27 @@ def test_student_learns_the_teachers_predictions(tmp_path):
     assert agreement[1.0] > agreement[0.0] + 0.4, agreement
 
 
-def test_hardware_aware_finetune_distils_and_resumes_only_with_its_settings(tmp_path):
+def test_hardware_aware_finetune_distils_and_resumes_only_with_its_settings(tmp_path,
+                                                                           monkeypatch):
+    import aimcsim.training.distillation as distillation
     train, test = _split(64, 0), _split(32, 1)
     torch.manual_seed(0)
     teacher = build_model("f1net")
     config = TrainConfig(epochs=1, batch_size=32, lr=0.01, schedule="cosine",
                          distill_weight=0.9, eval_batch_size=32)
     hwa = HardwareAwareConfig(noise_model="device")
+    teacher_calls = []
+    real_forward = teacher.forward
+    monkeypatch.setattr(teacher, "forward",
+                        lambda x: teacher_calls.append(len(x)) or real_forward(x))
+    losses = []
+    real_loss = distillation.DistillationLoss.forward
+    monkeypatch.setattr(distillation.DistillationLoss, "forward",
+                        lambda self, *a: losses.append(1) or real_loss(self, *a))
     _, history = hardware_aware_finetune(build_model("f1net"), train, test, config, tmp_path,
                                          hwa, progress=False, teacher=teacher)
     assert history["config"]["distill_weight"] == 0.9
+    assert sum(teacher_calls) >= 64 and len(losses) == 2  # the teacher sees every batch
     saved = json.loads((tmp_path / "history.json").read_text())
     assert saved["config"]["distill_temperature"] == 4.0
     (tmp_path / "model.pt").unlink()  # unfinished again: a resume must check the settings

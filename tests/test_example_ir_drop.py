@@ -31,7 +31,8 @@ def test_accuracy_study_pairs_seeds_and_reports_the_weight_kept(tmp_path,
     assert results["0"]["weight_kept"] == 1.0
     assert 0 < results["3000"]["weight_kept"] < 0.9  # a very resistive wire loses signal
     assert all(0 <= a <= 1 for entry in results.values() for a in entry["runs"])
-    again = example.measure(net, split, [0.0], time_s=1.0, reps=2, batch_size=32)
+    again = example.measure(net, split, [0.0, 1e-9], time_s=1.0, reps=2, batch_size=32)
     assert again["0"]["runs"] == results["0"]["runs"]
+    assert again["1e-09"]["runs"] == results["0"]["runs"]  # paired: same seeds at every r
     text = example.table(results, 1.0, "tiny")
     assert "| 3000 |" in text and "paired difference" in text

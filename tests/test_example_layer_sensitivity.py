@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from conftest import load_example
 
-from aimcsim.experiments.probe import analog_accuracy
+from aimcsim.experiments.probe import analog_accuracies, analog_accuracy
 
 
 def test_every_layer_measured_and_outputs_written(tmp_path, self_labelled_tiny_net):
@@ -14,6 +14,7 @@ def test_every_layer_measured_and_outputs_written(tmp_path, self_labelled_tiny_n
     assert fp32 == 1.0
     assert set(results) == {example.ALL_LAYERS, "0", "3"}
     assert all(0.0 <= acc <= 1.0 for acc in results.values())
+    assert len(set(results.values())) > 1  # each run keeps another layer on tiles
     example.write_table(fp32, results, tmp_path / "s.md", "tiny")
     example.plot_drops(fp32, results, tmp_path / "s.png", "tiny")
     table = (tmp_path / "s.md").read_text()
@@ -27,6 +28,11 @@ def test_single_layer_runs_differ_from_each_other_and_repeat_with_seed(self_labe
     again = analog_accuracy(net, split, 1e5, reps=2, batch_size=32, exclude=["3"])
     assert first == again  # programming and read seeds fixed per repetition
     assert first < 1.0  # the analog conv misclassifies some images of its own labels
+    both = analog_accuracy(net, split, 1e5, reps=2, batch_size=32)
+    assert both != first  # excluding layer 3 changes what is read
+    runs = analog_accuracies(net, split, 1e5, reps=2, batch_size=32, exclude=["3"])
+    assert runs[0] != runs[1]  # programming 1 reads differently from programming 0
+    assert first == sum(runs) / 2
 
 
 def test_every_layer_digital_is_refused(self_labelled_tiny_net):
@@ -66,4 +72,7 @@ def test_an_attention_block_is_one_unit_and_runs_alone():
     analog = convert_to_analog(net, exclude=["head"]).eval()
     program(analog, seed=0)
     set_time(analog, 1.0)
-    assert torch.isfinite(analog(x)).all()
+    assert type(analog.head) is nn.Linear and type(analog.attn) is not nn.MultiheadAttention
+    with torch.no_grad():
+        y = analog(x)
+        assert torch.isfinite(y).all() and not torch.equal(y, net(x))

@@ -9,14 +9,24 @@ def test_each_variant_switches_off_exactly_one_thing():
     configs = example.ablation_configs()
     default = configs.pop(example.DEFAULT)
     base_device, base_periphery = default.device.config, default.periphery
+    seen = []
     for name, config in configs.items():
         changed = [f for f in vars(base_device) if getattr(config.device.config, f)
                    != getattr(base_device, f)]
         changed += [f for f in vars(base_periphery) if getattr(config.periphery, f)
                     != getattr(base_periphery, f)]
         assert changed, name
-        assert len(changed) <= 2, (name, changed)  # the ideal ADC drops bits and bound
+        if name.startswith("ideal ADC"):
+            assert set(changed) == {"out_bits", "out_bound"}, changed  # bits and saturation
+        else:
+            assert len(changed) == 1, (name, changed)
+        for field in changed:  # each change switches something off
+            new = getattr(config.device.config, field, None) if hasattr(base_device, field) \
+                else getattr(config.periphery, field)
+            assert new in (0, 0.0, None) or set(new) == {0.0}, (name, field, new)
         assert config.drift_compensation == default.drift_compensation
+        seen.append(frozenset(changed))
+    assert len(set(seen)) == len(seen)  # no two variants switch off the same thing
 
 
 def test_ablation_measures_every_configuration_and_writes_outputs(tmp_path,
@@ -28,6 +38,9 @@ def test_ablation_measures_every_configuration_and_writes_outputs(tmp_path,
     assert set(results) == set(example.ablation_configs())
     assert all(len(runs) == 1 and 0.0 <= runs[0] <= 1.0 for runs in results.values())
     assert results[example.DEFAULT][0] < 1.0  # the analog network misses some of its own labels
+    # each variant is read with its own configuration, not the default's
+    assert any(runs != results[example.DEFAULT] for name, runs in results.items()
+               if name != example.DEFAULT)
     example.write_table(digital, results, tmp_path / "a.md", "tiny")
     example.plot_given_back(digital, results, tmp_path / "a.png", "tiny")
     table = (tmp_path / "a.md").read_text()
@@ -63,16 +76,22 @@ def test_probe_runs_adabs_after_every_read(monkeypatch):
     split = CifarSplit(rng.integers(0, 256, (64, 3, 32, 32), dtype=np.uint8),
                        rng.integers(0, 10, 64).astype(np.int64))
     calls = []
-    real = probe.adapt_batchnorm
+    real_adapt, real_read = probe.adapt_batchnorm, probe.set_time
 
-    def spy(model, inputs):
-        calls.append(model.training)
-        return real(model, inputs)
+    def spy_adapt(model, inputs):
+        calls.append("adabs")
+        return real_adapt(model, inputs)
 
-    monkeypatch.setattr(probe, "adapt_batchnorm", spy)
+    def spy_read(model, t, **kwargs):
+        calls.append("read")
+        return real_read(model, t, **kwargs)
+
+    monkeypatch.setattr(probe, "adapt_batchnorm", spy_adapt)
+    monkeypatch.setattr(probe, "set_time", spy_read)
     batch = [torch.rand(32, 3, 32, 32) * 4.0 + 1.0]  # far from the stored statistics (0, 1)
     plain = probe.analog_accuracies(net, split, 1e5, reps=2, batch_size=32)
-    assert calls == []
+    assert calls == ["read", "read"]
+    calls.clear()
     adapted = probe.analog_accuracies(net, split, 1e5, reps=2, batch_size=32, adabs=batch)
-    assert len(calls) == 2
+    assert calls == ["read", "adabs", "read", "adabs"]  # after every read
     assert plain != adapted

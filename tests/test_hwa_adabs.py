@@ -126,6 +126,8 @@ def test_adabs_moves_statistics_to_the_analog_network_and_restores_accuracy():
     hook.remove()
     analog_mean = torch.cat(seen).mean(dim=(0, 2, 3))
     torch.testing.assert_close(analog[1].running_mean, analog_mean, rtol=1e-4, atol=1e-5)
+    analog_var = torch.cat(seen).var(dim=(0, 2, 3))  # unbiased, as batch norm keeps it
+    torch.testing.assert_close(analog[1].running_var, analog_var, rtol=1e-3, atol=1e-5)
     assert not analog[1].training and analog[1].momentum == 0.1
     torch.testing.assert_close(analog[1].weight, weight_before)
     after = accuracy(analog)

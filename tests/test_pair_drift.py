@@ -80,9 +80,21 @@ def test_torch_tile_sampling_refuses_net_pair_drift_and_the_numpy_tiles_model_it
     with pytest.raises(ValueError, match="pair_drift='net' is not modelled by the torch"):
         read_tile(torch.ones(1, 4, 3), net, torch_sampler(net.device), 3600.0)
     hwa = HardwareAwareConfig(noise_model="device", clip_sigma=None, t_min=DAY, t_max=DAY)
-    layer = aimcsim.convert_to_analog(nn.Sequential(nn.Linear(6, 4)), net, hwa=hwa)[0].train()
+    base = nn.Sequential(nn.Linear(6, 4))
+    layer = aimcsim.convert_to_analog(base, net, hwa=hwa)[0].train()
     x = torch.randn(2, 6)
     assert torch.isfinite(layer(x)).all()  # auto backend on the CPU: numpy tiles
+    # the numpy tiles of the training forward honour pair_drift="net" (periphery off: the
+    # converters would round the small difference away)
+    bare = HardwareAwareConfig(noise_model="device", clip_sigma=None, t_min=DAY, t_max=DAY,
+                               periphery=False)
+    outputs = []
+    for mode in ("net", "net", "independent"):
+        model = aimcsim.convert_to_analog(base, config(mode), hwa=bare)[0].train()
+        torch.manual_seed(1)
+        outputs.append(model(x).detach())
+    assert torch.equal(outputs[0], outputs[1])  # seeded: a difference below is the pairing's
+    assert not torch.equal(outputs[0], outputs[2])
     aimcsim.set_backend(layer, "torch")
     with pytest.raises(ValueError, match="pair_drift"):
         layer(x)
