@@ -67,8 +67,8 @@ def probe_command(description: str, default_time_s: float, out_suffix: str,
                   argv: list[str] | None = None
                   ) -> tuple[argparse.Namespace, nn.Module, CifarSplit, Path]:
     """The command line shared by the diagnostic examples: parse ``--model --weights --time
-    --limit --reps --data --threads --adabs --out``, set the torch threads, load the first ``--limit``
-    test images and the weights. Returns the arguments, the network (eval mode), the test
+    --limit --reps --data --threads --adabs --out``, set the torch threads, load the first
+    ``--limit`` test images and the weights. Returns the arguments, the network (eval mode), the test
     subset and the output stem (its folder created; default
     ``docs/results/<model>_<out_suffix>``)."""
     parser = argparse.ArgumentParser(description=description)
