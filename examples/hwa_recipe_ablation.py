@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from aimcsim.data import CALIBRATION_IMAGES, calibration_batches, load_cifar10
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.experiments.drift import programming_seed, read_seed
+from aimcsim.experiments.stats import mean_and_se
 from aimcsim.models import MODEL_NAMES, build_model
 from aimcsim.nn import adapt_batchnorm, convert_to_analog, program, set_time
 from aimcsim.nn.batchnorm import batchnorm_layers
@@ -90,10 +91,9 @@ def table(results: dict, digital: dict[str, float], title: str, times: list[str]
             for adabs, by_time in by_adabs.items():
                 cells = []
                 for t in times:
-                    runs = 100 * np.array(by_time[t])
-                    se = runs.std(ddof=1) / np.sqrt(runs.size) if runs.size > 1 else 0.0
-                    cells.append(f"{runs.mean():.2f} +- {se:.2f} "
-                                 f"({runs.mean() - 100 * digital[recipe]:+.2f})")
+                    mean, se = mean_and_se(100 * np.array(by_time[t]))
+                    cells.append(f"{mean:.2f} +- {se:.2f} "
+                                 f"({mean - 100 * digital[recipe]:+.2f})")
                 lines.append(f"| {recipe} | {100 * digital[recipe]:.2f} | {mapping} | "
                              f"{'yes' if adabs == 'adabs' else 'no'} | " + " | ".join(cells)
                              + " |")
