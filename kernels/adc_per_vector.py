@@ -10,8 +10,8 @@ Noise: the output noise and, with per-MVM read noise, the read noise of a value 
 independent normals, so their sum is one normal of standard deviation
 ``std = sqrt(sigma_out^2 + var / (s m)^2)``, drawn as ``std * xi`` (exactly the same
 distribution, one draw and one square root instead of two of each). Repetition k of sample n draws xi from the stream
-with key ``block_state(seed, 128 n + 2 k)``; value (c, p) is the Ziggurat normal of counter
-``p C + c`` (``kernels/ziggurat.py``), so the result depends only on the seed and the logical
+with key ``block_state(seed, 128 n + 2 k)``; value (c, p) is the table normal with exact tails
+of counter ``p C + c`` (``kernels/table_normals.py``), so the result depends only on the seed and the logical
 index, never on the memory layout or the thread count. A sample's normals are drawn first, in
 one vectorised pass over the counters (in channels_last layout they run along the memory).
 
@@ -32,7 +32,7 @@ import numpy as np
 from .periphery import PARALLEL_MIN_ELEMENTS, adc_constants
 from .rng import block_state
 from .twins import serial_twin
-from .ziggurat import fill_normals_run, rejection_scratch
+from .table_normals import fill_normals_run, mark_scratch
 
 
 #: Normals drawn per block of positions (then consumed while still in the L1 cache).
@@ -80,7 +80,7 @@ def _convert_vector(y, var, p, noise, offset, row, scale, col_scale, f_noise, in
 
 
 @nb.njit(cache=True)
-def _repeat_row_vector(y, var, p, row, row_noise, rejected, s, col_scale, out_noise, use_var,
+def _repeat_row_vector(y, var, p, row, row_noise, marks, s, col_scale, out_noise, use_var,
                        bound, step, max_iterations, seed, n):
     """Bound management of vector p of a channels_last sample (it clipped): repetition
     k = 1, 2, ... with input scale s 2^k and the noise of stream k, until nothing clips or
@@ -92,8 +92,7 @@ def _repeat_row_vector(y, var, p, row, row_noise, rejected, s, col_scale, out_no
     while count > 0 and k < max_iterations:
         k += 1
         if noisy or use_var:
-            fill_normals_run(row_noise, rejected, _stream_key(seed, n, k), base,
-                             np.float32(1.0))
+            fill_normals_run(row_noise, marks, _stream_key(seed, n, k), base)
         count = _convert_vector(y, var, p, row_noise, 0, row, s * np.float32(1 << k),
                                 col_scale, f_noise, inv_step, f_step, f_bound, noisy, use_var,
                                 quantize)
@@ -132,7 +131,7 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     block = max(1, BLOCK_VALUES // channels)  # positions whose normals are drawn together
     size = block * channels
     noise = np.empty(size if draw else 1, np.float32)
-    scratch = rejection_scratch(size if draw else 1)
+    marks = mark_scratch(size if draw else 1)
     key = _stream_key(seed, n, 0)
     row = np.empty(channels, np.float32)
     pending = np.empty(positions, np.int64)
@@ -141,8 +140,7 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     for p0 in range(0, positions, block):
         p1 = min(positions, p0 + block)
         if draw:
-            fill_normals_run(noise[:(p1 - p0) * channels], scratch, key,
-                             np.uint64(p0 * channels), np.float32(1.0))
+            fill_normals_run(noise[:(p1 - p0) * channels], marks, key, np.uint64(p0 * channels))
         for p in range(p0, p1):
             s = scale[p]
             inv = np.float32(1.0) / s
@@ -169,10 +167,9 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     repeated = 0
     if n_pending > 0:
         row_noise = np.zeros(channels, np.float32)
-        row_scratch = rejection_scratch(channels)
         for i in range(n_pending):
             p = pending[i]
-            count, k = _repeat_row_vector(y, var, p, row, row_noise, row_scratch, scale[p],
+            count, k = _repeat_row_vector(y, var, p, row, row_noise, marks, scale[p],
                                           col_scale, out_noise, use_var, bound, step,
                                           max_iterations, seed, n)
             repeated += k
@@ -201,10 +198,9 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
         inv[p] = np.float32(1.0) / scale[p]
         final_scale[p] = scale[p]
     noise = np.empty(size if draw else 1, np.float32)
-    scratch = rejection_scratch(size if draw else 1)
+    marks = mark_scratch(size if draw else 1)
     if draw:
-        fill_normals_run(noise, scratch, _stream_key(seed, n, 0), np.uint64(0),
-                         np.float32(1.0))
+        fill_normals_run(noise, marks, _stream_key(seed, n, 0), np.uint64(0))
     stride = np.uint64(channels)
     for c in range(channels):
         for p in range(positions):
@@ -221,7 +217,6 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
             q[c, p] = v
     repeated = 0
     row_noise = np.zeros(channels if draw else 1, np.float32)
-    row_scratch = rejection_scratch(channels if draw else 1)
     for p in range(positions):
         k = 0
         while count[p] > 0 and k < max_iterations:  # bound management: halve and redo
@@ -230,8 +225,8 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
             s = scale[p] * np.float32(1 << k)
             inv_k = np.float32(1.0) / s
             if draw:
-                fill_normals_run(row_noise, row_scratch, _stream_key(seed, n, k),
-                                 np.uint64(p * channels), np.float32(1.0))
+                fill_normals_run(row_noise, marks, _stream_key(seed, n, k),
+                                 np.uint64(p * channels))
             n_clipped = 0
             for c in range(channels):
                 x = row_noise[c] if draw else np.float32(0.0)
