@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     y_last = np.ascontiguousarray(y.transpose(0, 2, 1))  # (N, P, C): channels_last
     out_last = np.empty_like(y_last)
     position_scale = np.ones((n, shape[2]), np.float32)
-    counts = np.zeros((n, 2), np.int64)
+    counts = np.zeros((n, 3), np.int64)
 
     def adc_per_patch():
         adc_per_vector(y_last, no_var, out_last, position_scale, col_scale, 2, config.out_noise,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .periphery import PARALLEL_MIN_ELEMENTS, adc_constants
+from .periphery import FLOAT32_MAX, PARALLEL_MIN_ELEMENTS, adc_constants
 from .rng import block_state
 from .twins import serial_twin
 from .table_normals import fill_normals_run, mark_scratch
@@ -101,13 +101,21 @@ def _repeat_row_vector(y, var, p, row, row_noise, marks, s, col_scale, out_noise
 
 @nb.njit(inline="always", cache=True)
 def _store_row(out, p, row, channels, accumulate):
-    """Write (or add, with ``accumulate``) the converted ``row`` into output position ``p``."""
+    """Write (or add, with ``accumulate``) the converted ``row`` into output position ``p``;
+    returns how many of the stored values are not finite (a rescale or a sum beyond float32;
+    ``abs(v) <= FLOAT32_MAX`` is False exactly for inf and NaN)."""
+    bad = 0
     if accumulate:
         for c in range(channels):
-            out[p, c] += row[c]
+            v = out[p, c] + row[c]
+            out[p, c] = v
+            bad += not (abs(v) <= FLOAT32_MAX)
     else:
         for c in range(channels):
-            out[p, c] = row[c]
+            v = row[c]
+            out[p, c] = v
+            bad += not (abs(v) <= FLOAT32_MAX)
+    return bad
 
 
 @nb.njit(inline="always", cache=True)
@@ -123,7 +131,10 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     The loop over vectors calls nothing that takes an array (a call costs atomic
     reference-count updates per vector, even an inlined one) and indexes with unsigned
     integers (a signed computed index costs a negative-index test): each of those made it
-    several times slower."""
+    several times slower.
+
+    A value that is not finite before the clip (an overflowed or NaN GEMM output, which the clip
+    would turn into the bound) or after the rescale is counted in the third return value."""
     positions, channels = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     draw = noisy or use_var
@@ -137,6 +148,7 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     pending = np.empty(positions, np.int64)
     n_pending = 0
     clipped_total = 0
+    bad = 0
     for p0 in range(0, positions, block):
         p1 = min(positions, p0 + block)
         if draw:
@@ -154,6 +166,7 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
                 elif noisy:
                     v += f_noise * noise[offset + c]
                 count += (v > f_bound) | (v < -f_bound)
+                bad += not (abs(v) <= FLOAT32_MAX)
                 v = min(max(v, -f_bound), f_bound)
                 if quantize:
                     v = np.float32(np.rint(v * inv_step)) * f_step
@@ -163,7 +176,7 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
                 n_pending += 1
                 continue
             clipped_total += count
-            _store_row(out, p, row, channels, accumulate)
+            bad += _store_row(out, p, row, channels, accumulate)
     repeated = 0
     if n_pending > 0:
         row_noise = np.zeros(channels, np.float32)
@@ -174,8 +187,8 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
                                           max_iterations, seed, n)
             repeated += k
             clipped_total += count
-            _store_row(out, p, row, channels, accumulate)
-    return clipped_total, repeated
+            bad += _store_row(out, p, row, channels, accumulate)
+    return clipped_total, repeated, bad
 
 
 @nb.njit(inline="always", cache=True)
@@ -184,7 +197,8 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
     """One sample in NCHW layout: ``y`` is (C, P), every column one vector. The sample's
     normals are drawn first in one pass (counters ``p C + c``), then each row is converted
     (ADC values into scratch, clip counts per column); bound management redoes the clipped
-    columns; a last pass rescales."""
+    columns; a last pass rescales. Non-finite values are counted as in
+    :func:`_vectors_in_rows`."""
     channels, positions = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     draw = noisy or use_var
@@ -202,6 +216,7 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
     if draw:
         fill_normals_run(noise, marks, _stream_key(seed, n, 0), np.uint64(0))
     stride = np.uint64(channels)
+    bad = 0
     for c in range(channels):
         for p in range(positions):
             v = y[c, p] * inv[p]
@@ -211,6 +226,7 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
             elif noisy:
                 v += f_noise * noise[np.uint64(p) * stride + c]
             count[p] += (v > f_bound) | (v < -f_bound)
+            bad += not (abs(v) <= FLOAT32_MAX)
             v = min(max(v, -f_bound), f_bound)
             if quantize:
                 v = np.float32(np.rint(v * inv_step)) * f_step
@@ -241,11 +257,15 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
         cs = col_scale[c]
         if accumulate:
             for p in range(positions):
-                out[c, p] += q[c, p] * final_scale[p] * cs
+                v = out[c, p] + q[c, p] * final_scale[p] * cs
+                out[c, p] = v
+                bad += not (abs(v) <= FLOAT32_MAX)
         else:
             for p in range(positions):
-                out[c, p] = q[c, p] * final_scale[p] * cs
-    return count.sum(), repeated
+                v = q[c, p] * final_scale[p] * cs
+                out[c, p] = v
+                bad += not (abs(v) <= FLOAT32_MAX)
+    return count.sum(), repeated, bad
 
 
 def _build_variant(noisy: bool, use_var: bool, quantize: bool):
@@ -256,15 +276,16 @@ def _build_variant(noisy: bool, use_var: bool, quantize: bool):
         for n in nb.prange(y.shape[0]):
             var_n = var[n] if use_var else var[0]
             if channel_axis == 2:
-                clipped, repeated = _vectors_in_rows(
+                clipped, repeated, bad = _vectors_in_rows(
                     y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
                     max_iterations, seed, n, accumulate, noisy, use_var, quantize)
             else:
-                clipped, repeated = _vectors_in_columns(
+                clipped, repeated, bad = _vectors_in_columns(
                     y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
                     max_iterations, seed, n, accumulate, noisy, use_var, quantize)
             counts[n, 0] = clipped
             counts[n, 1] = repeated
+            counts[n, 2] = bad
 
     options = dict(cache=True, error_model="numpy")  # no zero-division checks (scales > 0)
     return nb.njit(parallel=True, **options)(kernel), serial_twin(kernel, **options)
@@ -300,8 +321,10 @@ def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale
         step: ADC step (<= 0: none); max_iterations: bound-management halvings (0: off).
         seed: stream seed (see the module docstring).
         accumulate: add to ``out``.
-        counts: (N, 2) int64, receives per sample the values still clipped after bound
-            management and the number of repeated vectors.
+        counts: (N, 3) int64, receives per sample the values still clipped after bound
+            management, the number of repeated vectors and a count of values found not finite
+            before the clip or after the rescale (a value can count at both checks; 0 exactly
+            when every GEMM output and every written value is finite).
         parallel: run samples on Numba's threads; None: when ``y`` has at least
             ``PARALLEL_MIN_ELEMENTS`` values.
     """

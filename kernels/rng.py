@@ -93,6 +93,15 @@ def standard_normal(n: int, seed: int) -> np.ndarray:
     return out
 
 
+def mix64_int(z: int) -> int:
+    """SplitMix64's output function on a Python int (taken mod 2^64): a bijection of 64-bit
+    words, for deriving seeds in Python at about a microsecond each."""
+    z &= 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return z ^ (z >> 31)
+
+
 def seed_from(rng: np.random.Generator) -> int:
     """Draw a 64-bit kernel seed from a numpy Generator (keeps runs reproducible)."""
     return int(rng.integers(0, 2**63 - 1, dtype=np.int64))

@@ -64,7 +64,7 @@ def run(y, var, scale, col_scale, out_noise, bound, step, iterations, seed, axis
                                            np.ascontiguousarray(var.transpose(0, 2, 1)))
     dest = np.zeros_like(view) if out is None else (out.copy() if axis == 1 else
                                                    np.ascontiguousarray(out.transpose(0, 2, 1)))
-    counts = np.zeros((y.shape[0], 2), np.int64)
+    counts = np.zeros((y.shape[0], 3), np.int64)
     adc_per_vector(view, var_view, dest, scale, col_scale, axis, out_noise, var is not None,
                    bound, step, iterations, np.uint64(seed), out is not None, counts,
                    parallel=parallel)
@@ -92,6 +92,33 @@ def test_kernel_equals_the_reference_with_noise_and_bound_management(axis, with_
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(counts[:, 0], clipped)
     np.testing.assert_array_equal(counts[:, 1], repeated)
+
+
+@pytest.mark.parametrize("axis", [1, 2])
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_values_that_are_not_finite_are_counted_not_clipped_away(axis, noise):
+    """An inf or NaN GEMM output (which the clip would turn into the bound), a rescale beyond
+    float32 and an accumulation beyond float32 are each counted per sample; a finite pass
+    counts none."""
+    y, var, scale, col_scale = case(3)
+    bound, step = 2.0, 2 * 2.0 / (2 ** 9 - 2)
+    _, counts = run(y, None, scale, col_scale, noise, bound, step, 3, 7, axis)
+    assert not counts[:, 2].any()
+    bad = y.copy()
+    bad[0, 1, 2] = np.inf
+    bad[0, 3, 4] = np.nan
+    bad[2, 0, 0] = -np.inf
+    _, counts = run(bad, None, scale, col_scale, noise, bound, step, 3, 7, axis)
+    np.testing.assert_array_equal(counts[:, 2] > 0, [True, False, True])
+    big, huge = y.copy(), scale.copy()
+    big[1, :, 5], huge[1, 5] = 3.3e38, 3e38  # finite, but q * s * col_scale (= 2) overflows
+    _, counts = run(big, None, huge, np.full_like(col_scale, 2.0), noise, bound, step, 0, 7,
+                    axis)
+    assert counts[1, 2] > 0 and counts[0, 2] == 0 and counts[2, 2] == 0
+    start, big, large = np.zeros_like(y), y.copy(), scale.copy()
+    start[2], big[2], large[2] = 3e38, 1.5e38, 1e38  # each output about 1e38: the sum overflows
+    _, counts = run(big, None, large, col_scale, noise, bound, step, 3, 7, axis, out=start)
+    assert counts[2, 2] > 0 and counts[0, 2] == 0
 
 
 @pytest.mark.parametrize("axis", [1, 2])

@@ -28,11 +28,12 @@ def test_single_layer_runs_differ_from_each_other_and_repeat_with_seed(self_labe
     again = analog_accuracy(net, split, 1e5, reps=2, batch_size=32, exclude=["3"])
     assert first == again  # programming and read seeds fixed per repetition
     assert first < 1.0  # the analog conv misclassifies some images of its own labels
-    both = analog_accuracy(net, split, 1e5, reps=2, batch_size=32)
-    assert both != first  # excluding layer 3 changes what is read
-    runs = analog_accuracies(net, split, 1e5, reps=2, batch_size=32, exclude=["3"])
-    assert runs[0] != runs[1]  # programming 1 reads differently from programming 0
-    assert first == sum(runs) / 2
+    runs = analog_accuracies(net, split, 1e5, reps=4, batch_size=32, exclude=["3"])
+    assert first == sum(runs[:2]) / 2  # the first two programmings are those of reps=2
+    # programmings read differently, and excluding layer 3 changes what is read (on 64
+    # images two accuracies can coincide, so four programmings are compared)
+    assert len(set(runs)) > 1
+    assert analog_accuracies(net, split, 1e5, reps=4, batch_size=32) != runs
 
 
 def test_every_layer_digital_is_refused(self_labelled_tiny_net):

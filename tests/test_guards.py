@@ -194,6 +194,25 @@ def test_non_finite_input_names_the_layer_and_huge_finite_input_is_not_called_na
         assert torch.isfinite(lin(torch.full((2, 4), 1e37))).all()
 
 
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_conv_output_beyond_float32_is_an_overflow_error_not_a_clipped_value(bias):
+    """A finite input so large that the tile's GEMM overflows float32: the per-patch ADC
+    would clip the inf to its bound and return a finite, wrong output. Its kernel counts the
+    value instead (the layer then skips its own read of the output when it has no bias), and
+    the layer says the output overflows; the same with a bias, where the layer checks."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 4, 3, padding=1, bias=bias)
+    nn.init.constant_(conv.weight, 0.5)
+    analog = programmed(nn.Sequential(conv))
+    mvm = analog[0].analog
+    assert mvm.infer(torch.ones(1, 8, 5, 5))[1] is True  # the numba conv path checks
+    with torch.no_grad(), pytest.raises(ValueError, match="overflows float32") as err:
+        analog(torch.full((1, 8, 5, 5), 3e37))
+    assert "NaN" not in str(err.value)
+    with torch.no_grad():
+        assert torch.isfinite(analog(torch.full((1, 8, 5, 5), 1e30))).all()
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, "3", True, None])
 def test_bad_seeds_are_refused(seed):
     analog = aimcsim.convert_to_analog(nn.Linear(3, 2)).eval()

@@ -260,3 +260,32 @@ def test_fused_training_pass_equals_the_torch_pass_forward_and_backward(
     assert ((y1 - y2).abs() > 1e-5 * scale).float().mean().item() < 0.02
     torch.testing.assert_close(gw1, gw2, rtol=2e-3, atol=2e-3 * float(gw2.abs().max()))
     torch.testing.assert_close(gx1, gx2, rtol=2e-3, atol=2e-3 * float(gx2.abs().max()))
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_bfloat16_read_noise_variance_is_within_one_percent_of_float32(groups):
+    """The per-MVM read-noise variance conv(xq^2, sigma_w^2) from bfloat16 operands (the fast
+    path where the CPU has native bfloat16 convolutions) against float32: every output within
+    1.2% (three roundings of 2^-9 and the square's doubling), the mean error far below."""
+    from aimcsim.nn.backends.numba_backend import from_channel_view, variance_conv
+    layer = convert_to_analog(nn.Conv2d(16, 32, 3, padding=1, groups=groups)).eval()
+    rng = np.random.default_rng(0)
+    n, h, w, c = 8, 12, 12, 16
+    step = 1 / 63  # a 7-bit DAC's codes times per-pixel scales, channels_last (N, P, C)
+    xq = (rng.integers(-63, 64, (n, h * w, c)) * step
+          * rng.uniform(0.2, 3.0, (n, h * w, 1))).astype(np.float32)
+    variance = torch.from_numpy(rng.uniform(1e-4, 4e-3, (32, 16 // groups, 3, 3))
+                                .astype(np.float32))
+
+    def view(a: np.ndarray) -> torch.Tensor:
+        return from_channel_view(a, c, (h, w), True)
+    geometry = layer.analog.geometry
+    fast = variance_conv(geometry, xq, view, variance, groups, bf16=True)
+    exact = variance_conv(geometry, xq, view, variance, groups, bf16=False)
+    assert fast.dtype == torch.float32 and fast.shape == exact.shape == (n, 32, h, w)
+    ref = F.conv2d(torch.from_numpy(xq).view(n, h, w, c).permute(0, 3, 1, 2).double() ** 2,
+                   variance.double(), None, 1, 1, 1, groups)
+    torch.testing.assert_close(exact.double(), ref, rtol=1e-5, atol=1e-9)
+    relative = ((fast.double() - ref).abs() / ref.clamp_min(1e-12))[ref > 1e-8]
+    assert relative.max() < 0.012, float(relative.max())
+    assert relative.mean() < 0.004, float(relative.mean())

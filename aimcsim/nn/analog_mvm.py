@@ -147,9 +147,12 @@ class AnalogMVM:
         return periphery.nm_constant if periphery.noise_management == "constant" else 1.0
 
     # ------------------------------------------------------------------ forward
-    def infer(self, x: torch.Tensor) -> torch.Tensor:
-        """The programmed tiles' outputs for ``x`` (without bias; the geometry's 2-D form)."""
-        return select_backend(x, False, self._backend).infer(self, x)
+    def infer(self, x: torch.Tensor) -> tuple[torch.Tensor, bool]:
+        """The programmed tiles' outputs for ``x`` (without bias; the geometry's 2-D form), and
+        whether the backend's kernels have already refused any value of it that is not finite
+        (then the layer need not read it again)."""
+        backend = select_backend(x, False, self._backend)
+        return backend.infer(self, x), backend.checks_output(self)
 
     def train_forward(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """Hardware-aware training: ``weight`` (the clipped float weights) perturbed by the

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from aimcsim.tiles.engine import NonFiniteOutput
 from aimcsim.tiles.tile import NotProgrammedError
 from aimcsim.validation import all_finite, check_finite
 
@@ -160,6 +161,12 @@ def check_output(layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     |w| ~ 1e3). One reduction over the output; never a silent inf or NaN."""
     if all_finite(y):
         return y
+    refuse_non_finite_output(layer, x)
+
+
+def refuse_non_finite_output(layer, x: torch.Tensor) -> None:
+    """The ValueError for a layer whose output is not finite, naming the cause: NaN / inf in
+    its input or its weights, or a finite input too large for float32."""
     _refuse_non_finite_input(layer, x)
     check_finite(layer.weight.detach(), f"{layer.layer_name}.weight")  # (training diverged)
     peak = float(x.detach().abs().max()) if x.numel() else 0.0
@@ -173,9 +180,12 @@ def periphery_overflow(layer, x: torch.Tensor):
     """The Numba DAC refuses inputs whose per-vector sum is not finite ("input contains NaN or
     inf values"). Re-check such an input in torch: it holds NaN / inf (ValueError naming the
     layer), or it is finite but so large (~1e37 and up) that the float32 sum overflowed, which
-    is reported as such, never as NaN."""
+    is reported as such, never as NaN. A :class:`~aimcsim.tiles.engine.NonFiniteOutput` of
+    the per-patch ADC becomes :func:`refuse_non_finite_output`'s error."""
     try:
         yield
+    except NonFiniteOutput:  # found by the ADC kernel as it converted (no second read)
+        refuse_non_finite_output(layer, x)
     except ValueError as err:
         if "NaN or inf" not in str(err) or "input" not in str(err):
             raise

@@ -166,12 +166,15 @@ class AnalogLayerMixin(ABC):
         x = check_forward(self, x)  # dtype, finite bias, programmed, weights unchanged (guards)
         if (self.digital_eval and not self.training) or x.shape[0] == 0:
             return self._digital_forward(x)  # (an empty batch: the empty output, right shape)
+        checked = False
         with periphery_overflow(self, x):
             if self.training:
                 y = self.analog.train_forward(x, self.clipped_weight())
             else:
-                y = self.analog.infer(x)
+                y, checked = self.analog.infer(x)
         y = self.analog.geometry.finish(y, self.bias)
+        if checked and self.bias is None:
+            return y  # the ADC kernel refused any value that is not finite as it converted
         return check_output(self, x, y)  # finite (a huge input can overflow float32)
 
     def clipped_weight(self) -> torch.Tensor:

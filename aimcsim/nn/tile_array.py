@@ -18,12 +18,14 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from aimcsim.kernels.rng import mix64_int
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
 from aimcsim.validation import check_int, check_time
 
 _UINT64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 class BlockWeights(NamedTuple):
@@ -65,9 +67,8 @@ class TileArray:
         self.cache: list[BlockWeights] | None = None
         self.device = torch.device("cpu")
         self.program_key: tuple[int, ...] = (0,)
-        self.read_key: tuple[int, ...] = (0, 0)
         self.reads = 0
-        self.forward_calls = 0
+        self.start_read((0, 0))
 
     # ------------------------------------------------------------------ plan
     def plan(self) -> list[RowBlock]:
@@ -144,13 +145,18 @@ class TileArray:
         anything that ran before it."""
         self.read_key = read_key
         self.forward_calls = 0
+        seq = np.random.SeedSequence([*self.program_key, *read_key])
+        self._read_base = int(seq.generate_state(1, np.uint64)[0])
 
     def pass_seeds(self) -> list[int]:
-        """One 64-bit noise seed per row block for the next forward pass (order-free)."""
+        """One 64-bit noise seed per row block for the next forward pass (order-free): the
+        SplitMix64 output of counter ``call * blocks + b + 1`` of the read's stream, whose
+        start is a ``SeedSequence`` of the programming and read keys (a SeedSequence per
+        pass cost 1.3 ms of a ResNet-32 forward)."""
         call = self.forward_calls
         self.forward_calls += 1
-        seq = np.random.SeedSequence([*self.program_key, *self.read_key, call])
-        return [int(v) for v in seq.generate_state(len(self.blocks), np.uint64)]
+        n = len(self.blocks)
+        return [mix64_int(self._read_base + (call * n + b + 1) * _GOLDEN) for b in range(n)]
 
     def refresh(self, device: torch.device) -> None:
         """Cache every row block's read weights, scales and variances on ``device`` (no-op

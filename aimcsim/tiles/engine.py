@@ -28,6 +28,13 @@ DacStep = Callable[[np.ndarray, np.ndarray], np.ndarray]
 _NO_VAR = np.zeros((1, 1, 1), np.float32)
 
 
+class NonFiniteOutput(ValueError):
+    """A pass whose GEMM output (before the ADC's clip) or rescaled output is not finite: the
+    input or the weights hold NaN / inf, or a finite input so large that float32 overflowed.
+    The layer turns it into an error naming itself and the cause
+    (:func:`aimcsim.nn.guards.periphery_overflow`)."""
+
+
 @dataclass
 class SaturationStats:
     """Counters of one tile's ADC: outputs converted, outputs clipped after bound management,
@@ -151,6 +158,10 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
         gemm, var_gemm, col_scale, periphery, accumulate, stats: as in :func:`analog_pass`.
         out: destination, or None to write into the GEMM's buffer.
         seed: the noise-stream seed of this pass.
+
+    Raises:
+        NonFiniteOutput: a GEMM output or a written output value is not finite (checked by
+            the ADC kernel as it converts, so a caller needs no second read of the output).
     """
     if out is None and accumulate:
         raise ValueError("accumulate needs an explicit out array")
@@ -160,12 +171,14 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
     if out is None:
         out = y
     var = var_gemm(xq) if var_gemm is not None else _NO_VAR
-    counts = np.zeros((x.shape[0], 2), np.int64)
+    counts = np.zeros((x.shape[0], 3), np.int64)
     adc_per_vector(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,
                    var_gemm is not None, periphery.out_clip, periphery.out_step,
                    bound_iterations(periphery), np.uint64(seed), accumulate, counts)
+    clipped, repeated, not_finite = counts.sum(axis=0).tolist()
+    if not_finite:
+        raise NonFiniteOutput(f"{not_finite} tile outputs are not finite")
     if stats is not None:
-        clipped, repeated = counts.sum(axis=0).tolist()
         stats.add(SaturationStats(outputs=int(out.size), clipped=clipped,
                                   repeated_vectors=repeated))
     return out

@@ -25,3 +25,9 @@ class Backend(ABC):
     def infer(self, mvm: "AnalogMVM", x: torch.Tensor) -> torch.Tensor:
         """The summed tile outputs (weight x input units, without bias, in the 2-D form of
         the layer's geometry) of the programmed tiles of ``mvm`` for the input ``x``."""
+
+    def checks_output(self, mvm: "AnalogMVM") -> bool:
+        """True when :meth:`infer` itself raises
+        :class:`~aimcsim.tiles.engine.NonFiniteOutput` for any output value that is not
+        finite, so the layer need not read the output again to check it."""
+        return False
