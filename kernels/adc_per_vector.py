@@ -101,26 +101,28 @@ def _repeat_row_vector(y, var, p, row, row_noise, marks, s, col_scale, out_noise
 
 @nb.njit(inline="always", cache=True)
 def _store_row(out, p, row, channels, accumulate):
-    """Write (or add, with ``accumulate``) the converted ``row`` into output position ``p``;
-    returns how many of the stored values are not finite (a rescale or a sum beyond float32;
-    ``abs(v) <= FLOAT32_MAX`` is False exactly for inf and NaN)."""
-    bad = 0
+    """Write (or add, with ``accumulate``) the converted ``row`` into output position ``p``."""
     if accumulate:
         for c in range(channels):
-            v = out[p, c] + row[c]
-            out[p, c] = v
-            bad += not (abs(v) <= FLOAT32_MAX)
+            out[p, c] += row[c]
     else:
         for c in range(channels):
-            v = row[c]
-            out[p, c] = v
-            bad += not (abs(v) <= FLOAT32_MAX)
+            out[p, c] = row[c]
+
+
+@nb.njit(cache=True)
+def _not_finite(a, p, channels):
+    """How many of ``a[p, :channels]`` are inf or NaN (``abs(v) <= FLOAT32_MAX`` is False
+    exactly for those)."""
+    bad = 0
+    for c in range(channels):
+        bad += not (abs(a[p, c]) <= FLOAT32_MAX)
     return bad
 
 
 @nb.njit(inline="always", cache=True)
 def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations, seed,
-                     n, accumulate, noisy, use_var, quantize):
+                     n, accumulate, safe_scale, noisy, use_var, quantize):
     """One sample in channels_last layout: ``y`` is (P, C), every row one vector. The
     normals of a block of positions (about ``BLOCK_VALUES``; counters ``p C + c`` run along
     the memory) are drawn in one vectorised pass, then the loop over those vectors reads them
@@ -133,8 +135,10 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     integers (a signed computed index costs a negative-index test): each of those made it
     several times slower.
 
-    A value that is not finite before the clip (an overflowed or NaN GEMM output, which the clip
-    would turn into the bound) or after the rescale is counted in the third return value."""
+    Third return value: the values found not finite, checked only in the vectors whose scale
+    exceeds ``safe_scale`` (below it every value is finite by construction; see
+    :func:`adc_per_vector`): the GEMM output and variance before the clip (an inf there would
+    become the bound) and the written output after the rescale."""
     positions, channels = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     draw = noisy or use_var
@@ -166,17 +170,22 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
                 elif noisy:
                     v += f_noise * noise[offset + c]
                 count += (v > f_bound) | (v < -f_bound)
-                bad += not (abs(v) <= FLOAT32_MAX)
                 v = min(max(v, -f_bound), f_bound)
                 if quantize:
                     v = np.float32(np.rint(v * inv_step)) * f_step
                 row[c] = v * s * col_scale[c]
+            if s > safe_scale:  # rare: check this vector's values one by one (before a store
+                bad += _not_finite(y, p, channels)  # in place overwrites y)
+                if use_var:
+                    bad += _not_finite(var, p, channels)
             if count > 0 and max_iterations > 0:  # bound management after this loop
                 pending[n_pending] = p
                 n_pending += 1
                 continue
             clipped_total += count
-            bad += _store_row(out, p, row, channels, accumulate)
+            _store_row(out, p, row, channels, accumulate)
+            if s > safe_scale:
+                bad += _not_finite(out, p, channels)
     repeated = 0
     if n_pending > 0:
         row_noise = np.zeros(channels, np.float32)
@@ -187,18 +196,21 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
                                           max_iterations, seed, n)
             repeated += k
             clipped_total += count
-            bad += _store_row(out, p, row, channels, accumulate)
+            _store_row(out, p, row, channels, accumulate)
+            if scale[p] > safe_scale:
+                bad += _not_finite(out, p, channels)
     return clipped_total, repeated, bad
 
 
 @nb.njit(inline="always", cache=True)
 def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, max_iterations,
-                        seed, n, accumulate, noisy, use_var, quantize):
+                        seed, n, accumulate, safe_scale, noisy, use_var, quantize):
     """One sample in NCHW layout: ``y`` is (C, P), every column one vector. The sample's
     normals are drawn first in one pass (counters ``p C + c``), then each row is converted
     (ADC values into scratch, clip counts per column); bound management redoes the clipped
     columns; a last pass rescales. Non-finite values are counted as in
-    :func:`_vectors_in_rows`."""
+    :func:`_vectors_in_rows`, in the whole sample when any of its scales exceeds
+    ``safe_scale``."""
     channels, positions = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     draw = noisy or use_var
@@ -216,7 +228,15 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
     if draw:
         fill_normals_run(noise, marks, _stream_key(seed, n, 0), np.uint64(0))
     stride = np.uint64(channels)
+    unsafe = False
+    for p in range(positions):
+        unsafe |= scale[p] > safe_scale
     bad = 0
+    if unsafe:  # rare: check the GEMM outputs (and variances) before the clip
+        for c in range(channels):
+            bad += _not_finite(y, c, positions)
+            if use_var:
+                bad += _not_finite(var, c, positions)
     for c in range(channels):
         for p in range(positions):
             v = y[c, p] * inv[p]
@@ -226,7 +246,6 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
             elif noisy:
                 v += f_noise * noise[np.uint64(p) * stride + c]
             count[p] += (v > f_bound) | (v < -f_bound)
-            bad += not (abs(v) <= FLOAT32_MAX)
             v = min(max(v, -f_bound), f_bound)
             if quantize:
                 v = np.float32(np.rint(v * inv_step)) * f_step
@@ -257,14 +276,12 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
         cs = col_scale[c]
         if accumulate:
             for p in range(positions):
-                v = out[c, p] + q[c, p] * final_scale[p] * cs
-                out[c, p] = v
-                bad += not (abs(v) <= FLOAT32_MAX)
+                out[c, p] += q[c, p] * final_scale[p] * cs
         else:
             for p in range(positions):
-                v = q[c, p] * final_scale[p] * cs
-                out[c, p] = v
-                bad += not (abs(v) <= FLOAT32_MAX)
+                out[c, p] = q[c, p] * final_scale[p] * cs
+        if unsafe:
+            bad += _not_finite(out, c, positions)
     return count.sum(), repeated, bad
 
 
@@ -272,17 +289,17 @@ def _build_variant(noisy: bool, use_var: bool, quantize: bool):
     """The (parallel, serial) kernels with the three switches fixed at compile time."""
 
     def kernel(y, var, out, vector_scale, col_scale, channel_axis, out_noise, bound, step,
-               max_iterations, seed, accumulate, counts):
+               max_iterations, seed, accumulate, safe_scale, counts):
         for n in nb.prange(y.shape[0]):
             var_n = var[n] if use_var else var[0]
             if channel_axis == 2:
                 clipped, repeated, bad = _vectors_in_rows(
                     y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
-                    max_iterations, seed, n, accumulate, noisy, use_var, quantize)
+                    max_iterations, seed, n, accumulate, safe_scale, noisy, use_var, quantize)
             else:
                 clipped, repeated, bad = _vectors_in_columns(
                     y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
-                    max_iterations, seed, n, accumulate, noisy, use_var, quantize)
+                    max_iterations, seed, n, accumulate, safe_scale, noisy, use_var, quantize)
             counts[n, 0] = clipped
             counts[n, 1] = repeated
             counts[n, 2] = bad
@@ -305,7 +322,8 @@ def adc_variant(noisy: bool, use_var: bool, quantize: bool) -> tuple:
 def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale: np.ndarray,
                    col_scale: np.ndarray, channel_axis: int, out_noise: float, use_var: bool,
                    bound: float, step: float, max_iterations: int, seed: np.uint64,
-                   accumulate: bool, counts: np.ndarray, parallel: bool | None = None) -> None:
+                   accumulate: bool, counts: np.ndarray, parallel: bool | None = None,
+                   safe_scale: float = 0.0) -> None:
     """Output noise, ADC and bound management of every output position's MVM, then rescale
     (see the module docstring).
 
@@ -323,14 +341,20 @@ def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale
         accumulate: add to ``out``.
         counts: (N, 3) int64, receives per sample the values still clipped after bound
             management, the number of repeated vectors and a count of values found not finite
-            before the clip or after the rescale (a value can count at both checks; 0 exactly
-            when every GEMM output and every written value is finite).
+            (see ``safe_scale``; a value can count at more than one check).
         parallel: run samples on Numba's threads; None: when ``y`` has at least
             ``PARALLEL_MIN_ELEMENTS`` values.
+        safe_scale: an input scale up to which the caller guarantees that every GEMM output,
+            variance and written value of a vector is finite
+            (:func:`aimcsim.tiles.engine.safe_vector_scale`). A vector with a larger scale has
+            its GEMM outputs and variances checked before the clip (an inf there would become
+            the bound) and its written values after the rescale, one by one, and the values
+            found not finite are counted. 0 checks every vector. (A check of every value in the
+            loop cost 0.5 ns per value, more than a second read of the output.)
     """
     threaded, serial = adc_variant(out_noise > 0.0, use_var, step > 0.0)
     if parallel is None:
         parallel = y.size >= PARALLEL_MIN_ELEMENTS
     (threaded if parallel else serial)(y, var, out, vector_scale, col_scale, channel_axis,
                                        out_noise, bound, step, max_iterations, seed, accumulate,
-                                       counts)
+                                       np.float32(min(safe_scale, 3e38)), counts)

@@ -7,10 +7,14 @@ from __future__ import annotations
 import numba
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aimcsim.kernels.adc_per_vector import adc_per_vector
 from aimcsim.kernels.rng import block_state
 from aimcsim.kernels.table_normals import table_normal
+from aimcsim.tiles.engine import bound_iterations, safe_vector_scale
+from aimcsim.tiles.periphery import PeripheryConfig
 
 NO_VAR = np.zeros((1, 1, 1), np.float32)
 
@@ -175,3 +179,41 @@ def test_output_and_read_noise_add_in_variance():
     standardised = (z / std).ravel()
     assert abs(standardised.mean()) < 4 / np.sqrt(standardised.size)
     assert abs(standardised.var() - 1) < 4 * np.sqrt(2 / standardised.size)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 4096), weight_max=st.floats(1e-3, 10.0),
+       variance_max=st.sampled_from([0.0, 1e-6, 1e-2]), scale_max=st.floats(1e-3, 1e3),
+       out_bound=st.sampled_from([None, 12.0, 1e4]), iterations=st.integers(0, 32),
+       inp_bound=st.floats(0.1, 8.0), out_noise=st.sampled_from([0.0, 0.06, 5.0]))
+def test_every_value_below_the_safe_scale_is_finite(rows, weight_max, variance_max, scale_max,
+                                                     out_bound, iterations, inp_bound,
+                                                     out_noise):
+    """At the scale ``safe_vector_scale`` returns, the largest GEMM output and variance its
+    bound allows are finite, and the kernel, checking every value, converts them, plus noise,
+    bound management and a sum onto 1023 blocks' worth of equal outputs, without one value
+    that is not finite."""
+    periphery = PeripheryConfig(inp_bound=inp_bound, out_bound=out_bound, out_noise=out_noise,
+                                out_bits=9 if out_bound else None,
+                                max_bound_iterations=iterations)
+    s = safe_vector_scale(periphery, rows, weight_max, variance_max, scale_max)
+    x_max = 2.0 * max(1.0, inp_bound)
+    y_max = np.float32(rows * x_max * weight_max * s)
+    var_max = np.float32(rows * (x_max * s) ** 2 * variance_max)
+    assert np.isfinite(y_max) and np.isfinite(var_max)
+    y = np.array([[[y_max, -y_max, 0.0, y_max / 3]]], np.float32).transpose(0, 2, 1)  # (1, 4, 1)
+    var = np.full_like(y, var_max)
+    scale = np.full((1, 1), s, np.float32)
+    col_scale = np.full(4, scale_max, np.float32)
+    v_max = min(periphery.out_clip, float(np.abs(y).max() / s) + 16 * (
+        out_noise + x_max * np.sqrt(rows * variance_max)))
+    start = np.full_like(y, 1023 * v_max * s * 2.0 ** bound_iterations(periphery) * scale_max)
+    assert np.all(np.isfinite(start))
+    for use_var in (False, True):
+        counts = np.zeros((1, 3), np.int64)
+        out = start.copy()
+        adc_per_vector(y, var if use_var else NO_VAR, out, scale, col_scale, 1, out_noise,
+                       use_var, periphery.out_clip if out_bound else 3.4e38, periphery.out_step,
+                       bound_iterations(periphery), np.uint64(3), True, counts,
+                       parallel=False, safe_scale=0.0)
+        assert counts[0, 2] == 0 and np.all(np.isfinite(out)), (use_var, out)

@@ -45,6 +45,16 @@ class BlockWeights(NamedTuple):
     variance: torch.Tensor | None
 
 
+class BlockMaxima(NamedTuple):
+    """Bounds of one row block's values, for :func:`aimcsim.tiles.engine.safe_vector_scale`:
+    inputs per output (rows), and the largest |W_n|, read-noise variance and output scale."""
+
+    rows: int
+    weight: float
+    variance: float
+    scale: float
+
+
 class TileArray:
     """The tiles of a layer whose weight has shape ``weight_shape`` = (C_out, C_in / groups,
     *kernel), in ``groups`` conv groups, under ``config``.
@@ -65,6 +75,7 @@ class TileArray:
         self.blocks: list[RowBlock] = self.plan()
         self.grid: list[list[AnalogTile]] | None = None
         self.cache: list[BlockWeights] | None = None
+        self.maxima: list[BlockMaxima] | None = None
         self.device = torch.device("cpu")
         self.program_key: tuple[int, ...] = (0,)
         self.reads = 0
@@ -163,9 +174,9 @@ class TileArray:
         before programming)."""
         self.device = torch.device(device)
         if self.grid is None:
-            self.cache = None
+            self.cache, self.maxima = None, None
             return
-        cache = []
+        cache, maxima = [], []
         for row in self.grid:
             w = np.concatenate([slot_to_conv_weight(t.normalized_weights, self.kernel)
                                 for t in row])
@@ -174,18 +185,22 @@ class TileArray:
                 var = np.concatenate([slot_to_conv_weight(t.read_variance, self.kernel)
                                       for t in row])
             scale = np.concatenate([t.output_scale for t in row])
+            maxima.append(BlockMaxima(
+                int(np.prod(w.shape[1:])), float(np.abs(w).max(initial=0.0)),
+                0.0 if var is None else float(var.max(initial=0.0)),
+                float(np.abs(scale).max(initial=0.0))))
             entry = BlockWeights(torch.from_numpy(w), torch.from_numpy(scale),
                                  None if var is None else torch.from_numpy(var))
             if self.device.type != "cpu":
                 entry = BlockWeights(*(v.to(self.device) if v is not None else None
                                        for v in entry))
             cache.append(entry)
-        self.cache = cache
+        self.cache, self.maxima = cache, maxima
 
     def forget(self) -> None:
         """Back to unprogrammed (the plan of the current config kept)."""
         self.blocks = self.plan()
-        self.grid, self.cache = None, None
+        self.grid, self.cache, self.maxima = None, None, None
 
     # ------------------------------------------------------------------ state
     def noise_keys_json(self) -> str:

@@ -135,11 +135,48 @@ def bound_iterations(periphery: PeripheryConfig) -> int:
             and periphery.out_bound is not None else 0)
 
 
+#: Room left below the float32 maximum by :func:`safe_vector_scale`: sums over up to 1024
+#: row blocks, and a factor 2 for rounding.
+_SAFE_MARGIN = 2.0 ** 11
+#: Largest |xi| of the per-patch kernel's normals (exact tails: r + a with a <= 53 ln 2 / r).
+_MAX_NORMAL = 16.0
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def safe_vector_scale(periphery: PeripheryConfig, rows: int, weight_max: float,
+                      variance_max: float, scale_max: float) -> float:
+    """The largest input scale s of a per-patch vector for which every value of its pass is
+    finite by construction, so the ADC kernel need not check them
+    (:func:`~aimcsim.kernels.adc_per_vector.adc_per_vector`'s ``safe_scale``).
+
+    An input of a vector of scale s is at most s, and its DAC output at most x_max s with
+    x_max = 2 max(1, b_in) (a value rounds to at most twice itself, and the fast per-patch
+    DAC's per-pixel scale may exceed the patch's). So over ``rows`` inputs with |W_n| <= w_max:
+    |y| <= rows x_max w_max s and var <= rows (x_max s)^2 var_max; the ADC value is at most
+    v_max = b_out (without an ADC bound, rows x_max w_max + 16 (sigma_out + x_max
+    sqrt(rows var_max)), 16 bounding the kernel's normals), and the written value at most
+    v_max s 2^k col_scale_max after k bound-management halvings. Each must stay below
+    FLOAT32_MAX / 2048 (room for the sum of up to 1024 row blocks, and a factor 2 for
+    rounding): s at most that over the largest factor. Realistic inputs are many orders of
+    magnitude below: about 5e30 for a 512-row tile with the default periphery (5 halvings),
+    1.6e17 with per-MVM read noise (its variance squares the input)."""
+    budget = _FLOAT32_MAX / _SAFE_MARGIN / 2.0 ** bound_iterations(periphery)
+    x_max = 2.0 * max(1.0, periphery.inp_bound)
+    y_max = rows * x_max * weight_max
+    noise_max = _MAX_NORMAL * (periphery.out_noise + x_max * float(np.sqrt(rows * variance_max)))
+    v_max = min(periphery.out_clip, y_max + noise_max)
+    limits = [budget / max(y_max, 1e-30), budget / max(v_max * scale_max, 1e-30)]
+    if variance_max > 0:
+        limits.append(float(np.sqrt(budget / (rows * x_max * x_max * variance_max))))
+    return min(limits)
+
+
 def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
                            out: np.ndarray | None, col_scale: np.ndarray, channel_axis: int,
                            periphery: PeripheryConfig, seed: int, accumulate: bool,
                            var_gemm: Gemm | None = None,
-                           stats: SaturationStats | None = None) -> np.ndarray:
+                           stats: SaturationStats | None = None,
+                           safe_scale: float = 0.0) -> np.ndarray:
     """One tile's periphery with one input scale per output position (per patch).
 
     ``dac_input(x, xq)`` writes the DAC output, in input units, into ``xq`` and returns the
@@ -158,10 +195,13 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
         gemm, var_gemm, col_scale, periphery, accumulate, stats: as in :func:`analog_pass`.
         out: destination, or None to write into the GEMM's buffer.
         seed: the noise-stream seed of this pass.
+        safe_scale: input scale up to which every value is finite by construction
+            (:func:`safe_vector_scale`); the ADC kernel checks the values of vectors with a
+            larger scale one by one (0: every vector).
 
     Raises:
-        NonFiniteOutput: a GEMM output or a written output value is not finite (checked by
-            the ADC kernel as it converts, so a caller needs no second read of the output).
+        NonFiniteOutput: a GEMM output or a written output value is not finite (found by the
+            ADC kernel as it converts, so a caller needs no second read of the output).
     """
     if out is None and accumulate:
         raise ValueError("accumulate needs an explicit out array")
@@ -174,7 +214,8 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
     counts = np.zeros((x.shape[0], 3), np.int64)
     adc_per_vector(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,
                    var_gemm is not None, periphery.out_clip, periphery.out_step,
-                   bound_iterations(periphery), np.uint64(seed), accumulate, counts)
+                   bound_iterations(periphery), np.uint64(seed), accumulate, counts,
+                   safe_scale=safe_scale)
     clipped, repeated, not_finite = counts.sum(axis=0).tolist()
     if not_finite:
         raise NonFiniteOutput(f"{not_finite} tile outputs are not finite")

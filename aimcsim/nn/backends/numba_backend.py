@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from aimcsim.kernels.periphery import absmax_per_pixel, dac_patches, dac_pixels
 from aimcsim.nn.backends.base import Backend
-from aimcsim.tiles.engine import analog_pass, analog_pass_per_vector
+from aimcsim.tiles.engine import analog_pass, analog_pass_per_vector, safe_vector_scale
 from aimcsim.tiles.scratch import squared
 
 if TYPE_CHECKING:
@@ -179,9 +179,11 @@ class NumbaBackend(Backend):
                                   np.random.default_rng(seeds[b]), accumulate=accumulate,
                                   var_gemm=var_gemm, stats=mvm.stats)
             else:
+                safe = safe_vector_scale(periphery, *mvm.tiles.maxima[b])
                 res = analog_pass_per_vector(xs, dac_step, gemm, dest, col_scale, axis,
                                              periphery, seeds[b], accumulate=accumulate,
-                                             var_gemm=var_gemm, stats=mvm.stats)
+                                             var_gemm=var_gemm, stats=mvm.stats,
+                                             safe_scale=safe)
             if whole:
                 out_t = from_channel_view(res, o1 - o0, shape["spatial"], channels_last)
                 out_n = res
