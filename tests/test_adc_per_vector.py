@@ -151,9 +151,10 @@ def test_layouts_threads_and_serial_kernel_agree():
 
 
 @pytest.mark.parametrize("axis", [1, 2])
-def test_output_noise_is_an_exact_normal_of_the_configured_std(axis):
+def test_output_noise_is_normal_with_exact_tails_and_the_configured_std(axis):
     """Zero GEMM outputs, ideal ADC: the outputs are sigma_out xi; their std within 4 SE and
-    the fraction beyond 4 sigma within 4 SE (a table generator cut at 4.3 sigma has half)."""
+    the fraction beyond 4 sigma within 4 SE (exact tails; a table generator cut at 4.3 sigma
+    has half)."""
     y = np.zeros((16, 64, 4096), np.float32)
     scale = np.ones((16, 4096), np.float32)
     out, _ = run(y, None, scale, np.ones(64, np.float32), 0.06, np.inf, 0.0, 0, 5, axis)

@@ -144,7 +144,7 @@ class NumbaBackend(Backend):
         dac_step = self._dac_step(mvm, x, axis)
         out_t = None
         out_n = None
-        written = np.zeros(c_out, bool)
+        written: list[tuple[int, int]] = []  # output-channel ranges already written
         seeds = mvm.tiles.pass_seeds()
         for b, (block, cache) in enumerate(zip(mvm.tiles.blocks, mvm.tiles.cache)):
             i0, i1 = block.in_channels
@@ -168,12 +168,12 @@ class NumbaBackend(Backend):
             col_scale = cache.scale.numpy()
             whole = out_n is None and o0 == 0 and o1 == c_out
             if not whole and out_n is None:
-                out_t = torch.empty(geometry.output_shape(x, c_out), dtype=torch.float32)
-                if channels_last:
-                    out_t = out_t.contiguous(memory_format=torch.channels_last)
+                out_t = torch.empty(geometry.output_shape(x, c_out), dtype=torch.float32,
+                                    memory_format=torch.channels_last if channels_last
+                                    else torch.contiguous_format)
                 out_n = as_channel_view(out_t, channels_last)
             dest = None if whole else (out_n[:, :, o0:o1] if channels_last else out_n[:, o0:o1])
-            accumulate = bool(written[o0:o1].any())
+            accumulate = any(a < o1 and o0 < b for a, b in written)
             if periphery.input_scaling == "per_image":
                 res = analog_pass(xs, gemm, dest, col_scale, axis, periphery,
                                   np.random.default_rng(seeds[b]), accumulate=accumulate,
@@ -187,8 +187,13 @@ class NumbaBackend(Backend):
             if whole:
                 out_t = from_channel_view(res, o1 - o0, shape["spatial"], channels_last)
                 out_n = res
-            written[o0:o1] = True
-        if not written.all():  # channels no tile writes (cannot happen for valid plans)
+            written.append((o0, o1))
+        reach = 0  # channels no tile writes (cannot happen for valid plans)
+        for a, b in sorted(written):
+            if a > reach:
+                break
+            reach = max(reach, b)
+        if reach < c_out:
             raise RuntimeError(f"{mvm.name}: output channels left unwritten")
         return out_t
 
