@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import NoReturn
 
 import torch
 
@@ -164,7 +165,7 @@ def check_output(layer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     refuse_non_finite_output(layer, x)
 
 
-def refuse_non_finite_output(layer, x: torch.Tensor) -> None:
+def refuse_non_finite_output(layer, x: torch.Tensor) -> NoReturn:
     """The ValueError for a layer whose output is not finite, naming the cause: NaN / inf in
     its input or its weights, or a finite input too large for float32."""
     _refuse_non_finite_input(layer, x)
@@ -185,7 +186,10 @@ def periphery_overflow(layer, x: torch.Tensor):
     try:
         yield
     except NonFiniteOutput:  # found by the ADC kernel as it converted (no second read)
-        refuse_non_finite_output(layer, x)
+        try:
+            refuse_non_finite_output(layer, x)
+        except ValueError as err:
+            raise err from None  # the layer's error alone, not the kernel's count
     except ValueError as err:
         if "NaN or inf" not in str(err) or "input" not in str(err):
             raise
