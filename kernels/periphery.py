@@ -370,9 +370,13 @@ def _build_dac_per_patch(quantize: bool):
             patch_scale = patch.view(np.float32)
             for q in range(h_out * w_out):
                 vector_scale[n, q] = patch_scale[q] if patch[q] > 0 else np.float32(1.0)
-            centred_bits = np.empty(pixels, np.uint32)
-            _pool_max(m_bits, height, width, centred_bits, height, width, k_h, k_w, 1, 1, d_h,
-                      d_w, c_top, c_left, rows)
+            if s_h == 1 and s_w == 1 and h_out == height and w_out == width and \
+                    pad_top == c_top and pad_left == c_left:
+                centred_bits = patch  # stride 1, "same" zero padding: the same windows
+            else:
+                centred_bits = np.empty(pixels, np.uint32)
+                _pool_max(m_bits, height, width, centred_bits, height, width, k_h, k_w, 1, 1,
+                          d_h, d_w, c_top, c_left, rows)
             m = m_bits.view(np.float32)
             centred = centred_bits.view(np.float32)
             inv = np.empty(pixels, np.float32)
