@@ -7,9 +7,11 @@
   overflows float32 (a finite but huge input times the weights). The inputs cost nothing on
   the inference path: the Numba DAC already checks them, and when it refuses an input the
   layer checks it again in torch, so a finite input (1e37) is never reported as NaN / inf but
-  as too large for the float32 periphery. Every analog forward checks its output with one
-  ``aminmax`` reduction (:func:`aimcsim.validation.all_finite`), which also catches NaN inputs
-  on the torch paths;
+  as too large for the float32 periphery. Every analog forward's output is checked: by the
+  per-patch ADC kernel as it converts (Numba convolutions; above a provably safe input scale,
+  :func:`aimcsim.tiles.engine.safe_vector_scale`), so such a layer without bias reads its
+  output only once; otherwise by one reduction over the output
+  (:func:`aimcsim.validation.all_finite`), which also catches NaN inputs on the torch paths;
 - weights changed after ``program()`` (an optimizer step, ``load_state_dict`` of other weights,
   ``weight.zero_()``, a new Parameter) raise a RuntimeError in eval mode telling the user to
   call ``aimcsim.program`` again: the tiles hold the old weights. The check is cheap: the
