@@ -130,10 +130,12 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     them inside the loop over vectors 10-20% slower). Returns (clipped values, repeated
     vectors).
 
-    The loop over vectors calls nothing that takes an array (a call costs atomic
-    reference-count updates per vector, even an inlined one) and indexes with unsigned
+    On its common path the loop over vectors calls only a function of scalars
+    (:func:`_adc_value`; a call that takes an array costs atomic reference-count updates per
+    vector, even an inlined one, so those are in its rare branches) and indexes with unsigned
     integers (a signed computed index costs a negative-index test): each of those made it
-    several times slower.
+    several times slower. Clipping is found by an OR over the vector; the clipped values are
+    counted only when it fires (a count over every vector cost 3 ns per vector).
 
     Third return value: the values found not finite, checked only in the vectors whose scale
     exceeds ``safe_scale`` (below it every value is finite by construction; see
@@ -142,7 +144,6 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
     positions, channels = y.shape
     _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     draw = noisy or use_var
-    f_noise2 = f_noise * f_noise
     block = max(1, BLOCK_VALUES // channels)  # positions whose normals are drawn together
     size = block * channels
     noise = np.empty(size if draw else 1, np.float32)
@@ -160,30 +161,22 @@ def _vectors_in_rows(y, var, out, scale, col_scale, out_noise, bound, step, max_
         for p in range(p0, p1):
             s = scale[p]
             inv = np.float32(1.0) / s
-            inv2 = inv * inv
             offset = np.uint64((p - p0) * channels)
             hit = False
             for c in range(np.uint64(channels)):
-                v = y[p, c] * inv
-                if use_var:
-                    v += np.sqrt(f_noise2 + var[p, c] * inv2) * noise[offset + c]
-                elif noisy:
-                    v += f_noise * noise[offset + c]
-                hit |= (v > f_bound) | (v < -f_bound)
-                v = min(max(v, -f_bound), f_bound)
-                if quantize:
-                    v = np.float32(np.rint(v * inv_step)) * f_step
+                v, clipped = _adc_value(y[p, c], var[p, c] if use_var else np.float32(0.0), inv,
+                                        noise[offset + c] if draw else np.float32(0.0),
+                                        f_noise, f_bound, inv_step, f_step, noisy, use_var,
+                                        quantize)
+                hit |= clipped
                 row[c] = v * s * col_scale[c]
             count = 0
-            if hit:  # rare: count the clipped values (an OR above instead of a count: the
-                # count's per-vector sum cost 3 ns per vector)
+            if hit:  # rare: count the clipped values
                 for c in range(np.uint64(channels)):
-                    v = y[p, c] * inv
-                    if use_var:
-                        v += np.sqrt(f_noise2 + var[p, c] * inv2) * noise[offset + c]
-                    elif noisy:
-                        v += f_noise * noise[offset + c]
-                    count += (v > f_bound) | (v < -f_bound)
+                    count += _adc_value(y[p, c], var[p, c] if use_var else np.float32(0.0),
+                                        inv, noise[offset + c] if draw else np.float32(0.0),
+                                        f_noise, f_bound, inv_step, f_step, noisy, use_var,
+                                        quantize)[1]
             if s > safe_scale:  # rare: check this vector's values one by one (before a store
                 bad += _not_finite(y, p, channels)  # in place overwrites y)
                 if use_var:
