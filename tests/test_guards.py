@@ -194,22 +194,35 @@ def test_non_finite_input_names_the_layer_and_huge_finite_input_is_not_called_na
         assert torch.isfinite(lin(torch.full((2, 4), 1e37))).all()
 
 
+@pytest.mark.parametrize("scaling", ["per_patch", "static", "per_image", "per_patch_exact"])
 @pytest.mark.parametrize("bias", [False, True])
-def test_a_conv_output_beyond_float32_is_an_overflow_error_not_a_clipped_value(bias):
+def test_a_conv_output_beyond_float32_is_an_overflow_error_not_a_clipped_value(bias, scaling):
     """A finite input so large that the tile's GEMM overflows float32: the per-patch ADC
     would clip the inf to its bound and return a finite, wrong output. Its kernel counts the
     value instead (the layer then skips its own read of the output when it has no bias), and
-    the layer says the output overflows; the same with a bias, where the layer checks."""
+    the layer says the output overflows; the same with a bias, where the layer checks, and
+    with every input scaling (only the per-vector ones check in the kernel). A static input
+    range saturates instead: the huge input reads as the range's edge."""
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 4, 3, padding=1, bias=bias)
     nn.init.constant_(conv.weight, 0.5)
-    analog = programmed(nn.Sequential(conv))
+    config = AnalogConfig().replace(**{"periphery.input_scaling": scaling})
+    analog = aimcsim.convert_to_analog(nn.Sequential(conv), config).eval()
+    if scaling == "static":
+        aimcsim.calibrate_input_ranges(analog, [torch.ones(2, 8, 5, 5)])
+    aimcsim.program(analog, seed=0)
     mvm = analog[0].analog
-    assert mvm.infer(torch.ones(1, 8, 5, 5))[1] is True  # the numba conv path checks
-    with torch.no_grad(), pytest.raises(ValueError, match="overflows float32") as err:
-        analog(torch.full((1, 8, 5, 5), 3e37))
-    assert "NaN" not in str(err.value)
+    checked = mvm.infer(torch.ones(1, 8, 5, 5))[1]
+    assert checked is (scaling in ("per_patch", "static"))  # the numba per-vector path
+    huge = torch.full((1, 8, 5, 5), 3e37)
     with torch.no_grad():
+        if scaling == "static":  # a fixed DAC range saturates: the output is the clipped one
+            saturated = analog(torch.full((1, 8, 5, 5), 1.0))
+            torch.testing.assert_close(analog(huge), saturated, rtol=0.05, atol=0.05)
+        else:
+            with pytest.raises(ValueError, match="overflows float32") as err:
+                analog(huge)
+            assert "NaN" not in str(err.value)
         assert torch.isfinite(analog(torch.full((1, 8, 5, 5), 1e30))).all()
 
 
