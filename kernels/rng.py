@@ -32,13 +32,25 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 @nb.njit(inline="always", cache=True)
+def mix64(z: np.uint64) -> np.uint64:
+    """SplitMix64's output function (a bijection of 64-bit words)."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(inline="always", cache=True)
 def splitmix64_next(state: np.uint64) -> tuple[np.uint64, np.uint64]:
     """Advance a SplitMix64 state; returns (new_state, 64-bit output)."""
     state = state + _GOLDEN
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return state, z ^ (z >> np.uint64(31))
+    return state, mix64(state)
+
+
+@nb.njit(inline="always", cache=True)
+def counter_word(state0: np.uint64, word: np.uint64) -> np.uint64:
+    """Output ``word`` (uint64, from 0) of the SplitMix64 stream that starts at ``state0``:
+    mix(state0 + (word + 1) golden), drawn without the outputs before it."""
+    return mix64(state0 + (word + np.uint64(1)) * _GOLDEN)
 
 
 @nb.njit(inline="always", cache=True)
@@ -55,10 +67,7 @@ def normal_at(state0: np.uint64, index: np.int64, table: np.ndarray) -> np.float
     Word j of a SplitMix64 stream is mix(state0 + (j + 1) * golden) and holds the normals
     4j .. 4j + 3, so any element can be drawn without the ones before it; the value equals
     the one a sequential fill of the same stream puts at ``index``."""
-    z = state0 + (np.uint64(index >> 2) + np.uint64(1)) * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    z = z ^ (z >> np.uint64(31))
+    z = counter_word(state0, np.uint64(index >> 2))
     return table[np.int64((z >> np.uint64(16 * (index & 3))) & np.uint64(0xFFFF))]
 
 
@@ -93,12 +102,13 @@ def standard_normal(n: int, seed: int) -> np.ndarray:
     return out
 
 
-def mix64_int(z: int) -> int:
-    """SplitMix64's output function on a Python int (taken mod 2^64): a bijection of 64-bit
-    words, for deriving seeds in Python at about a microsecond each."""
-    z &= 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+def counter_word_int(state0: int, word: int) -> int:
+    """:func:`counter_word` on Python ints (mod 2^64), for deriving seeds in Python at about a
+    microsecond each."""
+    mask = 0xFFFFFFFFFFFFFFFF
+    z = (state0 + (word + 1) * int(_GOLDEN)) & mask
+    z = ((z ^ (z >> 30)) * int(_MIX1)) & mask
+    z = ((z ^ (z >> 27)) * int(_MIX2)) & mask
     return z ^ (z >> 31)
 
 

@@ -38,7 +38,7 @@ import numba as nb
 import numpy as np
 from scipy.special import ndtri
 
-from .rng import _GOLDEN, splitmix64_next
+from .rng import counter_word, mix64, splitmix64_next
 
 #: Equiprobable levels (one 16-bit field per draw).
 LEVELS = 1 << 16
@@ -63,25 +63,9 @@ def _table() -> np.ndarray:
 #: The look-up table (float32, 65,536 entries, 256 KiB).
 TABLE = _table()
 
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _FIELD = np.uint64(0xFFFF)
 _R = TAIL_EDGE
 _INV_R = 1.0 / TAIL_EDGE
-
-
-@nb.njit(inline="always", cache=True)
-def mix64(z: np.uint64) -> np.uint64:
-    """SplitMix64's output function (a bijection of 64-bit words)."""
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
-
-
-@nb.njit(inline="always", cache=True)
-def counter_word(key: np.uint64, word: np.uint64) -> np.uint64:
-    """Word ``word`` (uint64) of stream ``key``: mix(key + (word + 1) golden)."""
-    return mix64(key + (word + np.uint64(1)) * _GOLDEN)
 
 
 @nb.njit(inline="always", cache=True)

@@ -18,14 +18,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from aimcsim.kernels.rng import mix64_int
+from aimcsim.kernels.rng import counter_word_int
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.tiles.plan import RowBlock, plan_tiles, slot_to_conv_weight, slot_weights
 from aimcsim.tiles.tile import AnalogTile, NotProgrammedError
 from aimcsim.validation import check_int, check_time
 
 _UINT64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
 
 
 class BlockWeights(NamedTuple):
@@ -160,14 +159,14 @@ class TileArray:
         self._read_base = int(seq.generate_state(1, np.uint64)[0])
 
     def pass_seeds(self) -> list[int]:
-        """One 64-bit noise seed per row block for the next forward pass (order-free): the
-        SplitMix64 output of counter ``call * blocks + b + 1`` of the read's stream, whose
-        start is a ``SeedSequence`` of the programming and read keys (a SeedSequence per
-        pass cost 1.3 ms of a ResNet-32 forward)."""
+        """One 64-bit noise seed per row block for the next forward pass (order-free): output
+        ``call * blocks + b`` of the SplitMix64 stream of the read, whose start is a
+        ``SeedSequence`` of the programming and read keys (a SeedSequence per pass cost 1.3 ms
+        of a ResNet-32 forward)."""
         call = self.forward_calls
         self.forward_calls += 1
         n = len(self.blocks)
-        return [mix64_int(self._read_base + (call * n + b + 1) * _GOLDEN) for b in range(n)]
+        return [counter_word_int(self._read_base, call * n + b) for b in range(n)]
 
     def refresh(self, device: torch.device) -> None:
         """Cache every row block's read weights, scales and variances on ``device`` (no-op

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aimcsim.kernels.adc_per_vector import adc_per_vector
-from aimcsim.kernels.periphery import adc, dac
+from aimcsim.kernels.periphery import FLOAT32_MAX, adc, dac
 from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
 from aimcsim.tiles.periphery import NOISE_MANAGEMENT, PeripheryConfig
 from aimcsim.tiles.scratch import dac_buffer
@@ -140,7 +140,6 @@ def bound_iterations(periphery: PeripheryConfig) -> int:
 _SAFE_MARGIN = 2.0 ** 11
 #: Largest |xi| of the per-patch kernel's normals (exact tails: r + a with a <= 53 ln 2 / r).
 _MAX_NORMAL = 16.0
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def safe_vector_scale(periphery: PeripheryConfig, rows: int, weight_max: float,
@@ -160,7 +159,7 @@ def safe_vector_scale(periphery: PeripheryConfig, rows: int, weight_max: float,
     rounding): s at most that over the largest factor. Realistic inputs are many orders of
     magnitude below: about 5e30 for a 512-row tile with the default periphery (5 halvings),
     1.6e17 with per-MVM read noise (its variance squares the input)."""
-    budget = _FLOAT32_MAX / _SAFE_MARGIN / 2.0 ** bound_iterations(periphery)
+    budget = float(FLOAT32_MAX) / _SAFE_MARGIN / 2.0 ** bound_iterations(periphery)
     x_max = 2.0 * max(1.0, periphery.inp_bound)
     y_max = rows * x_max * weight_max
     noise_max = _MAX_NORMAL * (periphery.out_noise + x_max * float(np.sqrt(rows * variance_max)))

@@ -53,9 +53,13 @@ def from_channel_view(a: np.ndarray, channels: int, spatial: tuple[int, ...],
 
 def bfloat16_convolutions() -> bool:
     """True when oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 or
-    AMX); elsewhere they are emulated and slower than float32."""
-    return bool(torch.backends.mkldnn.is_available()
-                and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    AMX); elsewhere they are emulated and slower than float32 (and a torch build without the
+    query, a private one, counts as elsewhere)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 _BF16 = bfloat16_convolutions()
@@ -95,11 +99,17 @@ class NumbaBackend(Backend):
             return self._unfolded(mvm, x)
         return self._conv(mvm, x)
 
+    @staticmethod
+    def _per_vector(mvm: "AnalogMVM") -> bool:
+        """Whether ``infer`` runs ``mvm`` through the per-vector ADC: convolutions by
+        :meth:`_conv`, every input scaling but ``per_image`` (and ``per_patch_exact``, which
+        :meth:`infer` sends to the unfolded reference)."""
+        return mvm.geometry.is_conv and mvm.config.periphery.input_scaling not in (
+            "per_image", "per_patch_exact")
+
     def checks_output(self, mvm: "AnalogMVM") -> bool:
-        """Convolutions through the per-vector ADC (every input scaling but ``per_image`` and
-        the unfolded reference): its kernel counts non-finite values as it converts."""
-        scaling = mvm.config.periphery.input_scaling
-        return mvm.geometry.is_conv and scaling not in ("per_image", "per_patch_exact")
+        """The per-vector ADC's kernel counts non-finite values as it converts."""
+        return self._per_vector(mvm)
 
     # ------------------------------------------------------------------ linear layers
     def _rows(self, mvm: "AnalogMVM", x: torch.Tensor) -> torch.Tensor:
@@ -174,7 +184,7 @@ class NumbaBackend(Backend):
                 out_n = as_channel_view(out_t, channels_last)
             dest = None if whole else (out_n[:, :, o0:o1] if channels_last else out_n[:, o0:o1])
             accumulate = any(a < o1 and o0 < b for a, b in written)
-            if periphery.input_scaling == "per_image":
+            if not self._per_vector(mvm):  # per_image
                 res = analog_pass(xs, gemm, dest, col_scale, axis, periphery,
                                   np.random.default_rng(seeds[b]), accumulate=accumulate,
                                   var_gemm=var_gemm, stats=mvm.stats)
