@@ -19,8 +19,10 @@ import numba as nb
 import numpy as np
 
 from .periphery import _fill_normals, adc_constants
-from .rng import block_state, normal_at
+from .rng import block_state, counter_word, normal_at
 from .twins import serial_twin
+
+_FIELD = np.uint64(0xFFFF)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -105,55 +107,195 @@ adc_backward_serial = serial_twin(adc_backward, cache=True)
 dac_backward_serial = serial_twin(dac_backward, cache=True)
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(inline="always", cache=True)
+def _masked_value(v, f_noise, xi, f_bound, inv_step, f_step, noisy, quantize):
+    """(Q(clip(v + sigma_out xi)), clipped) of one value already in ADC units (scalars)."""
+    if noisy:
+        v += f_noise * xi
+    clipped = (v > f_bound) | (v < -f_bound)
+    v = min(max(v, -f_bound), f_bound)
+    if quantize:
+        v = np.float32(np.rint(v * inv_step)) * f_step
+    return v, clipped
+
+
+@nb.njit(cache=True)
+def _repeat_masked_vector(y, out, inside, p, s, col_scale, channel_axis, out_noise, bound,
+                          step, max_iterations, seed, n, table):
+    """Bound management of position ``p`` of sample ``y`` (2-D; it clipped at k = 0):
+    repetitions k = 1, 2, ... with input scale s 2^k and the normals of stream
+    ``block_state(seed, 128 n + 2 k)`` (random access), until nothing clips or k =
+    ``max_iterations``; overwrites the position's ``out`` and ``inside``. Returns (values still
+    clipped, repetitions)."""
+    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+    size_a, size_b = y.shape
+    positions = size_b if channel_axis == 1 else size_a
+    channels = size_a if channel_axis == 1 else size_b
+    k = 0
+    count = 1
+    while count > 0 and k < max_iterations:
+        k += 1
+        scale = s * np.float32(1 << k)
+        inv = np.float32(1.0) / scale
+        state = block_state(seed, np.int64(128 * n + 2 * k))
+        count = 0
+        for c in range(channels):
+            xi = normal_at(state, np.int64(c * positions + p), table) if noisy \
+                else np.float32(0.0)
+            raw = y[c, p] if channel_axis == 1 else y[p, c]
+            v, clipped = _masked_value(raw * inv, f_noise, xi, f_bound, inv_step, f_step, noisy,
+                                       quantize)
+            count += clipped
+            if channel_axis == 1:
+                out[c, p] = v * scale * col_scale[c]
+                inside[c, p] = 0 if clipped else 1
+            else:
+                out[p, c] = v * scale * col_scale[c]
+                inside[p, c] = 0 if clipped else 1
+    return count, k
+
+
+@nb.njit(inline="always", cache=True)
+def _normals_strided(dest, offset, stride, state0, first, count, table):
+    """``dest[offset + i stride] = normal_at(state0, first + i)`` for i < ``count``: the
+    whole words of the run drawn four per hash (the head and tail by random access)."""
+    head = min(count, (4 - first % 4) % 4)
+    for i in range(head):
+        dest[offset + i * stride] = normal_at(state0, np.int64(first + i), table)
+    words = (count - head) // 4
+    word0 = np.uint64((first + head) // 4)
+    base = np.uint64(offset + head * stride)
+    step = np.uint64(stride)
+    for j in range(np.uint64(words)):
+        word = counter_word(state0, word0 + j)
+        at = base + np.uint64(4) * j * step
+        for q in range(np.uint64(4)):
+            dest[at + q * step] = table[(word >> (np.uint64(16) * q)) & _FIELD]
+    for i in range(head + 4 * words, count):
+        dest[offset + i * stride] = normal_at(state0, np.int64(first + i), table)
+
+
+#: Positions per block of the channels_last training ADC (their normals fit in the L1 cache).
+MASKED_BLOCK = 64
+
+
+def _build_masked(noisy: bool, quantize: bool):
+    """The (parallel, serial) :func:`adc_per_vector_masked` kernels with the output-noise and
+    quantisation switches fixed at compile time (a run-time switch stops the loops
+    vectorising)."""
+
+    def kernel(y, out, inside, vector_scale, col_scale, channel_axis, out_noise, bound, step,
+               max_iterations, seed, table, counts):
+        n_samples, size_a, size_b = y.shape
+        _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
+        positions = size_b if channel_axis == 1 else size_a
+        channels = size_a if channel_axis == 1 else size_b
+        for n in nb.prange(n_samples):
+            state0 = block_state(seed, np.int64(128 * n))
+            scales = vector_scale[n]
+            count = np.zeros(positions, np.int64)
+            if channel_axis == 1:  # (C, P): counters c P + p run along the memory
+                noise = np.empty(positions if noisy else 1, np.float32)
+                inv = np.empty(positions, np.float32)
+                for p in range(positions):
+                    inv[p] = np.float32(1.0) / scales[p]
+                for c in range(channels):
+                    if noisy:
+                        _normals_strided(noise, 0, 1, state0, c * positions, positions, table)
+                    cs = col_scale[c]
+                    for p in range(positions):
+                        xi = noise[p] if noisy else np.float32(0.0)
+                        v, clipped = _masked_value(y[n, c, p] * inv[p], f_noise, xi, f_bound,
+                                                   inv_step, f_step, noisy, quantize)
+                        out[n, c, p] = v * scales[p] * cs
+                        inside[n, c, p] = 0 if clipped else 1
+                        count[p] += clipped
+            else:  # (P, C): a block of positions' normals drawn channel by channel, transposed
+                block = max(1, min(MASKED_BLOCK, positions))
+                noise = np.empty(block * channels if noisy else 1, np.float32)
+                for p0 in range(0, positions, block):
+                    p1 = min(positions, p0 + block)
+                    if noisy:
+                        for c in range(channels):
+                            _normals_strided(noise, c, channels, state0, c * positions + p0,
+                                             p1 - p0, table)
+                    for p in range(p0, p1):
+                        s = scales[p]
+                        inv_p = np.float32(1.0) / s
+                        at = np.uint64((p - p0) * channels)
+                        hits = 0
+                        for c in range(np.uint64(channels)):
+                            xi = noise[at + c] if noisy else np.float32(0.0)
+                            v, clipped = _masked_value(y[n, p, c] * inv_p, f_noise, xi, f_bound,
+                                                       inv_step, f_step, noisy, quantize)
+                            out[n, p, c] = v * s * col_scale[c]
+                            inside[n, p, c] = 0 if clipped else 1
+                            hits += clipped
+                        count[p] = hits
+            clipped_total = 0
+            repeated = 0
+            for p in range(positions):
+                c_p = count[p]
+                if c_p > 0 and max_iterations > 0:  # rare: bound management
+                    c_p, k = _repeat_masked_vector(y[n], out[n], inside[n], p, scales[p],
+                                                   col_scale, channel_axis, out_noise, bound,
+                                                   step, max_iterations, seed, n, table)
+                    repeated += k
+                clipped_total += c_p
+            counts[n, 0] = clipped_total
+            counts[n, 1] = repeated
+
+    options = dict(cache=True, error_model="numpy")  # no zero-division checks (scales > 0)
+    return nb.njit(parallel=True, **options)(kernel), serial_twin(kernel, **options)
+
+
+_MASKED_VARIANTS: dict[tuple[bool, bool], tuple] = {}
+
+
 def adc_per_vector_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
                           vector_scale: np.ndarray, col_scale: np.ndarray, channel_axis: int,
                           out_noise: float, bound: float, step: float, max_iterations: int,
-                          seed: np.uint64, table: np.ndarray, counts: np.ndarray) -> None:
-    """Training forward of ``kernels.periphery.adc_per_vector`` (no read noise, no
+                          seed: np.uint64, table: np.ndarray, counts: np.ndarray,
+                          parallel: bool = True) -> None:
+    """Training forward of ``kernels.adc_per_vector.adc_per_vector`` (no read noise, no
     accumulation) that also records where the final noisy value was inside the ADC range.
 
     ``out = Q_out(clip(y / (s m) + sigma_out xi, -b, b)) * s m * col_scale[c]`` per output
-    position with its bound-management multiplier m; ``inside`` (uint8, same shape) is 1 where
-    that value was not clipped. Same noise streams as ``adc_per_vector``.
+    position with its bound-management multiplier m = 2^k (k -> k + 1 while a value of the
+    vector clips and k < ``max_iterations``); ``inside`` (uint8, same shape) is 1 where that
+    value was not clipped. Repetition k of sample n draws xi from the table-normal stream
+    ``block_state(seed, 128 n + 2 k)``, value (c, p) at counter ``c P + p``
+    (``kernels.rng.normal_at``): the result depends on the seed and the logical index only.
+    Repetition 0's normals are drawn per sample in one pass, four per hashed word (one hash per
+    draw, random access, made this kernel 3-4 times slower); the rare repetitions draw theirs
+    by random access.
+
+    Args:
+        y: (N, C, P) (``channel_axis`` 1) or (N, P, C) float32 GEMM outputs in input units.
+        out: same shape, float32 destination (not ``y``: a repetition reads ``y`` again).
+        inside: same shape, uint8 destination.
+        vector_scale: (N, P) float32 input scale of each vector (> 0).
+        col_scale: (C,) float32 per-channel scale.
+        out_noise: std of the output noise (ADC units); bound: ADC bound (>= 3e38: none);
+        step: ADC step (<= 0: none); max_iterations: bound-management halvings (0: off).
+        seed: stream seed; table: ``kernels.rng.NORMAL_TABLE``.
+        counts: (N, 2) int64, receives per sample the values still clipped and the number of
+            repeated vectors.
+        parallel: samples on Numba's threads (training runs the serial kernel: torch's pool
+            spins between operators).
     """
-    n_samples, size_a, size_b = y.shape
-    noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
-    positions = size_b if channel_axis == 1 else size_a
-    channels = size_a if channel_axis == 1 else size_b
-    for n in nb.prange(n_samples):
-        repeated = 0
-        clipped_total = 0
-        for p in range(positions):
-            s = vector_scale[n, p]
-            k = 0
-            while True:
-                scale = s * np.float32(1 << k)
-                inv = np.float32(1.0) / scale
-                state = block_state(seed, np.int64(128 * n + 2 * k))
-                count = 0
-                for c in range(channels):
-                    v = (y[n, c, p] if channel_axis == 1 else y[n, p, c]) * inv
-                    if noisy:
-                        v += f_noise * normal_at(state, np.int64(c * positions + p), table)
-                    clipped = (v > f_bound) | (v < -f_bound)
-                    count += clipped
-                    v = min(max(v, -f_bound), f_bound)
-                    if quantize:
-                        v = np.float32(np.rint(v * inv_step)) * f_step
-                    if channel_axis == 1:
-                        out[n, c, p] = v * scale * col_scale[c]
-                        inside[n, c, p] = 0 if clipped else 1
-                    else:
-                        out[n, p, c] = v * scale * col_scale[c]
-                        inside[n, p, c] = 0 if clipped else 1
-                if count == 0 or k == max_iterations:
-                    clipped_total += count
-                    break
-                k += 1
-                repeated += 1
-        counts[n, 0] = clipped_total
-        counts[n, 1] = repeated
+    key = (bool(out_noise > 0.0), bool(step > 0.0))
+    if key not in _MASKED_VARIANTS:
+        _MASKED_VARIANTS[key] = _build_masked(*key)
+    threaded, serial = _MASKED_VARIANTS[key]
+    (threaded if parallel else serial)(y, out, inside, vector_scale, col_scale, channel_axis,
+                                       out_noise, bound, step, max_iterations, seed, table,
+                                       counts)
+
+
+def adc_per_vector_masked_serial(*args) -> None:
+    """:func:`adc_per_vector_masked` on the calling thread."""
+    adc_per_vector_masked(*args, parallel=False)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -170,5 +312,4 @@ def adc_per_vector_backward(grad: np.ndarray, inside: np.ndarray, col_scale: np.
                     else np.float32(0.0)
 
 
-adc_per_vector_masked_serial = serial_twin(adc_per_vector_masked, cache=True)
 adc_per_vector_backward_serial = serial_twin(adc_per_vector_backward, cache=True)
