@@ -18,11 +18,13 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .adc_per_vector import _adc_value
 from .periphery import _fill_normals, adc_constants
 from .rng import block_state, counter_word, normal_at
 from .twins import serial_twin
 
 _FIELD = np.uint64(0xFFFF)
+_ZERO = np.float32(0.0)
 
 
 @nb.njit(parallel=True, cache=True)
@@ -107,18 +109,6 @@ adc_backward_serial = serial_twin(adc_backward, cache=True)
 dac_backward_serial = serial_twin(dac_backward, cache=True)
 
 
-@nb.njit(inline="always", cache=True)
-def _masked_value(v, f_noise, xi, f_bound, inv_step, f_step, noisy, quantize):
-    """(Q(clip(v + sigma_out xi)), clipped) of one value already in ADC units (scalars)."""
-    if noisy:
-        v += f_noise * xi
-    clipped = (v > f_bound) | (v < -f_bound)
-    v = min(max(v, -f_bound), f_bound)
-    if quantize:
-        v = np.float32(np.rint(v * inv_step)) * f_step
-    return v, clipped
-
-
 @nb.njit(cache=True)
 def _repeat_masked_vector(y, out, inside, p, s, col_scale, channel_axis, out_noise, bound,
                           step, max_iterations, seed, n, table):
@@ -143,8 +133,8 @@ def _repeat_masked_vector(y, out, inside, p, s, col_scale, channel_axis, out_noi
             xi = normal_at(state, np.int64(c * positions + p), table) if noisy \
                 else np.float32(0.0)
             raw = y[c, p] if channel_axis == 1 else y[p, c]
-            v, clipped = _masked_value(raw * inv, f_noise, xi, f_bound, inv_step, f_step, noisy,
-                                       quantize)
+            v, clipped = _adc_value(raw, _ZERO, inv, xi, f_noise, f_bound, inv_step, f_step,
+                                    noisy, False, quantize)
             count += clipped
             if channel_axis == 1:
                 out[c, p] = v * scale * col_scale[c]
@@ -205,8 +195,8 @@ def _build_masked(noisy: bool, quantize: bool):
                     cs = col_scale[c]
                     for p in range(positions):
                         xi = noise[p] if noisy else np.float32(0.0)
-                        v, clipped = _masked_value(y[n, c, p] * inv[p], f_noise, xi, f_bound,
-                                                   inv_step, f_step, noisy, quantize)
+                        v, clipped = _adc_value(y[n, c, p], _ZERO, inv[p], xi, f_noise, f_bound,
+                                                inv_step, f_step, noisy, False, quantize)
                         out[n, c, p] = v * scales[p] * cs
                         inside[n, c, p] = 0 if clipped else 1
                         count[p] += clipped
@@ -226,8 +216,9 @@ def _build_masked(noisy: bool, quantize: bool):
                         hits = 0
                         for c in range(np.uint64(channels)):
                             xi = noise[at + c] if noisy else np.float32(0.0)
-                            v, clipped = _masked_value(y[n, p, c] * inv_p, f_noise, xi, f_bound,
-                                                       inv_step, f_step, noisy, quantize)
+                            v, clipped = _adc_value(y[n, p, c], _ZERO, inv_p, xi, f_noise,
+                                                    f_bound, inv_step, f_step, noisy, False,
+                                                    quantize)
                             out[n, p, c] = v * s * col_scale[c]
                             inside[n, p, c] = 0 if clipped else 1
                             hits += clipped
