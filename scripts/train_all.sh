@@ -109,8 +109,9 @@ lane_c() {
 
 lane_d() {
     # issue 22 point 4: the trait sweep (t500 with one trait moved toward ResNet-32 at a time;
-    # 10 FP32 epochs, 2 device-model epochs, 3 programmings at 1 s / 1 day / 1 month each;
-    # 14-20 CPU hours). Resumable per stage; a second shell running it splits the networks.
+    # 10 FP32 epochs, 2 device-model epochs, 3 programmings at 1 s / 1 day / 1 month each,
+    # without and with AdaBS on 2,000 augmented images; 15-22 CPU hours). Resumable per
+    # stage; a second shell running it splits the networks.
     python -m aimcsim sweep --root "$runs/traits" --points docs/results/traits --threads 1 \
         --data "$data" > "$runs/traits_sweep.log" 2>&1
 }

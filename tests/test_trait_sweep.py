@@ -13,7 +13,7 @@ import pytest
 from aimcsim.data import CifarSplit
 from aimcsim.experiments import trait_sweep
 from aimcsim.experiments.trait_report import (loss_difference, read_network, trait_data,
-                                              write_trait_report)
+                                              trait_markdown, write_trait_report)
 from aimcsim.experiments.trait_sweep import (DEFAULT_NETWORKS, NetworkBusyError,
                                              TraitSweepConfig, network_folders, network_lock,
                                              record_recipe, run_network, run_sweep)
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 NETWORKS = ("t500", "t500_width")
 TINY = TraitSweepConfig(epochs=1, hwa_epochs=1, batch_size=32, times=(1.0, 86400.0),
-                        repetitions=2, train_limit=64, test_limit=40)
+                        repetitions=2, train_limit=64, test_limit=40, adabs=32)
 
 
 def _random_splits() -> tuple[CifarSplit, CifarSplit]:
@@ -71,14 +71,17 @@ def sweep(tmp_path_factory):
 
 def test_a_rerun_skips_the_finished_stage_and_resumes_the_rest(sweep):
     first, second = sweep["statuses"]
-    assert (first["network"], first["fp32"], first["hwa"], first["drift"]) == \
-        ("t500", "skipped", "done", "done")
-    assert (second["network"], second["fp32"], second["hwa"], second["drift"]) == \
-        ("t500_width", "done", "done", "done")
+    assert (first["network"], first["fp32"], first["hwa"], first["drift"], first["adabs"]) == \
+        ("t500", "skipped", "done", "done", "done")
+    assert (second["network"], second["fp32"], second["hwa"], second["drift"],
+            second["adabs"]) == ("t500_width", "done", "done", "done", "done")
     folders = network_folders("t500", sweep["weights"], sweep["points"])
     assert _sha(folders.fp32 / "model.pt") == sweep["fp32_sha"]  # not trained again
     lines = (folders.study / "points.jsonl").read_text().splitlines()
     assert len(lines) == 1 + 2 * 2  # FP32 point + 2 programmings x 2 times
+    adabs = folders.study / "adabs"
+    assert len((adabs / "points.jsonl").read_text().splitlines()) == 1 + 2 * 2
+    assert json.loads((adabs / "config.json").read_text())["adabs"] == 32
     training = json.loads((folders.study / "training.json").read_text())
     assert training["parameters"] == 424_506
     assert training["fp32"]["finished"] and len(training["hwa"]["epochs"]) == 1
@@ -87,7 +90,7 @@ def test_a_rerun_skips_the_finished_stage_and_resumes_the_rest(sweep):
 def test_a_finished_sweep_does_nothing_and_lost_points_are_measured_again(sweep):
     args = dict(train=sweep["train"], test=sweep["test"], progress=False)
     again = run_sweep(TINY, sweep["weights"], sweep["points"], NETWORKS, **args)
-    assert all(s[k] == "skipped" for s in again for k in ("fp32", "hwa", "drift"))
+    assert all(s[k] == "skipped" for s in again for k in ("fp32", "hwa", "drift", "adabs"))
     study = network_folders("t500_width", sweep["weights"], sweep["points"]).study
     lines = (study / "points.jsonl").read_text().splitlines()
     (study / "points.jsonl").write_text("\n".join(lines[:-2]) + "\n")  # a kill lost two
@@ -141,12 +144,39 @@ def test_the_table_equals_the_points_statistics(sweep, tmp_path):
     assert (tmp_path / "traits.png").stat().st_size > 10_000
 
 
+def test_the_adabs_table_equals_stage_4s_points(sweep, tmp_path):
+    """traits_adabs.*: the same statistics from the points of stage 4 (AdaBS on), the loss
+    from the same FP32 point, and AdaBS named in the text."""
+    write_trait_report(sweep["points"], tmp_path, adabs=True)
+    data = json.loads((tmp_path / "traits_adabs.json").read_text())
+    md = (tmp_path / "traits_adabs.md").read_text()
+    assert data["adabs"] == 32 and "AdaBS on" in md and "first 32 training images" in md
+    plain = trait_data(sweep["points"])
+    assert plain["adabs"] == 0 and "AdaBS" not in trait_markdown(plain)
+    changed = False
+    for row, plain_row in zip(data["networks"], plain["networks"]):
+        study = network_folders(row["network"], sweep["weights"], sweep["points"]).study
+        points = [json.loads(x) for x in
+                  (study / "adabs" / "points.jsonl").read_text().splitlines()]
+        assert row["fp32"] == plain_row["fp32"]  # the FP32 weights, evaluated digitally
+        for cell, plain_cell, t in zip(row["cells"], plain_row["cells"], (1.0, 86400.0)):
+            accs = np.array([p["accuracy"] for p in sorted(points, key=lambda p: p["rep"])
+                             if p["series"] == "hwa" and p["t"] == t])
+            assert cell["mean"] == pytest.approx(accs.mean(), abs=1e-12)
+            assert cell["loss"] == pytest.approx(row["fp32"] - accs.mean(), abs=1e-12)
+            changed |= cell["runs"] != plain_cell["runs"]
+    assert changed  # AdaBS moved the analog accuracies
+    assert (tmp_path / "traits_adabs.png").stat().st_size > 10_000
+
+
 def test_compare_reproduces_the_table_from_the_points(sweep, tmp_path, capsys):
     from aimcsim.__main__ import main
     write_trait_report(sweep["points"], tmp_path / "direct")
+    write_trait_report(sweep["points"], tmp_path / "direct", adabs=True)
     main(["compare", "--traits", str(sweep["points"]), "--out", str(tmp_path / "cli")])
-    assert (tmp_path / "cli" / "traits.md").read_text() == \
-        (tmp_path / "direct" / "traits.md").read_text()
+    for stem in ("traits", "traits_adabs"):
+        assert (tmp_path / "cli" / f"{stem}.md").read_text() == \
+            (tmp_path / "direct" / f"{stem}.md").read_text()
     assert "t500_width" in capsys.readouterr().out
     main(["compare", "--traits", str(sweep["points"]), "--times", "86400",
           "--out", str(tmp_path / "one")])
@@ -163,6 +193,17 @@ def test_another_recipe_is_refused_and_more_programmings_are_not(sweep):
     more = TraitSweepConfig(**{**TINY.to_dict(), "repetitions": 3, "times": (1.0,)})
     record_recipe(more, sweep["weights"])  # the drift study adds the missing points
     record_recipe(TINY, sweep["weights"])
+
+
+def test_a_recipe_recorded_before_stage_4_is_extended(tmp_path):
+    """A sweep started before the AdaBS stage existed (no "adabs" in sweep.json) goes on:
+    stage 4 only adds a measurement."""
+    old = TINY.to_dict()
+    del old["adabs"]
+    (tmp_path / "sweep.json").write_text(json.dumps(old))
+    record_recipe(TINY, tmp_path)
+    assert json.loads((tmp_path / "sweep.json").read_text())["adabs"] == 32
+    assert TraitSweepConfig.from_dict({**old, "train_limit": None}).adabs == 2000  # default
 
 
 def test_a_network_held_by_another_process_is_skipped(tmp_path):
@@ -190,7 +231,8 @@ def test_config_validates_and_round_trips_through_json():
                        (dict(repetitions=0), "repetitions"), (dict(times=()), "times"),
                        (dict(times=(-1.0,)), "times"), (dict(device="flash"), "flash"),
                        (dict(device="rram"), "times"),  # RRAM: valid up to 2 days only
-                       (dict(test_limit=0), "test_limit"), (dict(clip_sigma=0.0), "clip")]:
+                       (dict(test_limit=0), "test_limit"), (dict(clip_sigma=0.0), "clip"),
+                       (dict(adabs=-1), "adabs"), (dict(train_limit=100, adabs=200), "adabs")]:
         with pytest.raises(ValueError, match=match):
             TraitSweepConfig(**bad)
     with pytest.raises(ValueError, match="unknown TraitSweepConfig keys"):

@@ -142,7 +142,8 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("runs", nargs="*", help="output folders of 'drift' runs")
     c.add_argument("--traits", default=None, metavar="POINTS",
                    help="instead of runs: the points folder of 'python -m aimcsim sweep'; "
-                        "writes traits.md, traits.json and traits.png (times: those measured)")
+                        "writes traits.md, traits.json and traits.png, and traits_adabs.* "
+                        "from the AdaBS points when there are any (times: those measured)")
     c.add_argument("--series", default="hwa",
                    help="direct or hwa for every run, or one per run (comma-separated, e.g. "
                         "direct,hwa,hwa: the F1 figure's direct mapping beside hardware-aware "
@@ -204,9 +205,9 @@ def run_compare(args: argparse.Namespace) -> None:
     if args.traits is not None:
         if args.runs:
             raise SystemExit("give drift run folders or --traits, not both")
-        from aimcsim.experiments.trait_report import STEM, write_trait_report
-        print(write_trait_report(args.traits, args.out, times=args.times))
-        print(f"wrote {Path(args.out) / STEM}.md, .json and .png")
+        from aimcsim.experiments.trait_report import write_trait_reports
+        print(write_trait_reports(args.traits, args.out, times=args.times))
+        print(f"wrote {Path(args.out)}/traits[_adabs].md, .json and .png")
         return
     if not args.runs:
         raise SystemExit("give the output folders of drift runs (or --traits POINTS)")
@@ -260,6 +261,10 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                    help="read times, comma-separated seconds or a preset (default 1 s, "
                         "1 day, 1 month)")
     p.add_argument("--reps", type=int, default=d.repetitions, help="programmings per time")
+    p.add_argument("--adabs", type=int, default=None, metavar="N",
+                   help=f"stage 4: the measurement again with AdaBS on the first N training "
+                        f"images, augmented (default {d.adabs}, or --limit when smaller; 0 "
+                        f"skips it)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None,
                    help="first N training and test images only (a smoke run)")
@@ -278,7 +283,7 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_sweep_command(args: argparse.Namespace) -> None:
-    from aimcsim.experiments.trait_report import STEM, write_trait_report
+    from aimcsim.experiments.trait_report import write_trait_reports
     from aimcsim.experiments.trait_sweep import TraitSweepConfig, run_sweep
     if args.threads < 0:
         raise SystemExit(f"--threads must be >= 0, got {args.threads}")
@@ -287,20 +292,22 @@ def run_sweep_command(args: argparse.Namespace) -> None:
                               hwa_lr=args.hwa_lr, clip_sigma=args.clip_sigma,
                               device=args.device, times=tuple(args.times),
                               repetitions=args.reps, seed=args.seed, train_limit=args.limit,
-                              test_limit=args.test_limit or args.limit)
+                              test_limit=args.test_limit or args.limit,
+                              adabs=args.adabs if args.adabs is not None else
+                              min(TraitSweepConfig.adabs, args.limit or TraitSweepConfig.adabs))
     statuses = run_sweep(config, args.root, args.points, args.networks, data=args.data,
                          threads=args.threads, workers=args.workers, scheduler=args.scheduler)
     for s in statuses:
         if "busy" in s:
             print(f"{s['network']}: skipped, {s['busy']}")
         else:
-            print(f"{s['network']}: fp32 {s['fp32']}, hwa {s['hwa']}, drift {s['drift']} "
-                  f"({s['seconds'] / 60:.1f} min)")
+            print(f"{s['network']}: fp32 {s['fp32']}, hwa {s['hwa']}, drift {s['drift']}, "
+                  f"adabs {s['adabs']} ({s['seconds'] / 60:.1f} min)")
     points = args.points or args.root
     try:
-        print(write_trait_report(points))
+        print(write_trait_reports(points))
     except FileNotFoundError as missing:  # no network measured yet (all busy elsewhere)
         print(missing)
         return
-    print(f"wrote {Path(points) / STEM}.md, .json and .png; reproduce them with "
+    print(f"wrote {Path(points)}/traits[_adabs].md, .json and .png; reproduce them with "
           f"'python -m aimcsim compare --traits {points} --out {points}'")

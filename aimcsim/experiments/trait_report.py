@@ -1,7 +1,8 @@
 """The table and plot of the architecture-trait sweep (:mod:`aimcsim.experiments.trait_sweep`),
 computed from its points files alone (``<points>/<network>/points.jsonl`` and
 ``config.json``), so ``python -m aimcsim compare --traits <points>`` reproduces them from the
-committed files.
+committed files. Stage 4's points (AdaBS on, ``<points>/<network>/adabs/``) give a second
+report of the same form, ``traits_adabs.md``, ``.json`` and ``.png``.
 
 Per network and read time t (GDC on), over the N programmings r = 0..N-1 of the
 hardware-aware network:
@@ -37,6 +38,8 @@ REFERENCE = "t500"
 TIME_LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 172800.0: "2 days",
                2592000.0: "1 month"}
 STEM = "traits"
+#: The file stem of stage 4's report (AdaBS on).
+ADABS_STEM = "traits_adabs"
 
 
 def _time_label(t: float) -> str:
@@ -47,17 +50,22 @@ def _same_time(a: float, b: float) -> bool:
     return f"{a:.6g}" == f"{b:.6g}"
 
 
-def measured_networks(points_root: str | os.PathLike) -> list[Path]:
-    """The sweep's network folders under ``points_root`` (those holding ``points.jsonl`` and
-    ``config.json``), in the sweep's order, other networks after them by name."""
-    from aimcsim.experiments.trait_sweep import DEFAULT_NETWORKS
+def measured_networks(points_root: str | os.PathLike, adabs: bool = False) -> list[Path]:
+    """The sweep's study folders under ``points_root`` (``<network>``, or with ``adabs``
+    ``<network>/adabs``, holding ``points.jsonl`` and ``config.json``), in the sweep's order,
+    other networks after them by name."""
+    from aimcsim.experiments.trait_sweep import ADABS_FOLDER, DEFAULT_NETWORKS
     root = Path(points_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder of trait-sweep points")
-    found = [d for d in root.iterdir()
+    studies = [d / ADABS_FOLDER if adabs else d for d in root.iterdir() if d.is_dir()]
+    found = [d for d in studies
              if (d / "points.jsonl").is_file() and (d / "config.json").is_file()]
     order = {n: i for i, n in enumerate(DEFAULT_NETWORKS)}
-    return sorted(found, key=lambda d: (order.get(d.name, len(order)), d.name))
+
+    def network(d: Path) -> str:
+        return d.parent.name if adabs else d.name
+    return sorted(found, key=lambda d: (order.get(network(d), len(order)), network(d)))
 
 
 def read_network(folder: Path) -> dict:
@@ -75,10 +83,13 @@ def read_network(folder: Path) -> dict:
         if p["series"] == "hwa" and p["gdc"] and p["rep"] < reps:
             hwa.setdefault(float(p["t"]), {})[int(p["rep"])] = float(p["accuracy"])
     training = folder / "training.json"
+    if not training.is_file() and config.get("adabs"):
+        training = folder.parent / "training.json"  # stage 4 beside stage 3's folder
     hwa_run = json.loads(training.read_text()).get("hwa") if training.is_file() else None
     digital = hwa_run.get("test_acc") if hwa_run and hwa_run.get("finished") else None
     return {"network": config["model"], "seed": config["seed"], "limit": config["limit"],
             "repetitions": reps, "times": [float(t) for t in config["times"]],
+            "adabs": int(config.get("adabs") or 0),
             "fp32": fp32[0] if fp32 else None, "hwa_digital": digital, "hwa": hwa}
 
 
@@ -153,19 +164,27 @@ def _parameters(name: str) -> int | None:
 
 
 def trait_data(points_root: str | os.PathLike, times=None,
-               reference: str = REFERENCE) -> dict:
+               reference: str = REFERENCE, adabs: bool = False) -> dict:
     """Everything the table and plot show, as JSON-ready data (accuracies and losses as
-    fractions; see the module docstring). ``times`` defaults to every time any network was
-    measured at. Raises ValueError when the networks were tested on different test images."""
-    nets = [read_network(d) for d in measured_networks(points_root)]
+    fractions; see the module docstring), from stage 3's points or with ``adabs`` from stage
+    4's. ``times`` defaults to every time any network was measured at. Raises ValueError when
+    the networks were tested on different test images or calibrated with different AdaBS
+    image counts."""
+    nets = [read_network(d) for d in measured_networks(points_root, adabs)]
     if not nets:
-        raise FileNotFoundError(f"no network folders with points.jsonl and config.json in "
+        where = "<network>/adabs folders" if adabs else "network folders"
+        raise FileNotFoundError(f"no {where} with points.jsonl and config.json in "
                                 f"{points_root}: run 'python -m aimcsim sweep' first")
     limits = {n["limit"] for n in nets}
     if len(limits) > 1:
         listed = ", ".join(f"{n['network']}: {n['limit']}" for n in nets)
         raise ValueError(f"the networks were tested on different test images (limit {listed}); "
                          "their losses are not comparable")
+    calibrations = {n["adabs"] for n in nets}
+    if len(calibrations) > 1:
+        listed = ", ".join(f"{n['network']}: {n['adabs']}" for n in nets)
+        raise ValueError(f"the networks were calibrated with different AdaBS image counts "
+                         f"({listed}); their losses are not comparable")
     if times is None:
         times = sorted({t for n in nets for t in n["hwa"]})
     times = [float(t) for t in times]
@@ -188,6 +207,7 @@ def trait_data(points_root: str | os.PathLike, times=None,
                                         for t in times] if base_net is not None else None)
         rows.append(row)
     return {"reference": reference, "times": times, "test_images": limits.pop(),
+            "adabs": calibrations.pop(),
             "recipe": json.loads(recipe_path.read_text()) if recipe_path.is_file() else None,
             "networks": rows}
 
@@ -212,8 +232,10 @@ def _recipe_text(data: dict) -> str:
     r = data["recipe"]
     images = (f"the first {data['test_images']:,} test images" if data["test_images"]
               else "the full test set (10,000 images)")
+    adabs = (f", AdaBS on (batch norms re-measured after every read over the first "
+             f"{data['adabs']:,} training images, augmented)" if data.get("adabs") else "")
     if r is None:
-        return f"Measured on {images}, GDC on."
+        return f"Measured on {images}, GDC on{adabs}."
     train = (f"first {r['train_limit']:,} training images" if r["train_limit"]
              else "all 50,000 training images")
     return (f"Every network trained alike: FP32 {_count(r['epochs'], 'epoch')} one-cycle "
@@ -221,7 +243,7 @@ def _recipe_text(data: dict) -> str:
             f"{r['weight_decay']:g}), then {_count(r['hwa_epochs'], 'epoch')} hardware-aware "
             f"with the {r['device']} device model in the loop (read at log-uniform times in "
             f"{r['t_min']:g}-{r['t_max']:g} s, clip {r['clip_sigma']:g} sigma, cosine lr "
-            f"{r['hwa_lr']:g}), {train}, seed {r['seed']}. Measured on {images}, GDC on, "
+            f"{r['hwa_lr']:g}), {train}, seed {r['seed']}. Measured on {images}, GDC on{adabs}, "
             f"{_count(r['repetitions'], 'programming')}.")
 
 
@@ -254,8 +276,9 @@ def trait_markdown(data: dict) -> str:
     own digital accuracy, each with its difference to the reference's) in Markdown."""
     times, ref = data["times"], data["reference"]
     labels = [_time_label(t) for t in times]
-    lines = ["Architecture-trait sweep (issue 22): T500 with one trait at a time moved toward "
-             "ResNet-32. " + _recipe_text(data), "",
+    lines = ["Architecture-trait sweep (issue 22)" + (", AdaBS on" if data.get("adabs") else "")
+             + ": T500 with one trait at a time moved toward ResNet-32. " + _recipe_text(data),
+             "",
              "Accuracy (%): FP32 weights, the hardware-aware network's clipped float weights "
              "digitally (HWA digital), and on the analog hardware (mean ± standard error over "
              "programmings, N programmings)", "",
@@ -320,22 +343,34 @@ def plot_traits(data: dict, path: str | os.PathLike) -> None:
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.grid(axis="x", alpha=0.3)
     axes[0].legend(title="after programming", fontsize=8)
-    fig.suptitle("Which trait buys robustness: T500 with one trait moved toward ResNet-32 "
-                 "(error bars: one standard error)", fontsize=10)
+    fig.suptitle("Which trait buys robustness: T500 with one trait moved toward ResNet-32"
+                 + (", AdaBS on" if data.get("adabs") else "")
+                 + " (error bars: one standard error)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def write_trait_report(points_root: str | os.PathLike, out: str | os.PathLike | None = None,
-                       times=None, reference: str = REFERENCE) -> str:
-    """Write ``traits.md``, ``traits.json`` and ``traits.png`` into ``out`` (default:
-    ``points_root``) and return the Markdown."""
-    data = trait_data(points_root, times, reference)
+                       times=None, reference: str = REFERENCE, adabs: bool = False) -> str:
+    """Write ``traits.md``, ``traits.json`` and ``traits.png`` (with ``adabs``, stage 4's
+    ``traits_adabs.*``) into ``out`` (default: ``points_root``) and return the Markdown."""
+    data = trait_data(points_root, times, reference, adabs)
     out = Path(out if out is not None else points_root)
     out.mkdir(parents=True, exist_ok=True)
     markdown = trait_markdown(data)
-    (out / f"{STEM}.md").write_text(markdown + "\n")
-    (out / f"{STEM}.json").write_text(json.dumps(data, indent=1) + "\n")
-    plot_traits(data, out / f"{STEM}.png")
+    stem = ADABS_STEM if adabs else STEM
+    (out / f"{stem}.md").write_text(markdown + "\n")
+    (out / f"{stem}.json").write_text(json.dumps(data, indent=1) + "\n")
+    plot_traits(data, out / f"{stem}.png")
     return markdown
+
+
+def write_trait_reports(points_root: str | os.PathLike, out: str | os.PathLike | None = None,
+                        times=None, reference: str = REFERENCE) -> str:
+    """:func:`write_trait_report` without AdaBS, and with it when any network has stage 4's
+    points; returns both Markdown texts."""
+    texts = [write_trait_report(points_root, out, times, reference)]
+    if measured_networks(points_root, adabs=True):
+        texts.append(write_trait_report(points_root, out, times, reference, adabs=True))
+    return "\n\n".join(texts)

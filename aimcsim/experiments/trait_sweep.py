@@ -2,7 +2,7 @@
 robustness on the analog hardware.
 
 Every network of the sweep (``t500``, its one-trait variants of
-:mod:`aimcsim.models.traits`, and ``resnet32`` as the far end) goes through the same three
+:mod:`aimcsim.models.traits`, and ``resnet32`` as the far end) goes through the same four
 stages, each resumable and skipped once its output exists:
 
 1. **FP32 training** with one identical short schedule (:meth:`TraitSweepConfig.fp32_training`,
@@ -13,6 +13,10 @@ stages, each resumable and skipped once its output exists:
 3. **Drift measurement** of the fine-tuned network, GDC on, at 1 s, 1 day and 1 month (default
    3 programmings, full test set), with the FP32 point of stage 1's weights:
    :func:`aimcsim.experiments.drift.run_drift_study`, one line per point in ``points.jsonl``.
+4. **The same with AdaBS** (:attr:`TraitSweepConfig.adabs` augmented training images re-measure
+   the batch norms after every read; default 2,000, 0 skips the stage), in
+   ``points/<network>/adabs/``: F2 showed that AdaBS can change which network is the more
+   robust, so the sweep answers with and without it.
 
 Every network uses the same seed (``TraitSweepConfig.seed``): the same initialisation seed,
 data order and augmentation in training, and the same programming and read seeds in the
@@ -26,6 +30,7 @@ Layout (``root`` holds the weights, ``points`` the measurements; they may be one
     root/<network>/sweep.lock       held (flock) by the process working on the network
     points/sweep.json               a copy of the recipe, beside the results
     points/<network>/points.jsonl   stage 3 (with config.json, results.json, summary.csv)
+    points/<network>/adabs/         stage 4, the same files
     points/<network>/training.json  both trainings in short: accuracy and seconds per epoch
 
 Networks are independent: processes (or machines sharing the folders) may run disjoint lists
@@ -58,7 +63,9 @@ DEFAULT_NETWORKS: tuple[str, ...] = ("t500", "t500_kernel3", "t500_branches1", "
 SWEEP_TIMES: tuple[float, ...] = (1.0, 86400.0, MONTH)
 #: Recipe fields that a rerun on the same folders may change: the drift study adds the
 #: missing points (more programmings, other times) without measuring the others again.
-EXTENDABLE = ("times", "repetitions")
+EXTENDABLE = ("times", "repetitions", "adabs")
+#: Subfolder of a network's points folder holding stage 4 (AdaBS on).
+ADABS_FOLDER = "adabs"
 LOCK_NAME = "sweep.lock"
 RECORD_NAME = "sweep.json"
 
@@ -83,6 +90,8 @@ class TraitSweepConfig:
         seed: seed of every network's initialisation, data order, programming and reads.
         train_limit: train on the first N training images only (None: all 50,000).
         test_limit: test on the first N test images only (None: all 10,000).
+        adabs: AdaBS calibration images of stage 4 (the first N training images, augmented
+            as in training; at most ``train_limit``); 0 skips stage 4.
     """
 
     epochs: int = 10
@@ -100,12 +109,14 @@ class TraitSweepConfig:
     seed: int = 0
     train_limit: int | None = None
     test_limit: int | None = None
+    adabs: int = 2000
 
     def __post_init__(self) -> None:
         self.clip_sigma = check_float(self.clip_sigma, "clip_sigma", 0, 1000, low_open=True)
         self.repetitions = check_int(self.repetitions, "repetitions", 1, 1 << 16)
         self.train_limit = check_int(self.train_limit, "train_limit", 1, allow_none=True)
         self.test_limit = check_int(self.test_limit, "test_limit", 1, allow_none=True)
+        self.adabs = check_int(self.adabs, "adabs", 0, self.train_limit or 50_000)
         if isinstance(self.times, (str, bytes)) or not self.times:
             raise ValueError(f"times must be a non-empty list of seconds, got {self.times!r}")
         device = self.analog_config().device  # an unknown name raises ValueError here
@@ -302,25 +313,34 @@ def _finetune(name: str, config: TraitSweepConfig, folders: NetworkFolders, spli
     return "done"
 
 
-def drift_study_config(name: str, config: TraitSweepConfig, folders: NetworkFolders):
-    """The :class:`~aimcsim.experiments.drift.DriftStudyConfig` of stage 3: the FP32 point
-    and the hardware-aware series, GDC on."""
+def drift_study_config(name: str, config: TraitSweepConfig, folders: NetworkFolders,
+                       adabs: bool = False):
+    """The :class:`~aimcsim.experiments.drift.DriftStudyConfig` of stage 3 (the FP32 point and
+    the hardware-aware series, GDC on), or with ``adabs`` of stage 4 (the same with
+    ``config.adabs`` augmented calibration images)."""
     from aimcsim.experiments.drift import DriftStudyConfig
     return DriftStudyConfig(model=name, fp32_weights=str(folders.fp32 / "model.pt"),
                             hwa_weights=str(folders.hwa / "model.pt"), times=config.times,
                             repetitions=config.repetitions, gdc=(True,), seed=config.seed,
                             limit=config.test_limit, series=("fp32", "hwa"),
+                            adabs=config.adabs if adabs else 0, adabs_images="augmented",
                             analog=config.analog_config())
 
 
 def _measure(name: str, config: TraitSweepConfig, folders: NetworkFolders, splits: _Splits,
-             progress: bool) -> str:
-    """Stage 3; returns "done" or "skipped" (every point already in ``points.jsonl``)."""
+             progress: bool, adabs: bool = False) -> str:
+    """Stage 3, or with ``adabs`` stage 4 (the same study with AdaBS on, in
+    :data:`ADABS_FOLDER`); returns "done", "skipped" (every point already in
+    ``points.jsonl``) or "off" (stage 4 with ``config.adabs`` 0)."""
     from aimcsim.experiments.drift import missing_points, read_points, run_drift_study
-    study = drift_study_config(name, config, folders)
-    if not missing_points(study, read_points(folders.study / "points.jsonl")):
+    if adabs and not config.adabs:
+        return "off"
+    study = drift_study_config(name, config, folders, adabs)
+    out = folders.study / ADABS_FOLDER if adabs else folders.study
+    if not missing_points(study, read_points(out / "points.jsonl")):
         return "skipped"
-    run_drift_study(study, splits.test, folders.study, progress=progress)
+    run_drift_study(study, splits.test, out, progress=progress,
+                    train=splits.train if adabs else None)
     return "done"
 
 
@@ -352,10 +372,10 @@ def run_network(name: str, config: TraitSweepConfig, root: str | os.PathLike,
                 points: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
                 threads: int = 0, progress: bool = True, train: CifarSplit | None = None,
                 test: CifarSplit | None = None) -> dict:
-    """Run the three stages of network ``name`` (each skipped when its output exists, resumed
+    """Run the four stages of network ``name`` (each skipped when its output exists, resumed
     from its checkpoint or points when cut short) and return its status: ``{"network",
-    "fp32", "hwa", "drift", "seconds"}`` with each stage "done" or "skipped", or ``{"network",
-    "busy"}`` when another process holds the network.
+    "fp32", "hwa", "drift", "adabs", "seconds"}`` with each stage "done" or "skipped" (stage 4
+    "off" without AdaBS), or ``{"network", "busy"}`` when another process holds the network.
 
     ``data`` is the CIFAR-10 folder (None: the default locations); ``train`` and ``test``
     replace what it would load (``train`` already cut to ``config.train_limit``, ``test``
@@ -375,6 +395,7 @@ def run_network(name: str, config: TraitSweepConfig, root: str | os.PathLike,
             status["hwa"] = _finetune(name, config, folders, splits, threads, progress)
             write_training_summary(name, folders)
             status["drift"] = _measure(name, config, folders, splits, progress)
+            status["adabs"] = _measure(name, config, folders, splits, progress, adabs=True)
     except NetworkBusyError as busy:
         return {"network": name, "busy": str(busy)}
     status["seconds"] = time.time() - started
