@@ -62,7 +62,9 @@ DEFAULT_NETWORKS: tuple[str, ...] = ("t500", "t500_kernel3", "t500_branches1", "
 #: Times of the measurement, seconds after programming: 1 s, 1 day, 1 month.
 SWEEP_TIMES: tuple[float, ...] = (1.0, 86400.0, MONTH)
 #: Recipe fields that a rerun on the same folders may change: the drift study adds the
-#: missing points (more programmings, other times) without measuring the others again.
+#: missing points (more programmings, other times) without measuring the others again, and
+#: stage 4 only adds a measurement (a sweep recorded before it existed goes on with it; its
+#: study folder refuses points of another AdaBS image count).
 EXTENDABLE = ("times", "repetitions", "adabs")
 #: Subfolder of a network's points folder holding stage 4 (AdaBS on).
 ADABS_FOLDER = "adabs"
