@@ -159,6 +159,7 @@ def test_the_adabs_table_equals_stage_4s_points(sweep, tmp_path):
         points = [json.loads(x) for x in
                   (study / "adabs" / "points.jsonl").read_text().splitlines()]
         assert row["fp32"] == plain_row["fp32"]  # the FP32 weights, evaluated digitally
+        assert row["hwa_digital"] == plain_row["hwa_digital"] is not None  # training.json
         for cell, plain_cell, t in zip(row["cells"], plain_row["cells"], (1.0, 86400.0)):
             accs = np.array([p["accuracy"] for p in sorted(points, key=lambda p: p["rep"])
                              if p["series"] == "hwa" and p["t"] == t])

@@ -118,7 +118,11 @@ class TraitSweepConfig:
         self.repetitions = check_int(self.repetitions, "repetitions", 1, 1 << 16)
         self.train_limit = check_int(self.train_limit, "train_limit", 1, allow_none=True)
         self.test_limit = check_int(self.test_limit, "test_limit", 1, allow_none=True)
-        self.adabs = check_int(self.adabs, "adabs", 0, self.train_limit or 50_000)
+        self.adabs = check_int(self.adabs, "adabs", 0, 50_000)
+        if self.train_limit is not None and self.adabs > self.train_limit:
+            raise ValueError(f"adabs ({self.adabs} calibration images) exceeds train_limit "
+                             f"({self.train_limit} training images); use at most the limit, "
+                             f"or 0 to skip stage 4")
         if isinstance(self.times, (str, bytes)) or not self.times:
             raise ValueError(f"times must be a non-empty list of seconds, got {self.times!r}")
         device = self.analog_config().device  # an unknown name raises ValueError here
