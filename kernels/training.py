@@ -257,9 +257,11 @@ def adc_per_vector_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
     value was not clipped. Repetition k of sample n draws xi from the table-normal stream
     ``block_state(seed, 128 n + 2 k)``, value (c, p) at counter ``c P + p``
     (``kernels.rng.normal_at``): the result depends on the seed and the logical index only.
-    Repetition 0's normals are drawn per sample in one pass, four per hashed word (one hash per
-    draw, random access, made this kernel 3-4 times slower); the rare repetitions draw theirs
-    by random access.
+    Repetition 0's normals are drawn four per hashed word: per channel along the positions
+    (NCHW), or in channels_last for a block of ``MASKED_BLOCK`` positions at a time, channel by
+    channel into a buffer in the outputs' layout that stays in the L1 cache (one hash per draw
+    by random access, read with a stride of P, made this kernel 2.3-3 times slower:
+    benchmarks/README.md); the rare repetitions draw theirs by random access.
 
     Args:
         y: (N, C, P) (``channel_axis`` 1) or (N, P, C) float32 GEMM outputs in input units.
