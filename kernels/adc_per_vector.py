@@ -29,6 +29,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .bfloat16 import widen
 from .periphery import FLOAT32_MAX, PARALLEL_MIN_ELEMENTS, adc_constants
 from .rng import block_state
 from .twins import serial_twin
@@ -288,20 +289,25 @@ def _vectors_in_columns(y, var, out, scale, col_scale, out_noise, bound, step, m
     return count.sum(), repeated, bad
 
 
-def _build_variant(noisy: bool, use_var: bool, quantize: bool):
-    """The (parallel, serial) kernels with the three switches fixed at compile time."""
+def _build_variant(noisy: bool, use_var: bool, quantize: bool, bfloat16: bool = False):
+    """The (parallel, serial) kernels with the switches fixed at compile time; ``bfloat16``:
+    ``y`` holds bfloat16 bits (uint16), widened one sample at a time (exact)."""
 
     def kernel(y, var, out, vector_scale, col_scale, channel_axis, out_noise, bound, step,
                max_iterations, seed, accumulate, safe_scale, counts):
         for n in nb.prange(y.shape[0]):
             var_n = var[n] if use_var else var[0]
+            if bfloat16:
+                y_n = widen(y[n])
+            else:
+                y_n = y[n]
             if channel_axis == 2:
                 clipped, repeated, bad = _vectors_in_rows(
-                    y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
+                    y_n, var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
                     max_iterations, seed, n, accumulate, safe_scale, noisy, use_var, quantize)
             else:
                 clipped, repeated, bad = _vectors_in_columns(
-                    y[n], var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
+                    y_n, var_n, out[n], vector_scale[n], col_scale, out_noise, bound, step,
                     max_iterations, seed, n, accumulate, safe_scale, noisy, use_var, quantize)
             counts[n, 0] = clipped
             counts[n, 1] = repeated
@@ -311,12 +317,12 @@ def _build_variant(noisy: bool, use_var: bool, quantize: bool):
     return nb.njit(parallel=True, **options)(kernel), serial_twin(kernel, **options)
 
 
-_VARIANTS: dict[tuple[bool, bool, bool], tuple] = {}
+_VARIANTS: dict[tuple[bool, bool, bool, bool], tuple] = {}
 
 
-def adc_variant(noisy: bool, use_var: bool, quantize: bool) -> tuple:
+def adc_variant(noisy: bool, use_var: bool, quantize: bool, bfloat16: bool = False) -> tuple:
     """The (parallel, serial) kernel pair of one switch setting (compiled on first use)."""
-    key = (bool(noisy), bool(use_var), bool(quantize))
+    key = (bool(noisy), bool(use_var), bool(quantize), bool(bfloat16))
     if key not in _VARIANTS:
         _VARIANTS[key] = _build_variant(*key)
     return _VARIANTS[key]
@@ -332,7 +338,8 @@ def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale
 
     Args:
         y: (N, C, P) (``channel_axis == 1``) or (N, P, C) float32 GEMM outputs; ``out`` may be
-            ``y`` (each vector is read completely before it is written).
+            ``y`` (each vector is read completely before it is written). Or uint16: the
+            outputs' bfloat16 bits (C-contiguous; ``out`` then a float32 array of its own).
         var: same shape, read-noise variance in input units squared (``use_var``), else any
             (1, 1, 1) array.
         out: destination, same shape.
@@ -355,7 +362,7 @@ def adc_per_vector(y: np.ndarray, var: np.ndarray, out: np.ndarray, vector_scale
             found not finite are counted. 0 checks every vector. (A check of every value in the
             loop cost 0.5 ns per value, more than a second read of the output.)
     """
-    threaded, serial = adc_variant(out_noise > 0.0, use_var, step > 0.0)
+    threaded, serial = adc_variant(out_noise > 0.0, use_var, step > 0.0, y.dtype == np.uint16)
     if parallel is None:
         parallel = y.size >= PARALLEL_MIN_ELEMENTS
     (threaded if parallel else serial)(y, var, out, vector_scale, col_scale, channel_axis,

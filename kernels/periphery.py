@@ -26,6 +26,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .bfloat16 import round_row
 from .rng import block_state, splitmix64_next
 from .twins import serial_twin
 
@@ -330,9 +331,10 @@ def _pool_max(m, height, width, out, out_h, out_w, k_h, k_w, s_h, s_w, d_h, d_w,
                 out[dst + j] = max(out[dst + j], rows[src + j])
 
 
-def _build_dac_per_patch(quantize: bool):
-    """The (parallel, serial) :func:`dac_per_patch` kernels with ``quantize`` fixed at compile
-    time: a run-time switch in the inner loops stops them vectorising."""
+def _build_dac_per_patch(quantize: bool, bfloat16: bool = False):
+    """The (parallel, serial) :func:`dac_per_patch` kernels with ``quantize`` and
+    ``bfloat16`` (write the outputs' bfloat16 bits, uint16) fixed at compile time: a run-time
+    switch in the inner loops stops them vectorising."""
 
     def kernel(x, out, channel_axis, height, width, window, vector_scale, bound, step):
         n_samples, size_a, size_b = x.shape
@@ -388,27 +390,39 @@ def _build_dac_per_patch(quantize: bool):
                 scale[p] = s
                 inv[p] = np.float32(1.0) / s
             if channel_axis == 1:
+                line = np.empty(pixels if bfloat16 else 1, np.float32)
                 for c in range(channels):
                     for p in range(pixels):
                         v = min(max(x[n, c, p] * inv[p], -f_bound), f_bound)
                         if quantize:
                             v = np.float32(np.rint(v * inv_step)) * f_step
-                        out[n, c, p] = v * scale[p]
+                        if bfloat16:
+                            line[p] = v * scale[p]
+                        else:
+                            out[n, c, p] = v * scale[p]
+                    if bfloat16:
+                        round_row(line, out[n, c])
             else:
+                line = np.empty(channels if bfloat16 else 1, np.float32)
                 for p in range(pixels):
                     sp, ip = scale[p], inv[p]
                     for c in range(channels):
                         v = min(max(x[n, p, c] * ip, -f_bound), f_bound)
                         if quantize:
                             v = np.float32(np.rint(v * inv_step)) * f_step
-                        out[n, p, c] = v * sp
+                        if bfloat16:
+                            line[c] = v * sp
+                        else:
+                            out[n, p, c] = v * sp
+                    if bfloat16:
+                        round_row(line, out[n, p])
         return finite.all()
 
     options = dict(cache=True, error_model="numpy")  # no zero-division checks (scales > 0)
     return nb.njit(parallel=True, **options)(kernel), serial_twin(kernel, **options)
 
 
-_DAC_VARIANTS: dict[bool, tuple] = {}
+_DAC_VARIANTS: dict[tuple[bool, bool], tuple] = {}
 
 
 def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int, width: int,
@@ -423,7 +437,8 @@ def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int
 
     Args:
         x: (N, C, H W) or (N, H W, C) float32 (``channel_axis`` 1 or 2); may be ``out``.
-        out: same shape, float32.
+        out: same shape, float32, or uint16 to receive the outputs rounded to bfloat16
+            (their bits; nearest, ties to even: ``kernels/bfloat16.py``).
         height, width: H and W.
         window: int64 [k_h, k_w, stride_h, stride_w, dilation_h, dilation_w, pad_top,
             pad_left, centred_top, centred_left, H_out, W_out].
@@ -435,10 +450,10 @@ def dac_per_patch(x: np.ndarray, out: np.ndarray, channel_axis: int, height: int
         integer max of the bits without the sign, which orders like the floats and is
         0x7F800000 or more exactly for inf and NaN; integer reductions vectorise).
     """
-    quantize = step > 0.0
-    if quantize not in _DAC_VARIANTS:
-        _DAC_VARIANTS[quantize] = _build_dac_per_patch(quantize)
-    threaded, serial = _DAC_VARIANTS[quantize]
+    key = (step > 0.0, out.dtype == np.uint16)
+    if key not in _DAC_VARIANTS:
+        _DAC_VARIANTS[key] = _build_dac_per_patch(*key)
+    threaded, serial = _DAC_VARIANTS[key]
     return (threaded if parallel else serial)(x, out, channel_axis, height, width, window,
                                               vector_scale, bound, step)
 

@@ -43,6 +43,7 @@ def test_training_forward_maps_weights_like_the_tiles(scaling):
     from aimcsim.devices import ideal_device
     cfg = AnalogConfig(device=ideal_device(),
                        periphery=PeripheryConfig(out_noise=0.0, out_bound=50.0, out_bits=10),
+                       gemm_precision="float32",  # training passes compute in float32
                        ).replace(**{"mapping.weight_scaling": scaling,
                                     "drift_compensation.enabled": False})
     hwa = HardwareAwareConfig(weight_noise=0.0, clip_sigma=None)

@@ -18,8 +18,12 @@ from aimcsim.tiles import AnalogConfig, PeripheryConfig
 from aimcsim.tiles.periphery import reference_adc, reference_dac
 
 
-def conv_layer(conv: nn.Module, rows: int = 512, cols: int = 512, **periphery) -> nn.Module:
-    cfg = AnalogConfig(periphery=PeripheryConfig(**periphery)).replace(
+def conv_layer(conv: nn.Module, rows: int = 512, cols: int = 512,
+               gemm_precision: str = "float32", **periphery) -> nn.Module:
+    """A programmed analog copy of ``conv``; float32 GEMMs unless asked (the bfloat16 GEMM
+    is tested against these references in tests/test_gemm_precision.py)."""
+    cfg = AnalogConfig(periphery=PeripheryConfig(**periphery),
+                       gemm_precision=gemm_precision).replace(
         **{"mapping.rows": rows, "mapping.cols": cols})
     layer = convert_to_analog(nn.Sequential(conv), cfg)[0].eval()
     aimcsim.program(layer, 0)

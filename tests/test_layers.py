@@ -139,8 +139,8 @@ def test_tiled_conv_equals_unfold_reference(cin_g, cout_g, groups, k, stride, di
                      bias, mode)
     periphery = PeripheryConfig(out_noise=0.0, bound_management="none",
                                 input_scaling="per_image")
-    cfg = AnalogConfig(periphery=periphery).replace(**{"mapping.rows": rows,
-                                                       "mapping.cols": cols})
+    cfg = AnalogConfig(periphery=periphery, gemm_precision="float32").replace(
+        **{"mapping.rows": rows, "mapping.cols": cols})
     layer = convert_to_analog(nn.Sequential(conv), cfg)[0].eval()
     aimcsim.program(layer, seed)
     x = torch.randn(3, cin_g * groups, 9, 8)

@@ -75,6 +75,7 @@ class TileArray:
         self.grid: list[list[AnalogTile]] | None = None
         self.cache: list[BlockWeights] | None = None
         self.maxima: list[BlockMaxima] | None = None
+        self._bfloat16: list[torch.Tensor] | None = None
         self.device = torch.device("cpu")
         self.program_key: tuple[int, ...] = (0,)
         self.reads = 0
@@ -172,6 +173,7 @@ class TileArray:
         """Cache every row block's read weights, scales and variances on ``device`` (no-op
         before programming)."""
         self.device = torch.device(device)
+        self._bfloat16 = None
         if self.grid is None:
             self.cache, self.maxima = None, None
             return
@@ -196,10 +198,20 @@ class TileArray:
             cache.append(entry)
         self.cache, self.maxima = cache, maxima
 
+    def bfloat16_weights(self) -> list[torch.Tensor]:
+        """Each row block's read weights W_n rounded to bfloat16 (nearest, ties to even),
+        made at the first call after a read and kept until the next
+        (``AnalogConfig.gemm_precision``)."""
+        if self.cache is None:
+            raise NotProgrammedError("bfloat16_weights() before program()")
+        if self._bfloat16 is None:
+            self._bfloat16 = [entry.weight.to(torch.bfloat16) for entry in self.cache]
+        return self._bfloat16
+
     def forget(self) -> None:
         """Back to unprogrammed (the plan of the current config kept)."""
         self.blocks = self.plan()
-        self.grid, self.cache, self.maxima = None, None, None
+        self.grid, self.cache, self.maxima, self._bfloat16 = None, None, None, None
 
     # ------------------------------------------------------------------ state
     def noise_keys_json(self) -> str:

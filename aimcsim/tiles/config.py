@@ -20,6 +20,7 @@ READ_NOISE_SAMPLING = ("per_read", "per_mvm")
 GDC_GRANULARITY = ("tile", "column")
 GDC_CALIBRATION = ("dense", "one_hot")
 GDC_REFERENCE = ("read", "programmed")
+GEMM_PRECISION = ("bfloat16", "float32")
 #: Upper limit of the full-scale read voltage, volts.
 MAX_READ_VOLTAGE_V = 10.0
 
@@ -152,6 +153,21 @@ class AnalogConfig:
             (weights fixed for a whole evaluation); ``per_mvm``: fresh read noise at every MVM
             (what a chip does; costs one extra GEMM of x^2 with the per-device variances).
         ir_drop: wire resistance of the arrays (default: none).
+        gemm_precision: the number format of the GEMM at the heart of every inference pass of
+            programmed tiles (both backends). ``bfloat16`` (default): the DAC outputs and the
+            read weights W_n are rounded to bfloat16 (8-bit significand, nearest, ties to
+            even: relative error at most 2^-8), their products summed in float32, and each
+            GEMM output rounded to bfloat16 before output noise and ADC. The rounding is far
+            below the physics it sits in (a weight's 2^-8 against programming noise of
+            several percent of g_max; an output's against output noise of 0.06 ADC units and
+            a 9-bit ADC step of 0.047): its measured error and accuracy cost are in
+            docs/physics.md ("GEMM precision"). Where the CPU has native bfloat16
+            convolutions (AVX512-BF16 or AMX) the convolutions run in bfloat16 (2-2.5x
+            faster than float32); elsewhere the same roundings are applied around a float32
+            GEMM, so results agree across machines up to the order of float32 sums.
+            ``float32``: every operand and output in float32 (the exact reference;
+            ``AnalogConfig.ideal()`` uses it). Hardware-aware training passes (gradients)
+            compute in float32.
     """
 
     device: DeviceModel = field(default_factory=PCMDevice)
@@ -160,6 +176,7 @@ class AnalogConfig:
     drift_compensation: DriftCompensationConfig = field(default_factory=DriftCompensationConfig)
     read_noise_sampling: str = "per_read"
     ir_drop: IRDropConfig = field(default_factory=IRDropConfig)
+    gemm_precision: str = "bfloat16"
 
     def __post_init__(self) -> None:
         for name, kind in (("device", DeviceModel), ("periphery", PeripheryConfig),
@@ -170,6 +187,7 @@ class AnalogConfig:
                 raise ValueError(f"{name} must be a {kind.__name__}, got "
                                  f"{type(getattr(self, name)).__name__}")
         check_choice(self.read_noise_sampling, READ_NOISE_SAMPLING, "read_noise_sampling")
+        check_choice(self.gemm_precision, GEMM_PRECISION, "gemm_precision")
         if self.mapping.pair_drift == "net" and not isinstance(self.device, PCMLikeDevice):
             raise ValueError(f"mapping.pair_drift='net' needs a PCM-like device (a drift "
                              f"exponent and a read-noise Q_s per device, e.g. PCMDevice or "
@@ -181,7 +199,7 @@ class AnalogConfig:
                 "mapping": asdict(self.mapping),
                 "drift_compensation": asdict(self.drift_compensation),
                 "read_noise_sampling": self.read_noise_sampling,
-                "ir_drop": asdict(self.ir_drop)}
+                "ir_drop": asdict(self.ir_drop), "gemm_precision": self.gemm_precision}
 
     @classmethod
     def from_dict(cls, data: dict) -> "AnalogConfig":
@@ -200,8 +218,9 @@ class AnalogConfig:
                            ("ir_drop", IRDropConfig)):
             if name in data:
                 kwargs[name] = _dataclass_from_dict(kind, data[name])
-        if "read_noise_sampling" in data:
-            kwargs["read_noise_sampling"] = data["read_noise_sampling"]
+        for name in ("read_noise_sampling", "gemm_precision"):
+            if name in data:
+                kwargs[name] = data[name]
         return cls(**kwargs)
 
     def replace(self, **changes) -> "AnalogConfig":
@@ -231,7 +250,8 @@ class AnalogConfig:
         """Every non-ideality off: exact device, ideal converters, no GDC."""
         from aimcsim.devices import ideal_device
         return cls(device=ideal_device(), periphery=PeripheryConfig.ideal(),
-                   drift_compensation=DriftCompensationConfig(enabled=False))
+                   drift_compensation=DriftCompensationConfig(enabled=False),
+                   gemm_precision="float32")
 
 
 def _field_names(target) -> set[str]:

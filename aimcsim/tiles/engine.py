@@ -175,7 +175,7 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
                            periphery: PeripheryConfig, seed: int, accumulate: bool,
                            var_gemm: Gemm | None = None,
                            stats: SaturationStats | None = None,
-                           safe_scale: float = 0.0) -> np.ndarray:
+                           safe_scale: float = 0.0, bfloat16: bool = False) -> np.ndarray:
     """One tile's periphery with one input scale per output position (per patch).
 
     ``dac_input(x, xq)`` writes the DAC output, in input units, into ``xq`` and returns the
@@ -197,6 +197,10 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
         safe_scale: input scale up to which every value is finite by construction
             (:func:`safe_vector_scale`); the ADC kernel checks the values of vectors with a
             larger scale one by one (0: every vector).
+        bfloat16: the GEMM runs on bfloat16 operands (``AnalogConfig.gemm_precision``):
+            ``dac_input`` writes bfloat16 bits (uint16) into ``xq``, ``gemm`` returns its
+            outputs' bfloat16 bits, and the ADC widens them; ``out`` None then gets a float32
+            array of its own.
 
     Raises:
         NonFiniteOutput: a GEMM output or a written output value is not finite (found by the
@@ -204,11 +208,11 @@ def analog_pass_per_vector(x: np.ndarray, dac_input: DacStep, gemm: Gemm,
     """
     if out is None and accumulate:
         raise ValueError("accumulate needs an explicit out array")
-    xq = dac_buffer(x.shape)  # (reused: the GEMMs below read it, nothing keeps it)
-    vector_scale = dac_input(x, xq)
+    xq = dac_buffer(x.shape, np.uint16 if bfloat16 else np.float32)  # (reused: the GEMMs
+    vector_scale = dac_input(x, xq)                                    # read it, none keeps it)
     y = gemm(xq)
     if out is None:
-        out = y
+        out = np.empty(y.shape, np.float32) if bfloat16 else y
     var = var_gemm(xq) if var_gemm is not None else _NO_VAR
     counts = np.zeros((x.shape[0], 3), np.int64)
     adc_per_vector(y, var, out, vector_scale, col_scale, channel_axis, periphery.out_noise,

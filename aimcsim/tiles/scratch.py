@@ -15,10 +15,12 @@ import numpy as np
 _LOCAL = threading.local()
 
 
-def scratch_buffer(slot: str, shape: tuple[int, ...]) -> np.ndarray:
-    """A C-contiguous float32 array of ``shape`` in this thread's buffer ``slot`` (contents
-    undefined). It is valid until the next call for the same slot on the same thread: callers
-    must not keep it, nor anything that views it, beyond their pass."""
+def scratch_buffer(slot: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """A C-contiguous array of ``shape`` and ``dtype`` (default float32) in this thread's
+    buffer ``slot`` (contents undefined). It is valid until the next call for the same slot on
+    the same thread: callers must not keep it, nor anything that views it, beyond their
+    pass."""
+    dtype = np.dtype(dtype)
     size = 1
     for side in shape:
         size *= int(side)
@@ -26,14 +28,15 @@ def scratch_buffer(slot: str, shape: tuple[int, ...]) -> np.ndarray:
     if buffers is None:
         buffers = _LOCAL.buffers = {}
     buffer = buffers.get(slot)
-    if buffer is None or buffer.size < size:
-        buffer = buffers[slot] = np.empty(max(size, 1), np.float32)
-    return buffer[:size].reshape(shape)
+    if buffer is None or buffer.nbytes < size * dtype.itemsize:
+        buffer = buffers[slot] = np.empty(max(size * dtype.itemsize, 1), np.uint8)
+    return buffer[:size * dtype.itemsize].view(dtype).reshape(shape)
 
 
-def dac_buffer(shape: tuple[int, ...]) -> np.ndarray:
-    """The buffer of a pass's DAC output (:func:`scratch_buffer` slot ``"dac"``)."""
-    return scratch_buffer("dac", shape)
+def dac_buffer(shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """The buffer of a pass's DAC output (:func:`scratch_buffer` slot ``"dac"``): float32,
+    or uint16 for bfloat16 bits."""
+    return scratch_buffer("dac", shape, dtype)
 
 
 def squared(values: np.ndarray) -> np.ndarray:

@@ -24,28 +24,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from aimcsim.kernels.bfloat16 import round_to_bfloat16, widen_bfloat16
 from aimcsim.kernels.periphery import absmax_per_pixel, dac_patches, dac_pixels
 from aimcsim.nn.backends.base import Backend
 from aimcsim.tiles.engine import analog_pass, analog_pass_per_vector, safe_vector_scale
-from aimcsim.tiles.scratch import squared
+from aimcsim.tiles.scratch import scratch_buffer, squared
 
 if TYPE_CHECKING:
     from aimcsim.nn.analog_mvm import AnalogMVM
 
 
 def as_channel_view(t: torch.Tensor, channels_last: bool) -> np.ndarray:
-    """(N, C, *S) tensor -> numpy (N, C, prod S) or, channels_last, (N, prod S, C)."""
+    """(N, C, *S) tensor -> numpy (N, C, prod S) or, channels_last, (N, prod S, C); a
+    bfloat16 tensor gives its bits (uint16)."""
     n, c = t.shape[0], t.shape[1]
+    bits = t.dtype == torch.bfloat16
+    if bits:
+        t = t.view(torch.int16)
     if channels_last:
-        return t.permute(0, 2, 3, 1).numpy().reshape(n, -1, c)
-    return t.numpy().reshape(n, c, -1)
+        a = t.permute(0, 2, 3, 1).numpy().reshape(n, -1, c)
+    else:
+        a = t.numpy().reshape(n, c, -1)
+    return a.view(np.uint16) if bits else a
 
 
 def from_channel_view(a: np.ndarray, channels: int, spatial: tuple[int, ...],
                       channels_last: bool) -> torch.Tensor:
-    """Inverse of :func:`as_channel_view` (a view of the same memory)."""
+    """Inverse of :func:`as_channel_view` (a view of the same memory; uint16 bits give a
+    bfloat16 tensor)."""
     n = a.shape[0]
-    t = torch.from_numpy(a)
+    if a.dtype == np.uint16:
+        t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    else:
+        t = torch.from_numpy(a)
     if channels_last:
         return t.view(n, *spatial, channels).permute(0, 3, 1, 2)
     return t.view(n, channels, *spatial)
@@ -65,6 +76,21 @@ def bfloat16_convolutions() -> bool:
 _BF16 = bfloat16_convolutions()
 
 
+def rounded(values: np.ndarray) -> np.ndarray:
+    """float32 ``values`` rounded to bfloat16 (nearest, ties to even), as float32."""
+    return widen_bfloat16(round_to_bfloat16(values))
+
+
+def rounded_gemm(gemm: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """A float32 ``gemm`` (numpy in and out) with its input and its output rounded to
+    bfloat16: ``gemm_precision="bfloat16"`` where the tile pass has no bfloat16 path of its
+    own (linear layers, ``per_image``, the unfolded reference). Its weights must be rounded
+    by the caller."""
+    def gemm_bfloat16(xq: np.ndarray) -> np.ndarray:
+        return rounded(gemm(rounded(xq)))
+    return gemm_bfloat16
+
+
 def variance_conv(geometry, xq: np.ndarray, view: Callable[[np.ndarray], torch.Tensor],
                   variance: torch.Tensor, groups: int, bf16: bool | None = None
                   ) -> torch.Tensor:
@@ -79,11 +105,14 @@ def variance_conv(geometry, xq: np.ndarray, view: Callable[[np.ndarray], torch.T
     (the rounding of x, of its square, of sigma_w^2 and of the result, 2^-9 each); measured
     against float64 on a 16-to-32-channel 3x3 layer (``tests/test_input_scaling.py``): 0.6% at
     most, 0.15% on average, i.e. at most 0.3% on the read-noise standard deviation it feeds,
-    far inside the uncertainty of the read-noise model. The weights' GEMM stays
-    float32, and so does this one without native bfloat16."""
+    far inside the uncertainty of the read-noise model. Without native bfloat16 it is
+    float32. ``xq`` may hold bfloat16 bits (uint16; ``gemm_precision="bfloat16"``)."""
     if bf16 if bf16 is not None else _BF16:
-        squares = view(xq).to(torch.bfloat16).square_()
+        t = view(xq)  # (bfloat16 bits: a view of the DAC buffer, so squared out of place)
+        squares = t.square() if t.dtype == torch.bfloat16 else t.to(torch.bfloat16).square_()
         return geometry.gemm(squares, variance.to(torch.bfloat16), groups).float()
+    if xq.dtype == np.uint16:
+        return geometry.gemm(view(xq).float().square_(), variance, groups)
     return geometry.gemm(view(squared(xq)), variance, groups)
 
 
@@ -121,13 +150,17 @@ class NumbaBackend(Backend):
         xn = x.numpy().reshape(n, 1, -1)
         out = np.zeros((n, 1, mvm.out_channels), np.float32)
         seeds = mvm.tiles.pass_seeds()
+        low = mvm.config.gemm_precision == "bfloat16"
         for b, (block, cache) in enumerate(zip(mvm.tiles.blocks, mvm.tiles.cache)):
             i0, i1 = block.in_channels
             o0, o1 = block.out_channels
 
-            def gemm(xq, weight=cache.weight):
+            def gemm(xq, weight=mvm.tiles.bfloat16_weights()[b].float() if low
+                     else cache.weight):
                 v = torch.from_numpy(xq.reshape(xq.shape[0], -1))
                 return geometry.gemm(v, weight, 1).numpy().reshape(xq.shape[0], 1, -1)
+            if low:
+                gemm = rounded_gemm(gemm)
             var_gemm = None
             if cache.variance is not None:
                 def var_gemm(xq, var=cache.variance):
@@ -156,18 +189,28 @@ class NumbaBackend(Backend):
         out_n = None
         written: list[tuple[int, int]] = []  # output-channel ranges already written
         seeds = mvm.tiles.pass_seeds()
+        per_vector = self._per_vector(mvm)
+        low = mvm.config.gemm_precision == "bfloat16"
+        low_weights = mvm.tiles.bfloat16_weights() if low else None
         for b, (block, cache) in enumerate(zip(mvm.tiles.blocks, mvm.tiles.cache)):
             i0, i1 = block.in_channels
             o0, o1 = block.out_channels
             xs = xn[:, :, i0:i1] if channels_last else xn[:, i0:i1]
             shape = {}
+            weight = cache.weight
+            if low:  # bfloat16 operands: native, emulated in float32, or rounded around
+                weight = low_weights[b] if per_vector and _BF16 else low_weights[b].float()
 
-            def gemm(xq, weight=cache.weight, groups=block.groups, channels=i1 - i0,
-                     shape=shape):
+            def gemm(xq, weight=weight, groups=block.groups, channels=i1 - i0, shape=shape):
                 t = from_channel_view(xq, channels, x.shape[2:], channels_last)
-                y = geometry.gemm(t, weight, groups)
+                if t.dtype == torch.bfloat16 and weight.dtype != torch.bfloat16:
+                    y = geometry.gemm(t.float(), weight, groups).to(torch.bfloat16)
+                else:
+                    y = geometry.gemm(t, weight, groups)
                 shape["spatial"] = tuple(y.shape[2:])
                 return as_channel_view(y, channels_last)
+            if low and not per_vector:
+                gemm = rounded_gemm(gemm)
             var_gemm = None
             if cache.variance is not None:
                 def var_gemm(xq, var=cache.variance, groups=block.groups, channels=i1 - i0):
@@ -184,7 +227,7 @@ class NumbaBackend(Backend):
                 out_n = as_channel_view(out_t, channels_last)
             dest = None if whole else (out_n[:, :, o0:o1] if channels_last else out_n[:, o0:o1])
             accumulate = any(a < o1 and o0 < b for a, b in written)
-            if not self._per_vector(mvm):  # per_image
+            if not per_vector:  # per_image
                 res = analog_pass(xs, gemm, dest, col_scale, axis, periphery,
                                   np.random.default_rng(seeds[b]), accumulate=accumulate,
                                   var_gemm=var_gemm, stats=mvm.stats)
@@ -193,7 +236,7 @@ class NumbaBackend(Backend):
                 res = analog_pass_per_vector(xs, dac_step, gemm, dest, col_scale, axis,
                                              periphery, seeds[b], accumulate=accumulate,
                                              var_gemm=var_gemm, stats=mvm.stats,
-                                             safe_scale=safe)
+                                             safe_scale=safe, bfloat16=low)
             if whole:
                 out_t = from_channel_view(res, o1 - o0, shape["spatial"], channels_last)
                 out_n = res
@@ -230,7 +273,10 @@ class NumbaBackend(Backend):
             if not absmax_per_pixel(xs, axis, np.empty((n, h * w), np.float32)):
                 raise ValueError(f"{name} input contains NaN or inf values")
             value = mvm.constant_scale()
-            dac_pixels(xs, xq, np.full((n, h * w), value, np.float32), axis, bound, step)
+            wide = scratch_buffer("dac_wide", xq.shape) if xq.dtype == np.uint16 else xq
+            dac_pixels(xs, wide, np.full((n, h * w), value, np.float32), axis, bound, step)
+            if wide is not xq:
+                round_to_bfloat16(wide, xq)
             return np.full((n, positions), value, np.float32)
 
         abs_max = periphery.input_scaling == "per_patch" and \
@@ -259,7 +305,11 @@ class NumbaBackend(Backend):
             cols = F.unfold(x[:, i0:i1], window.kernel, window.dilation, 0, window.stride)
             positions = cols.shape[2]
             vectors = cols.transpose(1, 2).reshape(n * positions, 1, -1).contiguous().numpy()
-            matrix = geometry.dense_block_matrix(cache.weight, block, i1 - i0)
+            weight = cache.weight
+            low = mvm.config.gemm_precision == "bfloat16"
+            if low:
+                weight = mvm.tiles.bfloat16_weights()[b].float()
+            matrix = geometry.dense_block_matrix(weight, block, i1 - i0)
             var_gemm = None
             if cache.variance is not None:
                 var_matrix = geometry.dense_block_matrix(cache.variance, block, i1 - i0)
@@ -269,6 +319,8 @@ class NumbaBackend(Backend):
 
             def gemm(v, m=matrix):
                 return (torch.from_numpy(v).squeeze(1) @ m.t()).numpy()[:, None]
+            if low:
+                gemm = rounded_gemm(gemm)
             y = analog_pass(vectors, gemm, None, cache.scale.numpy(), 2,
                             mvm.config.periphery, np.random.default_rng(seeds[b]),
                             accumulate=False, var_gemm=var_gemm, stats=mvm.stats)

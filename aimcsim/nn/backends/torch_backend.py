@@ -71,12 +71,20 @@ class TorchBackend(Backend):
         seeded like the Numba backend (order-free)."""
         generators = [torch.Generator(x.device).manual_seed(seed & ((1 << 63) - 1))
                       for seed in mvm.tiles.pass_seeds()]
-        return self.run(mvm, x, mvm.tiles.cache, generators)
+        blocks = mvm.tiles.cache
+        low = mvm.config.gemm_precision == "bfloat16"
+        if low:
+            blocks = [entry._replace(weight=weight.to(entry.weight.dtype)) for entry, weight
+                      in zip(blocks, mvm.tiles.bfloat16_weights())]
+        return self.run(mvm, x, blocks, generators, round_bfloat16=low)
 
     def run(self, mvm: "AnalogMVM", x: torch.Tensor, blocks: list[BlockWeights],
-            generators: list[torch.Generator] | None = None) -> torch.Tensor:
+            generators: list[torch.Generator] | None = None,
+            round_bfloat16: bool = False) -> torch.Tensor:
         """The periphery around each row block's GEMM with the weights ``blocks``;
-        ``generators``: one per block, or None for torch's global one (training)."""
+        ``generators``: one per block, or None for torch's global one (training);
+        ``round_bfloat16``: round each GEMM's input and output to bfloat16 (the weights come
+        rounded; ``AnalogConfig.gemm_precision``)."""
         geometry = mvm.geometry
         x = geometry.prepare(x)
         out = None
@@ -84,6 +92,9 @@ class TorchBackend(Backend):
             xs = geometry.block_input(x, block)
 
             def gemm(v, block=block, weight=weights.weight):
+                if round_bfloat16:
+                    y = geometry.gemm(v.to(torch.bfloat16).to(v.dtype), weight, block.groups)
+                    return y.to(torch.bfloat16).to(y.dtype)
                 return geometry.gemm(v, weight, block.groups)
             var_gemm = None
             if weights.variance is not None:
