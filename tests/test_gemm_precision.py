@@ -220,3 +220,46 @@ def test_torch_backend_conv_matches_numba_backend_in_bfloat16():
     size = ref.abs().max().item()
     assert (numba_out - ref).abs().max().item() <= 2.0 ** -8 * size
     assert (torch_out - ref).abs().max().item() <= 2.0 ** -8 * size
+
+
+# ---------------------------------------------------------------- stored configs
+def test_a_stored_config_without_the_field_computed_in_float32():
+    """Configs aimcsim stored before the field existed (saved layers, study records) keep
+    float32; a user's JSON without it gets today's default."""
+    stored = AnalogConfig().to_dict()
+    del stored["gemm_precision"]
+    assert AnalogConfig.from_stored(stored).gemm_precision == "float32"
+    assert AnalogConfig.from_dict(stored).gemm_precision == "bfloat16"
+    assert AnalogConfig.from_stored(AnalogConfig().to_dict()).gemm_precision == "bfloat16"
+
+
+def test_a_saved_layer_loads_under_either_precision_and_adopts_its_own():
+    torch.manual_seed(4)
+    conv = nn.Conv2d(4, 5, 3, padding=1)
+    saved = convert_to_analog(nn.Sequential(conv), AnalogConfig(gemm_precision="float32"))
+    aimcsim.program(saved, 0)
+    state = saved.state_dict()
+    explicit = convert_to_analog(nn.Sequential(nn.Conv2d(4, 5, 3, padding=1)), AnalogConfig())
+    explicit.load_state_dict(state)  # a compute setting: no mismatch refused
+    assert explicit[0].analog_config.gemm_precision == "bfloat16"
+    adopted = convert_to_analog(nn.Sequential(nn.Conv2d(4, 5, 3, padding=1)))
+    adopted.load_state_dict(state)
+    assert adopted[0].analog_config.gemm_precision == "float32"
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(adopted.eval()(x), saved.eval()(x))
+
+
+def test_a_drift_study_of_float32_resumes_only_in_float32():
+    from aimcsim.experiments.drift import _check_resumable, _with_defaults
+    old = AnalogConfig().to_dict()
+    del old["gemm_precision"]  # a study recorded before the field existed
+    assert _with_defaults(old)["gemm_precision"] == "float32"
+    record = {"model": "f1net", "seed": 0, "limit": None, "analog": old, "fp32_sha256": "a",
+              "hwa_sha256": None, "adabs": 0, "adabs_images": "augmented"}
+    same = {**record, "analog": json.loads(json.dumps(
+        AnalogConfig(gemm_precision="float32").to_dict()))}
+    _check_resumable(record, same, "folder")
+    other = {**record, "analog": json.loads(json.dumps(AnalogConfig().to_dict()))}
+    with pytest.raises(ValueError, match="gemm_precision: yours 'bfloat16' vs saved 'float32'"):
+        _check_resumable(record, other, "folder")

@@ -16,7 +16,8 @@ from aimcsim.experiments.trait_report import (loss_difference, read_network, tra
                                               trait_markdown, write_trait_report)
 from aimcsim.experiments.trait_sweep import (DEFAULT_NETWORKS, NetworkBusyError,
                                              TraitSweepConfig, network_folders, network_lock,
-                                             record_recipe, run_network, run_sweep)
+                                             record_recipe, recorded_recipe, run_network,
+                                             run_sweep)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -205,6 +206,22 @@ def test_a_recipe_recorded_before_stage_4_is_extended(tmp_path):
     record_recipe(TINY, tmp_path)
     assert json.loads((tmp_path / "sweep.json").read_text())["adabs"] == 32
     assert TraitSweepConfig.from_dict({**old, "train_limit": None}).adabs == 2000  # default
+
+
+def test_a_recipe_recorded_before_gemm_precision_measures_in_float32(tmp_path):
+    """A sweep recorded before ``gemm_precision`` existed was measured with float32 GEMMs:
+    it resumes with float32 (the CLI's default for that folder) and refuses bfloat16."""
+    old = {k: v for k, v in TINY.to_dict().items() if k != "gemm_precision"}
+    (tmp_path / "sweep.json").write_text(json.dumps(old))
+    assert recorded_recipe(tmp_path)["gemm_precision"] == "float32"
+    assert recorded_recipe(tmp_path / "none") is None
+    with pytest.raises(ValueError, match="gemm_precision='float32'"):
+        record_recipe(TraitSweepConfig(**{**TINY.to_dict(), "gemm_precision": "bfloat16"}),
+                      tmp_path)
+    pinned = TraitSweepConfig(**{**TINY.to_dict(), "gemm_precision": "float32"})
+    record_recipe(pinned, tmp_path)
+    assert json.loads((tmp_path / "sweep.json").read_text())["gemm_precision"] == "float32"
+    assert pinned.analog_config().gemm_precision == "float32"
 
 
 def test_a_network_held_by_another_process_is_skipped(tmp_path):

@@ -265,6 +265,10 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"stage 4: the measurement again with AdaBS on the first N training "
                         f"images, augmented (default {d.adabs}, or --limit when smaller; 0 "
                         f"skips it)")
+    p.add_argument("--gemm-precision", choices=("bfloat16", "float32"), default=None,
+                   help=f"AnalogConfig.gemm_precision of the measurements (default: the one "
+                        f"recorded in --root, else {d.gemm_precision}; a sweep recorded "
+                        f"before the option existed measured with float32)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--limit", type=int, default=None,
                    help="first N training and test images only (a smoke run)")
@@ -284,9 +288,13 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_sweep_command(args: argparse.Namespace) -> None:
     from aimcsim.experiments.trait_report import write_trait_reports
-    from aimcsim.experiments.trait_sweep import TraitSweepConfig, run_sweep
+    from aimcsim.experiments.trait_sweep import TraitSweepConfig, recorded_recipe, run_sweep
     if args.threads < 0:
         raise SystemExit(f"--threads must be >= 0, got {args.threads}")
+    precision = args.gemm_precision
+    if precision is None:
+        recorded = recorded_recipe(args.root)
+        precision = recorded["gemm_precision"] if recorded else TraitSweepConfig.gemm_precision
     config = TraitSweepConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                               weight_decay=args.weight_decay, hwa_epochs=args.hwa_epochs,
                               hwa_lr=args.hwa_lr, clip_sigma=args.clip_sigma,
@@ -294,7 +302,8 @@ def run_sweep_command(args: argparse.Namespace) -> None:
                               repetitions=args.reps, seed=args.seed, train_limit=args.limit,
                               test_limit=args.test_limit or args.limit,
                               adabs=args.adabs if args.adabs is not None else
-                              min(TraitSweepConfig.adabs, args.limit or TraitSweepConfig.adabs))
+                              min(TraitSweepConfig.adabs, args.limit or TraitSweepConfig.adabs),
+                              gemm_precision=precision)
     statuses = run_sweep(config, args.root, args.points, args.networks, data=args.data,
                          threads=args.threads, workers=args.workers, scheduler=args.scheduler)
     for s in statuses:

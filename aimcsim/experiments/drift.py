@@ -27,6 +27,7 @@ from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.models import build_model
 from aimcsim.data.loader import CALIBRATION_IMAGES, calibration_batches
 from aimcsim.nn import adapt_batchnorm, convert_to_analog, program, set_time
+from aimcsim.nn.persistence import config_mismatch
 from aimcsim.tiles.config import AnalogConfig
 from aimcsim.training.hwa import load_weights
 from aimcsim.training.trainer import evaluate
@@ -137,11 +138,11 @@ def _sha256(path: str) -> str:
 
 
 def _with_defaults(analog: dict) -> dict | None:
-    """A stored analog configuration with every field added since filled in with its default
-    (so a study written before a new field existed still resumes); None if it does not
-    parse."""
+    """A stored analog configuration with every field added since filled in with the value
+    it had before it existed (``AnalogConfig.from_stored``), so a study written before a new
+    field existed still resumes, with what it was measured with; None if it does not parse."""
     try:
-        return json.loads(json.dumps(AnalogConfig.from_dict(analog).to_dict()))
+        return json.loads(json.dumps(AnalogConfig.from_stored(analog).to_dict()))
     except (ValueError, TypeError, KeyError):
         return None
 
@@ -161,6 +162,16 @@ def _check_resumable(old: dict, new: dict, out: Path) -> None:
             continue  # stored before a config field was added; the new field's default
         if name == "hwa_sha256" and None in (old[name], new[name]):
             continue
+        if name == "analog":
+            stored = _with_defaults(old[name])
+            if stored is not None:
+                diff = config_mismatch(AnalogConfig.from_dict(new[name]),
+                                       AnalogConfig.from_dict(stored), ignore=())
+                raise ValueError(
+                    f"{out} holds points of a study with another analog config ({diff}); "
+                    f"pass the study's own config (--analog-config, e.g. "
+                    f"\"gemm_precision\": \"float32\" for studies measured before "
+                    f"2026-12-01), use a new --out folder or delete the old points.jsonl")
         raise ValueError(
             f"{out} holds points of a different study ({name} changed: "
             f"{str(old[name])[:80]!r} -> {str(new[name])[:80]!r}); "

@@ -66,6 +66,9 @@ SWEEP_TIMES: tuple[float, ...] = (1.0, 86400.0, MONTH)
 #: stage 4 only adds a measurement (a sweep recorded before it existed goes on with it; its
 #: study folder refuses points of another AdaBS image count).
 EXTENDABLE = ("times", "repetitions", "adabs")
+#: Recipe fields added since sweeps were first recorded, with the value a recipe recorded
+#: without them was run with.
+RECORDED_BEFORE = {"gemm_precision": "float32"}
 #: Subfolder of a network's points folder holding stage 4 (AdaBS on).
 ADABS_FOLDER = "adabs"
 LOCK_NAME = "sweep.lock"
@@ -94,6 +97,9 @@ class TraitSweepConfig:
         test_limit: test on the first N test images only (None: all 10,000).
         adabs: AdaBS calibration images of stage 4 (the first N training images, augmented
             as in training; at most ``train_limit``); 0 skips stage 4.
+        gemm_precision: ``AnalogConfig.gemm_precision`` of the measurements (stages 3 and 4;
+            the fine-tuning computes in float32 either way). A recipe recorded before the
+            field existed ran with float32 (:data:`RECORDED_BEFORE`).
     """
 
     epochs: int = 10
@@ -112,6 +118,7 @@ class TraitSweepConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     adabs: int = 2000
+    gemm_precision: str = "bfloat16"
 
     def __post_init__(self) -> None:
         self.clip_sigma = check_float(self.clip_sigma, "clip_sigma", 0, 1000, low_open=True)
@@ -159,7 +166,7 @@ class TraitSweepConfig:
         with :attr:`device`."""
         from aimcsim.devices import make_device
         from aimcsim.tiles.config import AnalogConfig
-        return AnalogConfig(device=make_device(self.device))
+        return AnalogConfig(device=make_device(self.device), gemm_precision=self.gemm_precision)
 
     def to_dict(self) -> dict:
         """JSON-ready form (times as a list)."""
@@ -237,6 +244,15 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def recorded_recipe(root: str | os.PathLike) -> dict | None:
+    """The recipe recorded in ``root/sweep.json`` (fields added since filled in with
+    :data:`RECORDED_BEFORE`), or None when there is none."""
+    record = Path(root) / RECORD_NAME
+    if not record.is_file():
+        return None
+    return {**RECORDED_BEFORE, **json.loads(record.read_text())}
+
+
 def record_recipe(config: TraitSweepConfig, root: str | os.PathLike,
                   points: str | os.PathLike | None = None) -> None:
     """Write the recipe to ``root/sweep.json`` (and ``points/sweep.json``), or refuse with
@@ -245,7 +261,7 @@ def record_recipe(config: TraitSweepConfig, root: str | os.PathLike,
     record = Path(root) / RECORD_NAME
     new = config.to_dict()
     if record.is_file():
-        old = json.loads(record.read_text())
+        old = {**RECORDED_BEFORE, **json.loads(record.read_text())}
         changed = {k: (old.get(k), v) for k, v in new.items()
                    if k not in EXTENDABLE and old.get(k) != v}
         if changed:

@@ -49,7 +49,7 @@ def read_extra_state(state, layer: str):
     if not isinstance(state, dict):
         raise ValueError(f"{layer}: the analog layer state must be a dict, got "
                          f"{type(state).__name__}")
-    config = _config_from_json(state, "config", layer, AnalogConfig.from_dict)
+    config = _config_from_json(state, "config", layer, AnalogConfig.from_stored)
     hwa = _config_from_json(state, "hwa", layer, lambda d: HardwareAwareConfig(**d))
     programmed = _required(state, "programmed", layer)
     if not isinstance(programmed, (bool, np.bool_)):
@@ -203,10 +203,17 @@ def tiles_from_state(tiles: list[AnalogTile], state: dict, layer: str = "layer")
         tile._mvm_rng = rng
 
 
-def config_mismatch(current: AnalogConfig, saved: AnalogConfig) -> str:
-    """A short description of the fields that differ ('' when the configs are equal)."""
+#: Config fields that only choose how a pass is computed, not what the saved tiles hold: a
+#: loader's explicit config may set them differently from the saved one.
+COMPUTE_ONLY = frozenset({"gemm_precision"})
+
+
+def config_mismatch(current: AnalogConfig, saved: AnalogConfig,
+                    ignore=COMPUTE_ONLY) -> str:
+    """A short description of the fields that differ ('' when the configs are equal, up to
+    the fields in ``ignore``: by default the :data:`COMPUTE_ONLY` ones)."""
     a, b = _flatten(current.to_dict()), _flatten(saved.to_dict())
-    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k) and k not in ignore)
     return ", ".join(f"{k}: yours {a.get(k)!r} vs saved {b.get(k)!r}" for k in keys[:5])
 
 

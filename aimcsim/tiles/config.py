@@ -21,6 +21,9 @@ GDC_GRANULARITY = ("tile", "column")
 GDC_CALIBRATION = ("dense", "one_hot")
 GDC_REFERENCE = ("read", "programmed")
 GEMM_PRECISION = ("bfloat16", "float32")
+#: Values that fields added since had before they existed: a configuration stored without
+#: them (a saved layer, a study's record) was computed with these, not with today's defaults.
+STORED_BEFORE = {"gemm_precision": "float32"}
 #: Upper limit of the full-scale read voltage, volts.
 MAX_READ_VOLTAGE_V = 10.0
 
@@ -222,6 +225,16 @@ class AnalogConfig:
             if name in data:
                 kwargs[name] = data[name]
         return cls(**kwargs)
+
+    @classmethod
+    def from_stored(cls, data: dict) -> "AnalogConfig":
+        """:meth:`from_dict` of a configuration aimcsim stored itself (a saved layer, a
+        study's record): a field it lacks gets the value it had before the field existed
+        (:data:`STORED_BEFORE`), not today's default, so old results keep computing as they
+        did."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an AnalogConfig dict is needed, got {type(data).__name__}")
+        return cls.from_dict({**STORED_BEFORE, **data})
 
     def replace(self, **changes) -> "AnalogConfig":
         """A deep copy with some top-level fields or dotted sub-fields changed, e.g.
