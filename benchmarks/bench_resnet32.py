@@ -12,7 +12,9 @@ its best memory format"). Variants:
 
 - ``default``: ``AnalogConfig()``: PCM read at 1 h (one read-noise draw per evaluation), 7-bit
   DAC, 9-bit ADC, output noise 0.06, abs-max noise management per patch, iterative bound
-  management, 512 x 512 tiles, global drift compensation.
+  management, 512 x 512 tiles, global drift compensation, bfloat16 GEMM operands.
+- ``float32_gemm``: the default with ``gemm_precision="float32"`` (the default before
+  2026-12-01; the default rounds the GEMM's operands and outputs to bfloat16).
 - ``per_image``: the default with one input scale per image and tile (the old default).
 - ``noise_off``: ``AnalogConfig.ideal()`` (no device noise, ideal converters, no GDC).
 - ``per_mvm``: the default with fresh read noise at every MVM.
@@ -47,6 +49,7 @@ ROWS = [("fp32", "FP32 torch, best memory format"),
         ("fp32_nchw", "FP32 torch, NCHW"),
         ("fp32_channels_last", "FP32 torch, channels_last"),
         ("default", "aimcsim default (PCM @ 1 h, 7b DAC, 9b ADC, out noise, GDC)"),
+        ("float32_gemm", "aimcsim default with float32 GEMMs (the default before 2026-12-01)"),
         ("per_image", "aimcsim, one input scale per image (old default)"),
         ("noise_off", "aimcsim noise off (ideal)"),
         ("per_mvm", "aimcsim fresh read noise per MVM"),
@@ -72,7 +75,9 @@ def run(batch: int, repeats: int, threads: int, channels_last: bool,
     x_nchw = torch.randn(batch, 3, 32, 32)
     x_cl = x_nchw.contiguous(memory_format=torch.channels_last)
     x = x_cl if channels_last else x_nchw
-    variants = {"default": AnalogConfig(), "per_image": AnalogConfig().replace(
+    variants = {"default": AnalogConfig(),
+                "float32_gemm": AnalogConfig(gemm_precision="float32"),
+                "per_image": AnalogConfig().replace(
                     **{"periphery.input_scaling": "per_image"}),
                 "noise_off": AnalogConfig.ideal(),
                 "per_mvm": AnalogConfig(read_noise_sampling="per_mvm")}

@@ -14,7 +14,9 @@ layer is then fed the input it gets in the float32 network (test images) and run
   one output that output noise alone causes (in the layer's output units).
 
 The ratio e / n says how large the rounding is against the noise a chip adds anyway
-(0.1 would add 1% to the variance). Writes JSON per layer and prints a summary.
+(0.1 would add 1% to the variance). ``--ideal-adc`` removes the ADC's quantisation from both
+networks: what is left is the rounding's own share, without the ADC steps it flips. Writes
+JSON per layer and prints a summary.
 """
 from __future__ import annotations
 
@@ -45,11 +47,15 @@ def rms(t: torch.Tensor) -> float:
     return float(t.double().square().mean().sqrt())
 
 
-def measure(weights: str, images: int, t: float, data: str | None) -> dict:
+def measure(weights: str, images: int, t: float, data: str | None,
+            ideal_adc: bool = False) -> dict:
     float_model = load_model("resnet32", weights)
     models = {}
     for precision in ("float32", "bfloat16"):
-        model = aimcsim.convert_to_analog(float_model, AnalogConfig(gemm_precision=precision))
+        config = AnalogConfig(gemm_precision=precision)
+        if ideal_adc:  # no ADC steps to flip: the rounding's own share
+            config = config.replace(**{"periphery.out_bits": None})
+        model = aimcsim.convert_to_analog(float_model, config)
         aimcsim.program(model.eval(), 0)
         models[precision] = model
     x = to_tensor(load_cifar10(data, train=False, limit=images).images)
@@ -76,7 +82,8 @@ def measure(weights: str, images: int, t: float, data: str | None) -> dict:
         rows[name] = {"rms_bf16_minus_f32": error, "rms_output_noise": noise,
                       "ratio": error / noise, "rms_output": rms(y32)}
     ratios = np.array([r["ratio"] for r in rows.values()])
-    return {"weights": weights, "images": images, "time_s": t, "layers": rows,
+    return {"weights": weights, "images": images, "time_s": t, "ideal_adc": ideal_adc,
+            "layers": rows,
             "ratio_median": float(np.median(ratios)), "ratio_max": float(ratios.max()),
             "variance_added_median": float(np.median(ratios ** 2)),
             "variance_added_max": float((ratios ** 2).max())}
@@ -88,9 +95,12 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--time", type=float, default=3600.0)
     parser.add_argument("--data", default=None)
+    parser.add_argument("--ideal-adc", action="store_true",
+                        help="no ADC quantisation in either network: the rounding's own "
+                             "share of the error, without the ADC steps it flips")
     parser.add_argument("--out", default="docs/results/gemm_precision/layer_error.json")
     args = parser.parse_args(argv)
-    result = measure(args.weights, args.images, args.time, args.data)
+    result = measure(args.weights, args.images, args.time, args.data, args.ideal_adc)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     for name, row in result["layers"].items():

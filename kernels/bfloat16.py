@@ -50,15 +50,11 @@ def widen(bits: np.ndarray) -> np.ndarray:
 
 
 @nb.njit(parallel=True, cache=True)
-def _round_chunks(flat: np.ndarray, out: np.ndarray, chunk: int) -> None:
-    n = flat.shape[0]
-    for k in nb.prange((n + chunk - 1) // chunk):
-        start = k * chunk
-        stop = min(start + chunk, n)
-        scratch = np.empty(stop - start, np.float32)
-        for i in range(stop - start):
-            scratch[i] = flat[start + i]
-        round_row(scratch, out[start:stop])
+def _round_all(bits: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = round_bits(bits[i])`` over 1-D arrays (bits: the float32 values' uint32
+    view, made by the caller)."""
+    for i in nb.prange(bits.shape[0]):
+        out[i] = round_bits(bits[i])
 
 
 def round_to_bfloat16(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -69,7 +65,7 @@ def round_to_bfloat16(values: np.ndarray, out: np.ndarray | None = None) -> np.n
         out = np.empty(values.shape, np.uint16)
     if out.shape != values.shape or out.dtype != np.uint16 or not out.flags.c_contiguous:
         raise ValueError("out must be a C-contiguous uint16 array of the values' shape")
-    _round_chunks(values.reshape(-1), out.reshape(-1), 16384)
+    _round_all(values.reshape(-1).view(np.uint32), out.reshape(-1))
     return out
 
 

@@ -75,7 +75,7 @@ class TileArray:
         self.grid: list[list[AnalogTile]] | None = None
         self.cache: list[BlockWeights] | None = None
         self.maxima: list[BlockMaxima] | None = None
-        self._bfloat16: list[torch.Tensor] | None = None
+        self._bfloat16: dict[bool, list[torch.Tensor]] | None = None
         self.device = torch.device("cpu")
         self.program_key: tuple[int, ...] = (0,)
         self.reads = 0
@@ -198,15 +198,18 @@ class TileArray:
             cache.append(entry)
         self.cache, self.maxima = cache, maxima
 
-    def bfloat16_weights(self) -> list[torch.Tensor]:
+    def bfloat16_weights(self, widened: bool = False) -> list[torch.Tensor]:
         """Each row block's read weights W_n rounded to bfloat16 (nearest, ties to even),
-        made at the first call after a read and kept until the next
-        (``AnalogConfig.gemm_precision``)."""
+        as bfloat16 or, ``widened``, as float32 tensors holding the same values; made at the
+        first call after a read and kept until the next (``AnalogConfig.gemm_precision``)."""
         if self.cache is None:
             raise NotProgrammedError("bfloat16_weights() before program()")
         if self._bfloat16 is None:
-            self._bfloat16 = [entry.weight.to(torch.bfloat16) for entry in self.cache]
-        return self._bfloat16
+            self._bfloat16 = {}
+        if widened not in self._bfloat16:
+            low = [entry.weight.to(torch.bfloat16) for entry in self.cache]
+            self._bfloat16[widened] = [w.float() for w in low] if widened else low
+        return self._bfloat16[widened]
 
     def forget(self) -> None:
         """Back to unprogrammed (the plan of the current config kept)."""

@@ -155,7 +155,7 @@ class NumbaBackend(Backend):
             i0, i1 = block.in_channels
             o0, o1 = block.out_channels
 
-            def gemm(xq, weight=mvm.tiles.bfloat16_weights()[b].float() if low
+            def gemm(xq, weight=mvm.tiles.bfloat16_weights(widened=True)[b] if low
                      else cache.weight):
                 v = torch.from_numpy(xq.reshape(xq.shape[0], -1))
                 return geometry.gemm(v, weight, 1).numpy().reshape(xq.shape[0], 1, -1)
@@ -191,7 +191,8 @@ class NumbaBackend(Backend):
         seeds = mvm.tiles.pass_seeds()
         per_vector = self._per_vector(mvm)
         low = mvm.config.gemm_precision == "bfloat16"
-        low_weights = mvm.tiles.bfloat16_weights() if low else None
+        native = per_vector and _BF16  # bfloat16 convolutions; else float32 on rounded values
+        low_weights = mvm.tiles.bfloat16_weights(widened=not native) if low else None
         for b, (block, cache) in enumerate(zip(mvm.tiles.blocks, mvm.tiles.cache)):
             i0, i1 = block.in_channels
             o0, o1 = block.out_channels
@@ -199,7 +200,7 @@ class NumbaBackend(Backend):
             shape = {}
             weight = cache.weight
             if low:  # bfloat16 operands: native, emulated in float32, or rounded around
-                weight = low_weights[b] if per_vector and _BF16 else low_weights[b].float()
+                weight = low_weights[b]
 
             def gemm(xq, weight=weight, groups=block.groups, channels=i1 - i0, shape=shape):
                 t = from_channel_view(xq, channels, x.shape[2:], channels_last)
@@ -308,7 +309,7 @@ class NumbaBackend(Backend):
             weight = cache.weight
             low = mvm.config.gemm_precision == "bfloat16"
             if low:
-                weight = mvm.tiles.bfloat16_weights()[b].float()
+                weight = mvm.tiles.bfloat16_weights(widened=True)[b]
             matrix = geometry.dense_block_matrix(weight, block, i1 - i0)
             var_gemm = None
             if cache.variance is not None:

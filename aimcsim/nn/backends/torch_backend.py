@@ -74,8 +74,8 @@ class TorchBackend(Backend):
         blocks = mvm.tiles.cache
         low = mvm.config.gemm_precision == "bfloat16"
         if low:
-            blocks = [entry._replace(weight=weight.to(entry.weight.dtype)) for entry, weight
-                      in zip(blocks, mvm.tiles.bfloat16_weights())]
+            blocks = [entry._replace(weight=weight) for entry, weight
+                      in zip(blocks, mvm.tiles.bfloat16_weights(widened=True))]
         return self.run(mvm, x, blocks, generators, round_bfloat16=low)
 
     def run(self, mvm: "AnalogMVM", x: torch.Tensor, blocks: list[BlockWeights],
