@@ -168,7 +168,7 @@ def _check_resumable(old: dict, new: dict, out: Path) -> None:
                 diff = config_mismatch(AnalogConfig.from_dict(new[name]),
                                        AnalogConfig.from_dict(stored), ignore=())
                 raise ValueError(
-                    f"{out} holds points of a study with another analog config ({diff}); "
+                    f"{out} holds points of a different study (analog changed: {diff}); "
                     f"pass the study's own config (--analog-config, e.g. "
                     f"\"gemm_precision\": \"float32\" for studies measured before "
                     f"2026-12-01), use a new --out folder or delete the old points.jsonl")
