@@ -10,6 +10,8 @@ Variants:
 - ``default``: ``AnalogConfig()``, programmed and read at 1 h: 38 analog layers (patch
   embedding, q / k / v / out projections and both MLP layers of 6 blocks, head), softmax,
   layer norms and GELU digital.
+- ``float32_gemm``: the default with ``gemm_precision="float32"`` (the default before
+  2026-12-01).
 - ``noise_off``: ``AnalogConfig.ideal()``, the cost of the tiles' periphery path alone.
 Writes a markdown table (and JSON with ``--json``).
 """
@@ -29,6 +31,7 @@ from aimcsim.tiles import AnalogConfig
 
 LABELS = {"fp32": "FP32 torch",
           "default": "aimcsim default (PCM @ 1 h, 7b DAC, 9b ADC, out noise, GDC)",
+          "float32_gemm": "aimcsim default with float32 GEMMs (before 2026-12-01)",
           "noise_off": "aimcsim noise off (ideal)"}
 
 
@@ -40,7 +43,9 @@ def run(batch: int, repeats: int, threads: int) -> dict[str, float]:
     model = build_model("vit").eval()
     x = torch.randn(batch, 3, 32, 32)
     fns = {"fp32": lambda: model(x)}
-    for name, config in (("default", AnalogConfig()), ("noise_off", AnalogConfig.ideal())):
+    for name, config in (("default", AnalogConfig()),
+                         ("float32_gemm", AnalogConfig(gemm_precision="float32")),
+                         ("noise_off", AnalogConfig.ideal())):
         analog = aimcsim.convert_to_analog(model, config).eval()
         aimcsim.program(analog, 0)
         aimcsim.set_time(analog, 3600.0)

@@ -184,7 +184,11 @@ def test_bfloat16_layer_equals_its_definition(native, scaling, channels_last, mo
     assert 1e-5 * size < difference <= 2.0 ** -6 * size
 
 
-def test_linear_layer_and_torch_backend_round_alike():
+@pytest.mark.parametrize("native", [True, False])
+def test_linear_layer_and_torch_backend_round_alike(native, monkeypatch):
+    if native and not numba_backend.bfloat16_convolutions():
+        pytest.skip("no native bfloat16 on this CPU")
+    monkeypatch.setattr(numba_backend, "_BF16", native)
     torch.manual_seed(2)
     linear = nn.Linear(50, 7, bias=False)
     layer = ideal_layer(linear, "bfloat16")

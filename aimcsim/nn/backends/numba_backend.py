@@ -155,12 +155,18 @@ class NumbaBackend(Backend):
             i0, i1 = block.in_channels
             o0, o1 = block.out_channels
 
-            def gemm(xq, weight=mvm.tiles.bfloat16_weights(widened=True)[b] if low
-                     else cache.weight):
-                v = torch.from_numpy(xq.reshape(xq.shape[0], -1))
-                return geometry.gemm(v, weight, 1).numpy().reshape(xq.shape[0], 1, -1)
-            if low:
-                gemm = rounded_gemm(gemm)
+            if low and _BF16:  # native bfloat16 matrix product, torch's casts around it
+                def gemm(xq, weight=mvm.tiles.bfloat16_weights()[b]):
+                    v = torch.from_numpy(xq.reshape(xq.shape[0], -1)).to(torch.bfloat16)
+                    y = geometry.gemm(v, weight, 1).float()
+                    return y.numpy().reshape(xq.shape[0], 1, -1)
+            else:
+                def gemm(xq, weight=mvm.tiles.bfloat16_weights(widened=True)[b] if low
+                         else cache.weight):
+                    v = torch.from_numpy(xq.reshape(xq.shape[0], -1))
+                    return geometry.gemm(v, weight, 1).numpy().reshape(xq.shape[0], 1, -1)
+                if low:
+                    gemm = rounded_gemm(gemm)
             var_gemm = None
             if cache.variance is not None:
                 def var_gemm(xq, var=cache.variance):
