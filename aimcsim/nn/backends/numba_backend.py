@@ -11,6 +11,13 @@ product, or a convolution over the block's input channels that never unfolds its
   constant);
 - ``per_patch_exact``: every patch unfolded and run as one input vector (the slow reference).
 
+With ``gemm_precision="bfloat16"`` (the default) the GEMM's operands and outputs are
+bfloat16: the per-vector path hands the GEMM the DAC kernel's bfloat16 bits and the ADC
+kernel widens the outputs' bits, around oneDNN's native bfloat16 convolutions where the CPU
+has them (else a float32 convolution of the same values, its output rounded); linear layers
+multiply in bfloat16 between torch's casts where native, and ``per_image`` and the unfolded
+reference round around a float32 GEMM (:func:`rounded_gemm`).
+
 No autograd: a pass that needs gradients, or a tensor on another device, runs the torch
 backend. Tensors are handed to the kernels as numpy views (channels-last inputs keep their
 layout), and the outputs of the tiles are summed in place.
