@@ -24,6 +24,7 @@ layout), and the outputs of the tiles are summed in place.
 """
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -69,15 +70,33 @@ def from_channel_view(a: np.ndarray, channels: int, spatial: tuple[int, ...],
     return t.view(n, channels, *spatial)
 
 
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (Linux), or None where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
+
+
 def bfloat16_convolutions() -> bool:
     """True when oneDNN runs bfloat16 convolutions natively on this CPU (AVX512-BF16 or
     AMX); elsewhere they are emulated and slower than float32 (and a torch build without the
-    query, a private one, counts as elsewhere)."""
+    query, a private one, counts as elsewhere). torch's query also answers True for AVX-512
+    CPUs without the bfloat16 instructions, which oneDNN emulates; where /proc/cpuinfo is
+    readable, its flags must name ``avx512_bf16`` or ``amx_bf16``."""
     try:
-        return bool(torch.backends.mkldnn.is_available()
-                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        supported = bool(torch.backends.mkldnn.is_available()
+                         and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
+    flags = _cpu_flags()
+    if supported and flags is not None and platform.machine().lower() in ("x86_64", "amd64"):
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return supported
 
 
 _BF16 = bfloat16_convolutions()
