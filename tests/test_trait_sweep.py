@@ -86,6 +86,10 @@ def test_a_rerun_skips_the_finished_stage_and_resumes_the_rest(sweep):
     training = json.loads((folders.study / "training.json").read_text())
     assert training["parameters"] == 424_506
     assert training["fp32"]["finished"] and len(training["hwa"]["epochs"]) == 1
+    # a finished stage keeps its result and history, not its training state
+    for stage in (folders.fp32, folders.hwa):
+        assert (stage / "model.pt").is_file() and (stage / "history.json").is_file()
+        assert not (stage / "checkpoint.pt").exists()
 
 
 def test_a_finished_sweep_does_nothing_and_lost_points_are_measured_again(sweep):

@@ -25,7 +25,8 @@ measurement, so repetition ``r`` of one network is paired with repetition ``r`` 
 Layout (``root`` holds the weights, ``points`` the measurements; they may be one folder)::
 
     root/sweep.json                 the recipe; a rerun with another recipe is refused
-    root/<network>/fp32/            stage 1: checkpoint.pt every epoch, model.pt at the end
+    root/<network>/fp32/            stage 1: checkpoint.pt every epoch (deleted once model.pt,
+                                    at the end, exists)
     root/<network>/hwa/             stage 2: the same
     root/<network>/sweep.lock       held (flock) by the process working on the network
     points/sweep.json               a copy of the recipe, beside the results
@@ -304,6 +305,14 @@ class _Splits:
         return test if limit is None else CifarSplit(test.images[:limit], test.labels[:limit])
 
 
+def drop_training_state(folder: Path) -> None:
+    """Delete a finished stage's ``checkpoint.pt`` (weights, optimizer moments, scheduler:
+    what a resume needs, 2-4.5 MB per network). Once ``model.pt`` exists the stage is
+    skipped and nothing reads it; ``history.json`` and ``model.pt`` stay."""
+    if (folder / "model.pt").is_file():
+        (folder / "checkpoint.pt").unlink(missing_ok=True)
+
+
 def _train_fp32(name: str, config: TraitSweepConfig, folders: NetworkFolders,
                 splits: _Splits, threads: int, progress: bool) -> str:
     """Stage 1; returns "done" or "skipped" (``model.pt`` exists)."""
@@ -315,6 +324,7 @@ def _train_fp32(name: str, config: TraitSweepConfig, folders: NetworkFolders,
     torch.manual_seed(config.seed)  # the initialisation (a resumed run loads its checkpoint)
     train_classifier(build_model(name), splits.train, splits.test_cut(),
                      config.fp32_training(threads), folders.fp32, progress=progress)
+    drop_training_state(folders.fp32)
     return "done"
 
 
@@ -332,6 +342,7 @@ def _finetune(name: str, config: TraitSweepConfig, folders: NetworkFolders, spli
                             config.hwa_training(threads), folders.hwa,
                             config.hardware_aware(), analog_config=config.analog_config(),
                             progress=progress)
+    drop_training_state(folders.hwa)
     return "done"
 
 
