@@ -55,6 +55,7 @@ from typing import Iterator
 from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.experiments.drift import MONTH
 from aimcsim.threads import set_compute_threads
+from aimcsim.tiles.config import STORED_BEFORE
 from aimcsim.validation import check_float, check_int, check_time
 
 #: The sweep's networks in table order: the reference, the one-trait steps, the far end.
@@ -69,7 +70,7 @@ SWEEP_TIMES: tuple[float, ...] = (1.0, 86400.0, MONTH)
 EXTENDABLE = ("times", "repetitions", "adabs")
 #: Recipe fields added since sweeps were first recorded, with the value a recipe recorded
 #: without them was run with.
-RECORDED_BEFORE = {"gemm_precision": "float32"}
+RECORDED_BEFORE = {"gemm_precision": STORED_BEFORE["gemm_precision"]}
 #: Subfolder of a network's points folder holding stage 4 (AdaBS on).
 ADABS_FOLDER = "adabs"
 LOCK_NAME = "sweep.lock"
@@ -261,8 +262,8 @@ def record_recipe(config: TraitSweepConfig, root: str | os.PathLike,
     fields may change: finished stages would otherwise be skipped under the new recipe)."""
     record = Path(root) / RECORD_NAME
     new = config.to_dict()
-    if record.is_file():
-        old = {**RECORDED_BEFORE, **json.loads(record.read_text())}
+    old = recorded_recipe(root)
+    if old is not None:
         changed = {k: (old.get(k), v) for k, v in new.items()
                    if k not in EXTENDABLE and old.get(k) != v}
         if changed:
@@ -317,6 +318,7 @@ def _train_fp32(name: str, config: TraitSweepConfig, folders: NetworkFolders,
                 splits: _Splits, threads: int, progress: bool) -> str:
     """Stage 1; returns "done" or "skipped" (``model.pt`` exists)."""
     if (folders.fp32 / "model.pt").is_file():
+        drop_training_state(folders.fp32)  # (left by a sweep before this rule)
         return "skipped"
     import torch
     from aimcsim.models import build_model
@@ -332,6 +334,7 @@ def _finetune(name: str, config: TraitSweepConfig, folders: NetworkFolders, spli
               threads: int, progress: bool) -> str:
     """Stage 2 from stage 1's ``model.pt``; returns "done" or "skipped"."""
     if (folders.hwa / "model.pt").is_file():
+        drop_training_state(folders.hwa)  # (left by a sweep before this rule)
         return "skipped"
     import torch
     from aimcsim.models import build_model

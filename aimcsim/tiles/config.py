@@ -165,8 +165,8 @@ class AnalogConfig:
             several percent of g_max; an output's against output noise of 0.06 ADC units and
             a 9-bit ADC step of 0.047): its measured error and accuracy cost are in
             docs/physics.md ("GEMM precision"). Where the CPU has native bfloat16
-            convolutions (AVX512-BF16 or AMX) the convolutions run in bfloat16 (2-2.5x
-            faster than float32); elsewhere the same roundings are applied around a float32
+            convolutions (AVX512-BF16 or AMX) the convolutions run in bfloat16 (1.7-2.8x
+            faster than float32: benchmarks/bench_gemm_precision.py); elsewhere the same roundings are applied around a float32
             GEMM, so results agree across machines up to the order of float32 sums.
             ``float32``: every operand and output in float32 (the exact reference;
             ``AnalogConfig.ideal()`` uses it). Hardware-aware training passes (gradients)
