@@ -335,3 +335,49 @@ def test_networks_on_other_test_images_are_not_compared(tmp_path):
         trait_data(tmp_path)
     with pytest.raises(FileNotFoundError, match="sweep"):
         trait_data(tmp_path / "t500_width")
+
+
+def test_a_replicate_sweep_adds_rows_compared_with_its_own_network(tmp_path, capsys):
+    """A sweep with another seed adds '<network> (seed S)' rows: compared with the reference
+    and with the same network of the main sweep, unpaired (exact numbers); a replicate with
+    the main seed or another recipe is refused."""
+    main, rep = tmp_path / "main", tmp_path / "seed1"
+    recipe = TraitSweepConfig(epochs=1, hwa_epochs=1).to_dict()
+    for folder, seed in ((main, 0), (rep, 1)):
+        folder.mkdir()
+        (folder / "sweep.json").write_text(json.dumps({**recipe, "seed": seed}))
+    _study(main / "t500", "t500", 0.90, {1.0: [0.88, 0.86, 0.87]}, digital=0.89)
+    _study(main / "t500_kernel3", "t500_kernel3", 0.91, {1.0: [0.90, 0.86, 0.89]})
+    _study(rep / "t500", "t500", 0.92, {1.0: [0.89, 0.87, 0.88]}, seed=1, digital=0.90)
+    data = trait_data(main, replicates=[rep])
+    rows = {r["network"]: r for r in data["networks"]}
+    assert list(rows) == ["t500", "t500_kernel3", "t500 (seed 1)"]
+    replica = rows["t500 (seed 1)"]
+    assert replica["replicate_of"] == "t500" and replica["parameters"] == 424_506
+    assert data["replicate_seeds"] == [1]
+    spread = replica["vs_base"][0]  # (0.92 - 0.88) - (0.90 - 0.87), standard errors added
+    assert not spread["paired"] and spread["difference"] == pytest.approx(0.04 - 0.03)
+    assert spread["se"] == pytest.approx(math.hypot(0.01, 0.01) / math.sqrt(3))
+    assert replica["vs_base_digital"][0]["difference"] == pytest.approx(0.02 - 0.02)
+    assert replica["vs_reference"][0]["difference"] == pytest.approx(spread["difference"])
+    assert rows["t500_kernel3"]["replicate_of"] is None
+    text = write_trait_report(main, replicates=rep)
+    assert "t500 (seed 1) minus t500 (the training-run difference, unpaired), loss from " \
+           "FP32: +1.00 ± 0.82 at 1 s points." in text
+    assert "the same recipe with seed 1" in text
+    from aimcsim.__main__ import main as cli
+    cli(["compare", "--traits", str(main), "--replicates", str(rep), "--out",
+         str(tmp_path / "out")])
+    assert (tmp_path / "out" / "traits.md").read_text() == text + "\n"
+    with pytest.raises(SystemExit, match="with --traits"):
+        cli(["compare", str(main / "t500"), "--replicates", str(rep), "--out", str(tmp_path)])
+    (rep / "sweep.json").write_text(json.dumps({**recipe, "seed": 1, "epochs": 3}))
+    with pytest.raises(ValueError, match=r"another recipe than .*epochs=3 \(main sweep 1\)"):
+        trait_data(main, replicates=[rep])
+    (rep / "sweep.json").write_text(json.dumps({**recipe, "seed": 1, "repetitions": 8}))
+    trait_data(main, replicates=[rep])  # more programmings: still a replicate
+    (rep / "sweep.json").write_text(json.dumps({**recipe, "seed": 0}))
+    (rep / "t500" / "config.json").write_text(json.dumps(
+        {"model": "t500", "seed": 0, "limit": 100, "repetitions": 3, "times": [1.0]}))
+    with pytest.raises(ValueError, match="main sweep's seed"):
+        trait_data(main, replicates=[rep])

@@ -144,6 +144,11 @@ def add_experiment_parsers(sub: argparse._SubParsersAction) -> None:
                    help="instead of runs: the points folder of 'python -m aimcsim sweep'; "
                         "writes traits.md, traits.json and traits.png, and traits_adabs.* "
                         "from the AdaBS points when there are any (times: those measured)")
+    c.add_argument("--replicates", default=None, metavar="POINTS[,POINTS]",
+                   help="with --traits: points folders of sweeps with the same recipe and "
+                        "another --seed; their networks become rows '<network> (seed S)', "
+                        "compared with the same network of the main sweep (the spread "
+                        "between training runs)")
     c.add_argument("--series", default="hwa",
                    help="direct or hwa for every run, or one per run (comma-separated, e.g. "
                         "direct,hwa,hwa: the F1 figure's direct mapping beside hardware-aware "
@@ -206,9 +211,13 @@ def run_compare(args: argparse.Namespace) -> None:
         if args.runs:
             raise SystemExit("give drift run folders or --traits, not both")
         from aimcsim.experiments.trait_report import write_trait_reports
-        print(write_trait_reports(args.traits, args.out, times=args.times))
+        replicates = [r for r in (args.replicates or "").split(",") if r]
+        print(write_trait_reports(args.traits, args.out, times=args.times,
+                                  replicates=replicates))
         print(f"wrote {Path(args.out)}/traits[_adabs].md, .json and .png")
         return
+    if args.replicates is not None:
+        raise SystemExit("--replicates goes with --traits")
     if not args.runs:
         raise SystemExit("give the output folders of drift runs (or --traits POINTS)")
     gdc = args.gdc == "on"

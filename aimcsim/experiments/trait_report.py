@@ -20,9 +20,13 @@ hardware-aware network:
   repetition r of the other: d_r = (A_FP32 - a_r) - (A_FP32,ref - a_ref,r), D = mean d_r,
   SE = std(d_r) / sqrt(N). Otherwise SE = sqrt(SE_L^2 + SE_Lref^2) (marked "unpaired").
 
-Neither standard error covers the spread between training runs: each network is trained once
-(one seed), so a difference smaller than the training-to-training spread of the loss is not
-resolved by this sweep.
+Neither standard error covers the spread between training runs: each network of a sweep is
+trained once (one seed). Replicates measure that spread: a second sweep of some networks with
+the same recipe but another seed (its own ``--root`` and ``--points``), passed as
+``replicates``, adds a row per replicated network, named ``<network> (seed S)`` and compared
+with the reference and with the same network of the main sweep (unpaired: other seeds). The
+latter, L_S(t) - L(t), is the training-to-training difference of the loss; a trait's
+difference smaller than it is not resolved by the sweep.
 """
 from __future__ import annotations
 
@@ -163,18 +167,59 @@ def _parameters(name: str) -> int | None:
     return count_parameters(build_model(name)) if name in MODEL_NAMES else None
 
 
+def _read_recipe(points_root: str | os.PathLike) -> dict | None:
+    path = Path(points_root) / "sweep.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def read_replicates(points_root: str | os.PathLike, replicates, adabs: bool = False) -> list[dict]:
+    """The networks of the replicate sweeps ``replicates`` (points folders), each as
+    :func:`read_network` gives it plus ``"replicate_of"`` (the network's name) and
+    ``"network"`` renamed ``<name> (seed S)``. Raises ValueError when a replicate shares the
+    main sweep's seed or ran another recipe (fields other than the seed and the extendable
+    ones: a different training is not a replicate)."""
+    from aimcsim.experiments.trait_sweep import EXTENDABLE, RECORDED_BEFORE
+    main = _read_recipe(points_root)
+    out: list[dict] = []
+    for folder in replicates:
+        recipe = _read_recipe(folder)
+        if main is not None and recipe is not None:
+            a, b = {**RECORDED_BEFORE, **main}, {**RECORDED_BEFORE, **recipe}
+            changed = sorted(k for k in set(a) | set(b)
+                             if k not in EXTENDABLE and k != "seed" and a.get(k) != b.get(k))
+            if changed:
+                listed = ", ".join(f"{k}={b.get(k)!r} (main sweep {a.get(k)!r})"
+                                   for k in changed)
+                raise ValueError(f"{folder} ran another recipe than {points_root}: {listed}; "
+                                 "a replicate changes the seed only")
+        for d in measured_networks(folder, adabs):
+            net = read_network(d)
+            if main is not None and net["seed"] == main["seed"]:
+                raise ValueError(f"{d} has the main sweep's seed ({net['seed']}): a replicate "
+                                 "needs another seed")
+            net["replicate_of"] = net["network"]
+            net["network"] = f"{net['network']} (seed {net['seed']})"
+            out.append(net)
+    return out
+
+
 def trait_data(points_root: str | os.PathLike, times=None,
-               reference: str = REFERENCE, adabs: bool = False) -> dict:
+               reference: str = REFERENCE, adabs: bool = False, replicates=()) -> dict:
     """Everything the table and plot show, as JSON-ready data (accuracies and losses as
     fractions; see the module docstring), from stage 3's points or with ``adabs`` from stage
-    4's. ``times`` defaults to every time any network was measured at. Raises ValueError when
-    the networks were tested on different test images or calibrated with different AdaBS
-    image counts."""
+    4's. ``times`` defaults to every time any network was measured at. ``replicates``: points
+    folders of sweeps with the main one's recipe and another seed (:func:`read_replicates`);
+    their networks follow as rows compared with the reference and with their own network.
+    Raises ValueError when the networks were tested on different test images or calibrated
+    with different AdaBS image counts."""
+    if isinstance(replicates, (str, os.PathLike)):
+        replicates = (replicates,)
     nets = [read_network(d) for d in measured_networks(points_root, adabs)]
     if not nets:
         where = "<network>/adabs folders" if adabs else "network folders"
         raise FileNotFoundError(f"no {where} with points.jsonl and config.json in "
                                 f"{points_root}: run 'python -m aimcsim sweep' first")
+    nets += read_replicates(points_root, replicates, adabs)
     limits = {n["limit"] for n in nets}
     if len(limits) > 1:
         listed = ", ".join(f"{n['network']}: {n['limit']}" for n in nets)
@@ -189,14 +234,19 @@ def trait_data(points_root: str | os.PathLike, times=None,
         times = sorted({t for n in nets for t in n["hwa"]})
     times = [float(t) for t in times]
     by_name = {n["network"]: n for n in nets}
-    recipe_path = Path(points_root) / "sweep.json"
     rows = []
     for net in nets:
-        trait, base = _describe(net["network"])
+        name = net.get("replicate_of", net["network"])
+        if "replicate_of" in net:
+            trait, base = f"training replicate of {name} (another seed)", name
+            base_net = by_name.get(name)
+        else:
+            trait, base = _describe(name)
+            base_net = by_name.get(base) if base not in (None, reference) else None
         ref = by_name.get(reference)
-        base_net = by_name.get(base) if base not in (None, reference) else None
         row = {"network": net["network"], "trait": trait, "base": base,
-               "parameters": _parameters(net["network"]), "fp32": net["fp32"],
+               "replicate_of": net.get("replicate_of"),
+               "parameters": _parameters(name), "fp32": net["fp32"],
                "hwa_digital": net["hwa_digital"], "seed": net["seed"],
                "cells": [_cell(net, t) for t in times]}
         for baseline, suffix in (("fp32", ""), ("hwa_digital", "_digital")):
@@ -208,7 +258,8 @@ def trait_data(points_root: str | os.PathLike, times=None,
         rows.append(row)
     return {"reference": reference, "times": times, "test_images": limits.pop(),
             "adabs": calibrations.pop(),
-            "recipe": json.loads(recipe_path.read_text()) if recipe_path.is_file() else None,
+            "recipe": _read_recipe(points_root),
+            "replicate_seeds": sorted({n["seed"] for n in nets if "replicate_of" in n}),
             "networks": rows}
 
 
@@ -238,12 +289,16 @@ def _recipe_text(data: dict) -> str:
         return f"Measured on {images}, GDC on{adabs}."
     train = (f"first {r['train_limit']:,} training images" if r["train_limit"]
              else "all 50,000 training images")
+    seeds = data.get("replicate_seeds") or []
+    replicas = (f" (the rows named '(seed S)': the same recipe with seed "
+                f"{', '.join(str(s) for s in seeds)})" if seeds else "")
     return (f"Every network trained alike: FP32 {_count(r['epochs'], 'epoch')} one-cycle "
             f"(peak lr {r['lr']:g}, batch {r['batch_size']}, weight decay "
             f"{r['weight_decay']:g}), then {_count(r['hwa_epochs'], 'epoch')} hardware-aware "
             f"with the {r['device']} device model in the loop (read at log-uniform times in "
             f"{r['t_min']:g}-{r['t_max']:g} s, clip {r['clip_sigma']:g} sigma, cosine lr "
-            f"{r['hwa_lr']:g}), {train}, seed {r['seed']}. Measured on {images}, GDC on{adabs}, "
+            f"{r['hwa_lr']:g}), {train}, seed {r['seed']}{replicas}. Measured on {images}, "
+            f"GDC on{adabs}, "
             f"{_count(r['repetitions'], 'programming')}.")
 
 
@@ -302,13 +357,25 @@ def trait_markdown(data: dict) -> str:
               + ("except those marked (u), which are unpaired."
                  if unpaired or unpaired_digital else "throughout.")
               + " The standard errors cover the programmings only, not the spread between "
-              "training runs (one trained network per architecture)."]
+              "training runs" + (": the replicate rows (another seed) measure that spread."
+                                 if data.get("replicate_seeds") else
+                                 " (one trained network per architecture).")]
     for row in data["networks"]:
-        if row["vs_base"]:
-            parts = [f"{_pm(d['difference'], d['se'], signed=True)} at {x}" if d else
-                     f"n/a at {x}" for d, x in zip(row["vs_base"], labels)]
-            lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
-                      f"loss from FP32: " + ", ".join(parts) + " points."]
+        if not row["vs_base"]:
+            continue
+        if row.get("replicate_of"):
+            for suffix, what in (("", "from FP32"), ("_digital", "from its own digital "
+                                                                 "accuracy")):
+                parts = [f"{_pm(d['difference'], d['se'], signed=True)} at {x}" if d else
+                         f"n/a at {x}" for d, x in zip(row["vs_base" + suffix], labels)]
+                lines += ["", f"{row['network']} minus {row['base']} (the training-run "
+                          f"difference, unpaired), loss {what}: " + ", ".join(parts)
+                          + " points."]
+            continue
+        parts = [f"{_pm(d['difference'], d['se'], signed=True)} at {x}" if d else
+                 f"n/a at {x}" for d, x in zip(row["vs_base"], labels)]
+        lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
+                  f"loss from FP32: " + ", ".join(parts) + " points."]
     return "\n".join(lines)
 
 
@@ -352,10 +419,12 @@ def plot_traits(data: dict, path: str | os.PathLike) -> None:
 
 
 def write_trait_report(points_root: str | os.PathLike, out: str | os.PathLike | None = None,
-                       times=None, reference: str = REFERENCE, adabs: bool = False) -> str:
+                       times=None, reference: str = REFERENCE, adabs: bool = False,
+                       replicates=()) -> str:
     """Write ``traits.md``, ``traits.json`` and ``traits.png`` (with ``adabs``, stage 4's
-    ``traits_adabs.*``) into ``out`` (default: ``points_root``) and return the Markdown."""
-    data = trait_data(points_root, times, reference, adabs)
+    ``traits_adabs.*``) into ``out`` (default: ``points_root``) and return the Markdown;
+    ``replicates`` as :func:`trait_data`."""
+    data = trait_data(points_root, times, reference, adabs, replicates)
     out = Path(out if out is not None else points_root)
     out.mkdir(parents=True, exist_ok=True)
     markdown = trait_markdown(data)
@@ -367,10 +436,11 @@ def write_trait_report(points_root: str | os.PathLike, out: str | os.PathLike | 
 
 
 def write_trait_reports(points_root: str | os.PathLike, out: str | os.PathLike | None = None,
-                        times=None, reference: str = REFERENCE) -> str:
+                        times=None, reference: str = REFERENCE, replicates=()) -> str:
     """:func:`write_trait_report` without AdaBS, and with it when any network has stage 4's
     points; returns both Markdown texts."""
-    texts = [write_trait_report(points_root, out, times, reference)]
+    texts = [write_trait_report(points_root, out, times, reference, replicates=replicates)]
     if measured_networks(points_root, adabs=True):
-        texts.append(write_trait_report(points_root, out, times, reference, adabs=True))
+        texts.append(write_trait_report(points_root, out, times, reference, adabs=True,
+                                        replicates=replicates))
     return "\n\n".join(texts)
