@@ -381,3 +381,29 @@ def test_a_replicate_sweep_adds_rows_compared_with_its_own_network(tmp_path, cap
         {"model": "t500", "seed": 0, "limit": 100, "repetitions": 3, "times": [1.0]}))
     with pytest.raises(ValueError, match="main sweep's seed"):
         trait_data(main, replicates=[rep])
+
+
+def test_the_sweep_command_resumes_the_recorded_recipe(tmp_path):
+    """Without options ``sweep`` takes the recipe recorded in --root (extra programmings and
+    times included); given options go on top; a new root starts from the defaults."""
+    from aimcsim.__main__ import build_parser
+    from aimcsim.experiments.cli import sweep_recipe
+
+    def recipe(*options, root=tmp_path):
+        args = build_parser().parse_args(["sweep", "--root", str(root), *options])
+        return sweep_recipe(args, recorded_recipe(root))
+
+    assert recipe(root=tmp_path / "new") == TraitSweepConfig()
+    smoke = recipe("--limit", "500", "--epochs", "1", root=tmp_path / "new")
+    assert (smoke.train_limit, smoke.test_limit, smoke.adabs, smoke.epochs) == (500, 500, 500, 1)
+    recorded = TraitSweepConfig(epochs=3, repetitions=8, times=(86400.0,), train_limit=700,
+                                test_limit=300, adabs=100, gemm_precision="float32", seed=2)
+    record_recipe(recorded, tmp_path)
+    assert recipe() == recorded
+    more = recipe("--reps", "10", "--times", "1,86400", "--test-limit", "200")
+    assert more == TraitSweepConfig(**{**recorded.to_dict(), "repetitions": 10,
+                                       "times": (1.0, 86400.0), "test_limit": 200})
+    old = {k: v for k, v in recorded.to_dict().items() if k != "gemm_precision"}
+    (tmp_path / "sweep.json").write_text(json.dumps(old))  # recorded before the field
+    assert recipe().gemm_precision == "float32"
+    assert recipe("--gemm-precision", "bfloat16").gemm_precision == "bfloat16"  # refused later

@@ -244,10 +244,12 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
-    from aimcsim.experiments.trait_sweep import DEFAULT_NETWORKS, SWEEP_TIMES, TraitSweepConfig
+    from aimcsim.experiments.trait_sweep import DEFAULT_NETWORKS, TraitSweepConfig
     d = TraitSweepConfig()
     p = sub.add_parser("sweep", help="architecture-trait sweep (issue 22): train, fine-tune "
-                                     "hardware-aware and measure each network, resumably")
+                                     "hardware-aware and measure each network, resumably; "
+                                     "every recipe option defaults to the recipe recorded in "
+                                     "--root, else to the value given in its help")
     p.add_argument("--root", required=True,
                    help="weights folder: <root>/<network>/fp32 and hwa (checkpoints), "
                         "sweep.json (the recipe)")
@@ -256,29 +258,29 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
                         "tables (default: --root)")
     p.add_argument("--networks", type=_names, default=DEFAULT_NETWORKS,
                    help=f"comma-separated networks (default: {','.join(DEFAULT_NETWORKS)})")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="FP32 epochs (one-cycle)")
-    p.add_argument("--lr", type=float, default=d.lr, help="FP32 peak learning rate")
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--hwa-epochs", type=int, default=d.hwa_epochs,
-                   help="hardware-aware epochs (device model in the loop, cosine)")
-    p.add_argument("--hwa-lr", type=float, default=d.hwa_lr)
-    p.add_argument("--clip-sigma", type=float, default=d.clip_sigma)
-    p.add_argument("--device", default=d.device,
-                   help="device model of fine-tuning and measurement (default pcm)")
-    p.add_argument("--times", type=_times, default=",".join(f"{t:g}" for t in SWEEP_TIMES),
-                   help="read times, comma-separated seconds or a preset (default 1 s, "
-                        "1 day, 1 month)")
-    p.add_argument("--reps", type=int, default=d.repetitions, help="programmings per time")
+    p.add_argument("--epochs", type=int, default=None,
+                   help=f"FP32 epochs, one-cycle ({d.epochs})")
+    p.add_argument("--lr", type=float, default=None, help=f"FP32 peak learning rate ({d.lr:g})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"({d.batch_size})")
+    p.add_argument("--weight-decay", type=float, default=None, help=f"({d.weight_decay:g})")
+    p.add_argument("--hwa-epochs", type=int, default=None,
+                   help=f"hardware-aware epochs, device model in the loop, cosine "
+                        f"({d.hwa_epochs})")
+    p.add_argument("--hwa-lr", type=float, default=None, help=f"({d.hwa_lr:g})")
+    p.add_argument("--clip-sigma", type=float, default=None, help=f"({d.clip_sigma:g})")
+    p.add_argument("--device", default=None,
+                   help=f"device model of fine-tuning and measurement ({d.device})")
+    p.add_argument("--times", type=_times, default=None,
+                   help="read times, comma-separated seconds or a preset (1 s, 1 day, 1 month)")
+    p.add_argument("--reps", type=int, default=None,
+                   help=f"programmings per time ({d.repetitions})")
     p.add_argument("--adabs", type=int, default=None, metavar="N",
                    help=f"stage 4: the measurement again with AdaBS on the first N training "
-                        f"images, augmented (default {d.adabs}, or --limit when smaller; 0 "
-                        f"skips it)")
+                        f"images, augmented ({d.adabs}, or --limit when smaller; 0 skips it)")
     p.add_argument("--gemm-precision", choices=("bfloat16", "float32"), default=None,
-                   help=f"AnalogConfig.gemm_precision of the measurements (default: the one "
-                        f"recorded in --root, else {d.gemm_precision}; a sweep recorded "
-                        f"before the option existed measured with float32)")
-    p.add_argument("--seed", type=int, default=d.seed)
+                   help=f"AnalogConfig.gemm_precision of the measurements ({d.gemm_precision}; "
+                        f"a sweep recorded before the option existed measured with float32)")
+    p.add_argument("--seed", type=int, default=None, help=f"({d.seed})")
     p.add_argument("--limit", type=int, default=None,
                    help="first N training and test images only (a smoke run)")
     p.add_argument("--test-limit", type=int, default=None,
@@ -295,24 +297,40 @@ def add_sweep_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_sweep_command)
 
 
+#: ``sweep`` options that set a recipe field: option dest -> TraitSweepConfig field.
+SWEEP_RECIPE_OPTIONS = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size",
+                        "weight_decay": "weight_decay", "hwa_epochs": "hwa_epochs",
+                        "hwa_lr": "hwa_lr", "clip_sigma": "clip_sigma", "device": "device",
+                        "times": "times", "reps": "repetitions", "seed": "seed",
+                        "adabs": "adabs", "gemm_precision": "gemm_precision"}
+
+
+def sweep_recipe(args: argparse.Namespace, recorded: dict | None):
+    """The recipe of a ``sweep`` command: the ``recorded`` one (``<root>/sweep.json``) or, for
+    a new root, the defaults, with the options given on the command line on top. So a rerun
+    without options resumes the recorded sweep, also after more ``--reps`` or other
+    ``--times`` were added (a smaller count would hide the extra points from the tables)."""
+    from aimcsim.experiments.trait_sweep import TraitSweepConfig
+    recipe = dict(recorded) if recorded is not None else TraitSweepConfig().to_dict()
+    given = {field: getattr(args, dest) for dest, field in SWEEP_RECIPE_OPTIONS.items()
+             if getattr(args, dest) is not None}
+    if "times" in given:
+        given["times"] = tuple(given["times"])
+    if args.limit is not None:
+        given["train_limit"] = given["test_limit"] = args.limit
+        if recorded is None and "adabs" not in given:
+            given["adabs"] = min(TraitSweepConfig.adabs, args.limit)
+    if args.test_limit is not None:
+        given["test_limit"] = args.test_limit
+    return TraitSweepConfig.from_dict({**recipe, **given})
+
+
 def run_sweep_command(args: argparse.Namespace) -> None:
     from aimcsim.experiments.trait_report import write_trait_reports
-    from aimcsim.experiments.trait_sweep import TraitSweepConfig, recorded_recipe, run_sweep
+    from aimcsim.experiments.trait_sweep import recorded_recipe, run_sweep
     if args.threads < 0:
         raise SystemExit(f"--threads must be >= 0, got {args.threads}")
-    precision = args.gemm_precision
-    if precision is None:
-        recorded = recorded_recipe(args.root)
-        precision = recorded["gemm_precision"] if recorded else TraitSweepConfig.gemm_precision
-    config = TraitSweepConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                              weight_decay=args.weight_decay, hwa_epochs=args.hwa_epochs,
-                              hwa_lr=args.hwa_lr, clip_sigma=args.clip_sigma,
-                              device=args.device, times=tuple(args.times),
-                              repetitions=args.reps, seed=args.seed, train_limit=args.limit,
-                              test_limit=args.test_limit or args.limit,
-                              adabs=args.adabs if args.adabs is not None else
-                              min(TraitSweepConfig.adabs, args.limit or TraitSweepConfig.adabs),
-                              gemm_precision=precision)
+    config = sweep_recipe(args, recorded_recipe(args.root))
     statuses = run_sweep(config, args.root, args.points, args.networks, data=args.data,
                          threads=args.threads, workers=args.workers, scheduler=args.scheduler)
     for s in statuses:
