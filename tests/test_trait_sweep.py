@@ -407,3 +407,34 @@ def test_the_sweep_command_resumes_the_recorded_recipe(tmp_path):
     (tmp_path / "sweep.json").write_text(json.dumps(old))  # recorded before the field
     assert recipe().gemm_precision == "float32"
     assert recipe("--gemm-precision", "bfloat16").gemm_precision == "bfloat16"  # refused later
+
+
+def test_differences_are_resolved_by_a_t_test_on_their_degrees_of_freedom(tmp_path):
+    """Paired: N - 1 degrees of freedom (3 programmings need 4.30 SE, not 2); unpaired:
+    Welch's; marked '*' in the tables."""
+    from scipy.stats import t as student_t
+    from aimcsim.experiments.trait_report import welch_dof
+    _study(tmp_path / "t500", "t500", 0.90, {1.0: [0.88, 0.86, 0.87], 2.0: [0.88, 0.86, 0.87]})
+    # 1 s: differences 0.030, 0.020, 0.025 (D/SE = 8.7: resolved); 2 s: 0.030, 0.005, 0.020
+    # (D/SE = 2.5: beyond 2 SE, yet not resolved with 2 degrees of freedom)
+    _study(tmp_path / "t500_width", "t500_width", 0.90,
+           {1.0: [0.85, 0.84, 0.845], 2.0: [0.85, 0.855, 0.85]})
+    _study(tmp_path / "resnet32", "resnet32", 0.90,
+           {1.0: [0.80, 0.83, 0.77]}, seed=3)
+    rows = {r["network"]: r for r in trait_data(tmp_path)["networks"]}
+    clear, unclear = rows["t500_width"]["vs_reference"]
+    critical = student_t.ppf(0.975, 2)
+    assert clear["dof"] == 2 and clear["t_critical"] == pytest.approx(critical)  # 4.303
+    assert clear["resolved"] and abs(clear["difference"]) / clear["se"] > critical
+    assert 2 < abs(unclear["difference"]) / unclear["se"] < critical
+    assert unclear["resolved"] is False
+    welch = rows["resnet32"]["vs_reference"][0]
+    se_a, se_b = 0.03 / math.sqrt(3), 0.01 / math.sqrt(3)
+    expected = (se_a ** 2 + se_b ** 2) ** 2 / (se_a ** 4 / 2 + se_b ** 4 / 2)  # 2.44
+    assert not welch["paired"] and welch["dof"] == pytest.approx(expected)
+    assert welch["resolved"]  # 0.07 more: 3.8 SE, beyond t_0.975(2.44) = 3.64
+    assert welch_dof(None, 3, 0.1, 3) is None and welch_dof(0.0, 3, 0.0, 3) is None
+    text = write_trait_report(tmp_path)
+    width_line = next(line for line in text.splitlines() if line.startswith("| t500_width |")
+                      and "minus" not in line and "±" in line and "*" in line)
+    assert width_line.count("*") == 1  # the 1 s difference only

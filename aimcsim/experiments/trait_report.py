@@ -19,6 +19,10 @@ hardware-aware network:
   with the same seed, test images and programmings, repetition r of one is paired with
   repetition r of the other: d_r = (A_FP32 - a_r) - (A_FP32,ref - a_ref,r), D = mean d_r,
   SE = std(d_r) / sqrt(N). Otherwise SE = sqrt(SE_L^2 + SE_Lref^2) (marked "unpaired").
+- whether D is resolved: a two-sided t-test at 95%, |D| > t_0.975(nu) SE, with nu = N - 1
+  degrees of freedom when paired and Welch's nu = SE^4 / (SE_L^4 / (N_L - 1) + SE_Lref^4 /
+  (N_ref - 1)) when unpaired. With 3 programmings a paired difference needs 4.30 standard
+  errors (2 SE would be a 78% test), with 8 it needs 2.36.
 
 Neither standard error covers the spread between training runs: each network of a sweep is
 trained once (one seed). Replicates measure that spread: a second sweep of some networks with
@@ -138,15 +142,38 @@ def loss_difference(net: dict, ref: dict, t: float, baseline: str = "fp32") -> d
               and sorted(a) == sorted(b) and len(a) > 1)
     if paired:
         d = np.array([(net[baseline] - a[r]) - (ref[baseline] - b[r]) for r in sorted(a)])
-        return {"t": float(t), "difference": float(d.mean()),
-                "se": float(d.std(ddof=1) / math.sqrt(d.size)), "n": int(d.size),
-                "paired": True}
+        se = float(d.std(ddof=1) / math.sqrt(d.size))
+        return _with_test({"t": float(t), "difference": float(d.mean()), "se": se,
+                           "n": int(d.size), "paired": True}, float(d.size - 1))
     ca, cb = _cell(net, t), _cell(ref, t)
     se = (math.hypot(ca["se"], cb["se"]) if ca["se"] is not None and cb["se"] is not None
           else None)
     key = BASELINES[baseline]
-    return {"t": float(t), "difference": ca[key] - cb[key], "se": se,
-            "n": min(ca["n"], cb["n"]), "paired": False}
+    return _with_test({"t": float(t), "difference": ca[key] - cb[key], "se": se,
+                       "n": min(ca["n"], cb["n"]), "paired": False},
+                      welch_dof(ca["se"], ca["n"], cb["se"], cb["n"]))
+
+
+def welch_dof(se_a: float | None, n_a: int, se_b: float | None, n_b: int) -> float | None:
+    """Welch-Satterthwaite degrees of freedom of the difference of two means with standard
+    errors ``se_a``, ``se_b`` over ``n_a``, ``n_b`` values (None when either is unknown or
+    both are 0)."""
+    if se_a is None or se_b is None or n_a < 2 or n_b < 2:
+        return None
+    denominator = se_a ** 4 / (n_a - 1) + se_b ** 4 / (n_b - 1)
+    return (se_a ** 2 + se_b ** 2) ** 2 / denominator if denominator > 0 else None
+
+
+def _with_test(difference: dict, dof: float | None) -> dict:
+    """Add the two-sided 95% t-test of ``difference`` (module docstring): ``dof``,
+    ``t_critical`` and ``resolved`` (None when no spread is known)."""
+    from scipy.stats import t as student_t
+    se = difference["se"]
+    if dof is None or se is None or not dof > 0:
+        return {**difference, "dof": dof, "t_critical": None, "resolved": None}
+    critical = float(student_t.ppf(0.975, dof))
+    resolved = bool(abs(difference["difference"]) > critical * se)
+    return {**difference, "dof": float(dof), "t_critical": critical, "resolved": resolved}
 
 
 def _describe(name: str) -> tuple[str, str | None]:
@@ -321,7 +348,7 @@ def _loss_table(data: dict, baseline: str) -> tuple[list[str], bool]:
                 continue
             unpaired |= not d["paired"]
             diffs.append(_pm(d["difference"], d["se"], signed=True)
-                         + ("" if d["paired"] else " (u)"))
+                         + ("" if d["paired"] else " (u)") + (" *" if d.get("resolved") else ""))
         lines.append(f"| {row['network']} | " + " | ".join(losses + diffs) + " |")
     return lines, unpaired
 
@@ -356,6 +383,9 @@ def trait_markdown(data: dict) -> str:
     lines += ["", "Differences are paired by programming (same seeds and test images) "
               + ("except those marked (u), which are unpaired."
                  if unpaired or unpaired_digital else "throughout.")
+              + " * marks a difference resolved by a two-sided t-test at 95% (paired: N - 1 "
+              "degrees of freedom, so 4.30 standard errors for 3 programmings; unpaired: "
+              "Welch's); the others are within noise."
               + " The standard errors cover the programmings only, not the spread between "
               "training runs" + (": the replicate rows (another seed) measure that spread."
                                  if data.get("replicate_seeds") else
@@ -366,13 +396,15 @@ def trait_markdown(data: dict) -> str:
         if row.get("replicate_of"):
             for suffix, what in (("", "from FP32"), ("_digital", "from its own digital "
                                                                  "accuracy")):
-                parts = [f"{_pm(d['difference'], d['se'], signed=True)} at {x}" if d else
+                parts = [f"{_pm(d['difference'], d['se'], signed=True)}"
+                         f"{' *' if d.get('resolved') else ''} at {x}" if d else
                          f"n/a at {x}" for d, x in zip(row["vs_base" + suffix], labels)]
                 lines += ["", f"{row['network']} minus {row['base']} (the training-run "
                           f"difference, unpaired), loss {what}: " + ", ".join(parts)
                           + " points."]
             continue
-        parts = [f"{_pm(d['difference'], d['se'], signed=True)} at {x}" if d else
+        parts = [f"{_pm(d['difference'], d['se'], signed=True)}"
+                 f"{' *' if d.get('resolved') else ''} at {x}" if d else
                  f"n/a at {x}" for d, x in zip(row["vs_base"], labels)]
         lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
                   f"loss from FP32: " + ", ".join(parts) + " points."]
