@@ -266,26 +266,31 @@ def test_compare_table_reports_drop_and_one_day_gap(tmp_path):
         compare_table(runs, series="fp32")
 
 
-def test_f2_verdicts_use_paired_drops_and_two_standard_errors():
+def test_f2_verdicts_use_paired_drops_and_a_t_test_on_their_degrees_of_freedom():
     """A drop is paired over programmings when the single runs are there (the shared part of
-    the programmings' spread cancels); a difference within two standard errors is noise, and
-    one of the other sign than published is reported as reversed."""
+    the programmings' spread cancels; n - 1 degrees of freedom), else unpaired (Welch's); a
+    difference not resolved by a two-sided 95% t-test is noise, and one of the other sign
+    than published is reported as reversed."""
     from aimcsim.experiments.compare import drop_with_error, verdict
     first = {"mean": 0.90, "std": 0.01, "n": 4, "runs": [0.89, 0.90, 0.91, 0.90]}
     last = {"mean": 0.88, "std": 0.01, "n": 4, "runs": [0.87, 0.88, 0.89, 0.88]}
-    drop, se = drop_with_error(first, last)
-    assert drop == pytest.approx(0.02) and se == pytest.approx(0.0, abs=1e-12)
+    drop, se, dof = drop_with_error(first, last)
+    assert drop == pytest.approx(0.02) and se == pytest.approx(0.0, abs=1e-12) and dof == 3
     unpaired = drop_with_error({k: v for k, v in first.items() if k != "runs"}, last)
     assert unpaired[1] == pytest.approx(math.hypot(0.005, 0.005))
+    assert unpaired[2] == pytest.approx(6.0)  # Welch with equal errors: n_a + n_b - 2
     # runs of different programmings (a partial study) are not paired
     other = drop_with_error({**first, "reps": [0, 1, 2, 3]}, {**last, "reps": [0, 1, 2, 5]})
-    assert other[1] == pytest.approx(math.hypot(0.005, 0.005))
+    assert other[1] == pytest.approx(math.hypot(0.005, 0.005)) and other[2] == pytest.approx(6)
     assert drop_with_error({**first, "reps": [0, 1, 2, 3]},
                            {**last, "reps": [0, 1, 2, 3]})[1] == pytest.approx(0.0, abs=1e-12)
-    assert verdict(0.03, 0.01, 1.86) == "reproduced"
-    assert verdict(-0.03, 0.01, 1.86) == "not reproduced (reversed)"
-    assert verdict(0.015, 0.01, 1.86) == verdict(-0.02, 0.01, 1.86) == "within noise"
-    assert verdict(0.5, float("nan"), 1.86) == "within noise"
+    assert verdict(0.03, 0.01, 1.86, 7) == "reproduced"  # 3 SE, t_0.975(7) = 2.36
+    assert verdict(-0.03, 0.01, 1.86, 7) == "not reproduced (reversed)"
+    assert verdict(0.03, 0.01, 1.86, 2) == "within noise"  # t_0.975(2) = 4.30
+    assert verdict(0.021, 0.01, 1.86, 1e6) == "reproduced"  # 1.96 in the normal limit
+    assert verdict(0.015, 0.01, 1.86, 7) == verdict(-0.022, 0.01, 1.86, 7) == "within noise"
+    assert verdict(0.5, float("nan"), 1.86, 7) == verdict(0.5, 0.01, 1.86, None) \
+        == "within noise"
 
 
 @pytest.mark.skipif(default_root() is None, reason="CIFAR-10 not found (set AIMCSIM_CIFAR10)")

@@ -413,7 +413,7 @@ def test_differences_are_resolved_by_a_t_test_on_their_degrees_of_freedom(tmp_pa
     """Paired: N - 1 degrees of freedom (3 programmings need 4.30 SE, not 2); unpaired:
     Welch's; marked '*' in the tables."""
     from scipy.stats import t as student_t
-    from aimcsim.experiments.trait_report import welch_dof
+    from aimcsim.experiments.stats import welch_dof
     _study(tmp_path / "t500", "t500", 0.90, {1.0: [0.88, 0.86, 0.87], 2.0: [0.88, 0.86, 0.87]})
     # 1 s: differences 0.030, 0.020, 0.025 (D/SE = 8.7: resolved); 2 s: 0.030, 0.005, 0.020
     # (D/SE = 2.5: beyond 2 SE, yet not resolved with 2 degrees of freedom)

@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from aimcsim.experiments.drift import F2_TIMES, MONTH as MONTH_S  # noqa: E402
+from aimcsim.experiments.stats import resolved, satterthwaite_dof, welch_dof  # noqa: E402
 
 LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 172800.0: "2 days",
           2592000.0: "1 month"}
@@ -149,18 +150,21 @@ def _se(cell: dict) -> float:
     return cell["std"] / math.sqrt(cell["n"]) if cell["n"] > 1 else float("nan")
 
 
-def drop_with_error(first: dict, last: dict) -> tuple[float, float]:
-    """Mean accuracy lost from cell ``first`` to cell ``last`` (fractions) and its standard
-    error. When both cells hold the single runs of the same programmings (``runs``, ordered by
-    programming, with their programming numbers in ``reps`` where recorded), the drop is
-    paired: SE = std(first_r - last_r) / sqrt(n); otherwise the two means' errors add in
-    quadrature."""
+def drop_with_error(first: dict, last: dict) -> tuple[float, float, float | None]:
+    """Mean accuracy lost from cell ``first`` to cell ``last`` (fractions), its standard
+    error and that error's degrees of freedom. When both cells hold the single runs of the
+    same programmings (``runs``, ordered by programming, with their programming numbers in
+    ``reps`` where recorded), the drop is paired: SE = std(first_r - last_r) / sqrt(n), n - 1
+    degrees of freedom; otherwise the two means' errors add in quadrature (Welch's degrees of
+    freedom)."""
     drop = first["mean"] - last["mean"]
     a, b = first.get("runs"), last.get("runs")
     same_reps = first.get("reps") == last.get("reps")  # both None for older results files
     if a and b and len(a) == len(b) > 1 and same_reps:
-        return drop, statistics.stdev(x - y for x, y in zip(a, b)) / math.sqrt(len(a))
-    return drop, math.hypot(_se(first), _se(last))
+        se = statistics.stdev(x - y for x, y in zip(a, b)) / math.sqrt(len(a))
+        return drop, se, float(len(a) - 1)
+    return (drop, math.hypot(_se(first), _se(last)),
+            welch_dof(_se(first), first["n"], _se(last), last["n"]))
 
 
 def loss_table(rows: list[dict], times=F2_TIMES) -> list[str]:
@@ -177,12 +181,14 @@ def loss_table(rows: list[dict], times=F2_TIMES) -> list[str]:
     return lines
 
 
-def verdict(difference: float, standard_error: float, published: float) -> str:
-    """Whether a measured difference reproduces a published one of the same meaning:
-    "reproduced" when it has the published sign and lies more than two standard errors from
-    zero, "not reproduced (reversed)" when it has the other sign by more than two standard
-    errors, "within noise" otherwise."""
-    if not math.isfinite(standard_error) or abs(difference) <= 2 * standard_error:
+def verdict(difference: float, standard_error: float, published: float,
+            dof: float | None) -> str:
+    """Whether a measured difference reproduces a published one of the same meaning, by a
+    two-sided t-test at 95% on ``dof`` degrees of freedom
+    (:func:`aimcsim.experiments.stats.resolved`): "reproduced" when the difference is resolved
+    from 0 with the published sign, "not reproduced (reversed)" when resolved with the other
+    sign, "within noise" otherwise (also when no spread or dof is known)."""
+    if not resolved(difference, standard_error, dof):
         return "within noise"
     return "reproduced" if (difference > 0) == (published > 0) else "not reproduced (reversed)"
 
@@ -200,11 +206,12 @@ def published_verdicts(rows: list[dict], times=F2_TIMES) -> list[str]:
     month = list(times).index(MONTH_S)
     out = []
     se = math.hypot(_se(a), _se(b)) if a and b else float("nan")  # of either one-day claim
+    dof = welch_dof(_se(a), a["n"], _se(b), b["n"]) if a and b else None
     if a and b:
         gap = a["mean"] - b["mean"]
         out.append(f"- T500 ahead at 1 day: {100 * gap:+.2f} ± {100 * se:.2f} points (published "
                    f"{PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32:+.2f}): "
-                   f"**{verdict(gap, se, PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32)}**.")
+                   f"**{verdict(gap, se, PUBLISHED_ONE_DAY_GAP_T500_MINUS_RESNET32, dof)}**.")
     if a and b and t500["fp32"] and resnet["fp32"]:
         # the same claim with each network's own FP32 accuracy taken out (fairer when the two
         # networks reach different FP32 accuracies); published: T500 the more robust
@@ -212,17 +219,18 @@ def published_verdicts(rows: list[dict], times=F2_TIMES) -> list[str]:
         out.append(f"- Loss from its own FP32 at 1 day: T500 {100 * (t500['fp32'] - a['mean']):.2f}"
                    f", ResNet-32 {100 * (resnet['fp32'] - b['mean']):.2f}; T500 loses "
                    f"{100 * less:+.2f} ± {100 * se:.2f} points less (published: T500 the more "
-                   f"robust): **{verdict(less, se, 1.0)}**.")
+                   f"robust): **{verdict(less, se, 1.0, dof)}**.")
     if all(r["cells"][0] and r["cells"][month] for r in (t500, resnet)):
-        (dt, st), (dr, sr) = (drop_with_error(r["cells"][0], r["cells"][month])
-                              for r in (t500, resnet))
+        (dt, st, nt), (dr, sr, nr) = (drop_with_error(r["cells"][0], r["cells"][month])
+                                      for r in (t500, resnet))
         published = PUBLISHED_DROP_ONE_MONTH["resnet32"] - PUBLISHED_DROP_ONE_MONTH["t500"]
         less, se = dr - dt, math.hypot(st, sr)
+        dof = satterthwaite_dof([(st, nt), (sr, nr)])
         first = LABELS.get(times[0], f"{times[0]:g} s")
         out.append(f"- Drop from {first} to 1 month (paired over programmings): T500 "
                    f"{100 * dt:.2f} ± {100 * st:.2f}, ResNet-32 {100 * dr:.2f} ± {100 * sr:.2f}; "
                    f"T500 loses {100 * less:+.2f} ± {100 * se:.2f} points less (published "
-                   f"{published:+.2f}): **{verdict(less, se, published)}**.")
+                   f"{published:+.2f}): **{verdict(less, se, published, dof)}**.")
     return out
 
 

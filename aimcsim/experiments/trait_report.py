@@ -22,7 +22,7 @@ hardware-aware network:
 - whether D is resolved: a two-sided t-test at 95%, |D| > t_0.975(nu) SE, with nu = N - 1
   degrees of freedom when paired and Welch's nu = SE^4 / (SE_L^4 / (N_L - 1) + SE_Lref^4 /
   (N_ref - 1)) when unpaired. With 3 programmings a paired difference needs 4.30 standard
-  errors (2 SE would be a 78% test), with 8 it needs 2.36.
+  errors (2 SE would be an 82% test), with 8 it needs 2.36.
 
 Neither standard error covers the spread between training runs: each network of a sweep is
 trained once (one seed). Replicates measure that spread: a second sweep of some networks with
@@ -40,6 +40,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+
+from aimcsim.experiments.stats import resolved, t_critical, welch_dof
 
 #: The network every other one is compared with.
 REFERENCE = "t500"
@@ -154,26 +156,13 @@ def loss_difference(net: dict, ref: dict, t: float, baseline: str = "fp32") -> d
                       welch_dof(ca["se"], ca["n"], cb["se"], cb["n"]))
 
 
-def welch_dof(se_a: float | None, n_a: int, se_b: float | None, n_b: int) -> float | None:
-    """Welch-Satterthwaite degrees of freedom of the difference of two means with standard
-    errors ``se_a``, ``se_b`` over ``n_a``, ``n_b`` values (None when either is unknown or
-    both are 0)."""
-    if se_a is None or se_b is None or n_a < 2 or n_b < 2:
-        return None
-    denominator = se_a ** 4 / (n_a - 1) + se_b ** 4 / (n_b - 1)
-    return (se_a ** 2 + se_b ** 2) ** 2 / denominator if denominator > 0 else None
-
-
 def _with_test(difference: dict, dof: float | None) -> dict:
-    """Add the two-sided 95% t-test of ``difference`` (module docstring): ``dof``,
-    ``t_critical`` and ``resolved`` (None when no spread is known)."""
-    from scipy.stats import t as student_t
-    se = difference["se"]
-    if dof is None or se is None or not dof > 0:
-        return {**difference, "dof": dof, "t_critical": None, "resolved": None}
-    critical = float(student_t.ppf(0.975, dof))
-    resolved = bool(abs(difference["difference"]) > critical * se)
-    return {**difference, "dof": float(dof), "t_critical": critical, "resolved": resolved}
+    """Add the two-sided 95% t-test of ``difference`` (module docstring;
+    :func:`aimcsim.experiments.stats.resolved`): ``dof``, ``t_critical`` and ``resolved``
+    (None when no spread is known)."""
+    result = resolved(difference["difference"], difference["se"], dof)
+    return {**difference, "dof": None if result is None else float(dof),
+            "t_critical": None if result is None else t_critical(dof), "resolved": result}
 
 
 def _describe(name: str) -> tuple[str, str | None]:
