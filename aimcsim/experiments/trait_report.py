@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,8 @@ TIME_LABELS = {1.0: "1 s", 3600.0: "1 h", 86400.0: "1 day", 172800.0: "2 days",
 STEM = "traits"
 #: The file stem of stage 4's report (AdaBS on).
 ADABS_STEM = "traits_adabs"
+#: Points folders of replicate sweeps (one folder or several).
+Replicates = Iterable[str | os.PathLike] | str | os.PathLike
 
 
 def _time_label(t: float) -> str:
@@ -188,7 +191,8 @@ def _read_recipe(points_root: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def read_replicates(points_root: str | os.PathLike, replicates, adabs: bool = False) -> list[dict]:
+def read_replicates(points_root: str | os.PathLike, replicates: Iterable[str | os.PathLike],
+                    adabs: bool = False) -> list[dict]:
     """The networks of the replicate sweeps ``replicates`` (points folders), each as
     :func:`read_network` gives it plus ``"replicate_of"`` (the network's name) and
     ``"network"`` renamed ``<name> (seed S)``. Raises ValueError when a replicate shares the
@@ -220,7 +224,8 @@ def read_replicates(points_root: str | os.PathLike, replicates, adabs: bool = Fa
 
 
 def trait_data(points_root: str | os.PathLike, times=None,
-               reference: str = REFERENCE, adabs: bool = False, replicates=()) -> dict:
+               reference: str = REFERENCE, adabs: bool = False,
+               replicates: Replicates = ()) -> dict:
     """Everything the table and plot show, as JSON-ready data (accuracies and losses as
     fractions; see the module docstring), from stage 3's points or with ``adabs`` from stage
     4's. ``times`` defaults to every time any network was measured at. ``replicates``: points
@@ -441,7 +446,7 @@ def plot_traits(data: dict, path: str | os.PathLike) -> None:
 
 def write_trait_report(points_root: str | os.PathLike, out: str | os.PathLike | None = None,
                        times=None, reference: str = REFERENCE, adabs: bool = False,
-                       replicates=()) -> str:
+                       replicates: Replicates = ()) -> str:
     """Write ``traits.md``, ``traits.json`` and ``traits.png`` (with ``adabs``, stage 4's
     ``traits_adabs.*``) into ``out`` (default: ``points_root``) and return the Markdown;
     ``replicates`` as :func:`trait_data`."""
@@ -457,7 +462,8 @@ def write_trait_report(points_root: str | os.PathLike, out: str | os.PathLike | 
 
 
 def write_trait_reports(points_root: str | os.PathLike, out: str | os.PathLike | None = None,
-                        times=None, reference: str = REFERENCE, replicates=()) -> str:
+                        times=None, reference: str = REFERENCE,
+                        replicates: Replicates = ()) -> str:
     """:func:`write_trait_report` without AdaBS, and with it when any network has stage 4's
     points; returns both Markdown texts."""
     texts = [write_trait_report(points_root, out, times, reference, replicates=replicates)]
