@@ -17,6 +17,7 @@ from aimcsim.nn import HardwareAwareConfig
 from aimcsim.training import TrainConfig, train_classifier
 from aimcsim.training.distillation import DistillationLoss
 from aimcsim.training.hwa import hardware_aware_finetune
+from aimcsim.training.state_file import load_state
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -167,7 +168,7 @@ def test_checkpoint_of_a_run_before_distillation_still_resumes(tmp_path):
     torch.manual_seed(0)
     first = train_classifier(build_model("f1net"), train, test, config, tmp_path,
                              progress=False)
-    state = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = load_state(tmp_path / "checkpoint.pt")
     history = json.loads(state["history"])
     for key in ("distill_weight", "distill_temperature"):
         del history["config"][key]

@@ -18,6 +18,7 @@ from aimcsim.models import build_model
 from aimcsim.nn import HardwareAwareConfig
 from aimcsim.training import TrainConfig, train_classifier
 from aimcsim.training.hwa import hardware_aware_finetune
+from aimcsim.training.state_file import load_state
 
 
 def tiny_data() -> tuple[CifarSplit, CifarSplit]:
@@ -88,7 +89,7 @@ def test_hardware_aware_model_pt_holds_the_clipped_weights(trained):
     """model.pt: each layer's weights clipped at 2.5 std, as the training forward saw them;
     checkpoint.pt keeps the raw weights to resume from."""
     root, _ = trained
-    raw = torch.load(root / "hwa" / "checkpoint.pt", weights_only=False)["model"]
+    raw = load_state(root / "hwa" / "checkpoint.pt")["model"]
     baked = torch.load(root / "hwa" / "model.pt", weights_only=True)
     name = "stem.0.weight"
     bound = 2.5 * raw[name].std()

@@ -16,6 +16,7 @@ from aimcsim.data import CifarSplit
 from aimcsim.models import build_model
 from aimcsim.training import TrainConfig, evaluate, train_classifier
 from aimcsim.training import trainer as trainer_mod
+from aimcsim.training.state_file import load_state
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -82,7 +83,7 @@ def test_run_writes_checkpoint_history_and_weights(uninterrupted):
     assert history["config"]["epochs"] == 2
     on_disk = json.loads((out / "history.json").read_text())
     assert on_disk["epochs"] == history["epochs"]
-    state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = load_state(out / "checkpoint.pt")
     assert state["epoch"] == 2 and {"model", "optimizer", "scheduler", "torch_rng"} <= set(state)
     fresh = build_model("f1net")
     fresh.load_state_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True))
@@ -98,7 +99,7 @@ def test_killed_run_resumes_to_the_uninterrupted_result(uninterrupted, tmp_path,
     with pytest.raises(Killed):
         train_classifier(model, TRAIN, TEST, F1_CONFIG, tmp_path, progress=False)
     monkeypatch.undo()
-    state = torch.load(tmp_path / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = load_state(tmp_path / "checkpoint.pt")
     assert state["epoch"] == 1 and not (tmp_path / "model.pt").exists()
 
     # A new process: other global random state, other initial weights; both come from disk.
@@ -168,7 +169,7 @@ def test_resume_restores_the_global_random_state(tmp_path, monkeypatch, schedule
             train_classifier(model, TRAIN, TEST, config, folder, progress=False)
         monkeypatch.undo()
         if drop_rng:  # a checkpoint as written before the random state was saved
-            state = torch.load(folder / "checkpoint.pt", weights_only=True)
+            state = load_state(folder / "checkpoint.pt")
             del state["torch_rng"]
             torch.save(state, folder / "checkpoint.pt")
         torch.manual_seed(99)
@@ -321,7 +322,7 @@ def test_weight_averaged_run_keeps_the_mean_of_its_last_epochs(tmp_path, monkeyp
     with pytest.raises(Killed):
         train_classifier(model, TRAIN, TEST, plain, tmp_path / "plain", progress=False)
     monkeypatch.undo()
-    after_2 = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)["model"]
+    after_2 = load_state(tmp_path / "plain" / "checkpoint.pt")["model"]
     train_classifier(model, TRAIN, TEST, plain, tmp_path / "plain", progress=False)
     after_3 = model.state_dict()
 

@@ -24,6 +24,7 @@ from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.nn import HardwareAwareConfig, analog_layers, convert_to_analog
 from aimcsim.nn.attention import pack_attention_state
 from aimcsim.tiles.config import AnalogConfig
+from aimcsim.training.state_file import load_state
 from aimcsim.training.trainer import TrainConfig, train_classifier
 
 
@@ -32,7 +33,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     into ``model``; analog extra state is dropped when ``model`` is digital, and analog
     attention's separate q, k, v projections are packed into torch's ``in_proj_weight``
     (:func:`aimcsim.nn.attention.pack_attention_state`)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_state(path)
     if "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     own = model.state_dict()

@@ -24,6 +24,7 @@ from aimcsim.data.cifar10 import CifarSplit
 from aimcsim.data.loader import iterate_batches
 from aimcsim.threads import set_compute_threads
 from aimcsim.training.distillation import DEFAULT_DISTILL_TEMPERATURE, DistillationLoss
+from aimcsim.training.state_file import load_state, save_compressed_state
 from aimcsim.training.weight_averaging import WeightAverage, recompute_batchnorm_statistics
 from aimcsim.validation import check_bool, check_choice, check_float, check_int
 
@@ -201,12 +202,6 @@ def _use_weight_average(model: nn.Module, average: WeightAverage, train: CifarSp
     history["weight_average"]["seconds"] = time.time() - started
 
 
-def _atomic_save(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | None,
                      config: TrainConfig, out_dir: str | os.PathLike,
                      progress: bool = True,
@@ -214,7 +209,8 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
                      teacher: nn.Module | None = None) -> dict:
     """Train ``model`` and return the history ``{"epochs": [...], "test_acc": ..., ...}``.
 
-    Writes ``out_dir/checkpoint.pt`` after every epoch (model, optimizer, scheduler, history),
+    Writes ``out_dir/checkpoint.pt`` after every epoch (model, optimizer, scheduler, history;
+    zlib-compressed, :mod:`aimcsim.training.state_file`),
     ``out_dir/history.json`` and, at the end, ``out_dir/model.pt`` (state dict only), after
     ``finalize(model)`` when given (it may change the weights in place; the checkpoint keeps
     the weights as trained, so ``model.pt`` appears only once it is final). If a
@@ -253,7 +249,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
     average = WeightAverage() if config.swa_start else None
     ckpt_path = out / "checkpoint.pt"
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        state = load_state(ckpt_path)
         saved_history = json.loads(state["history"])
         _check_resumable(saved_history.get("config"), config, ckpt_path)
         model.load_state_dict(state["model"])
@@ -306,7 +302,7 @@ def train_classifier(model: nn.Module, train: CifarSplit, test: CifarSplit | Non
         if average is not None and epoch + 1 >= config.swa_start:
             average.add(model)
             checkpoint["weight_average"] = average.state_dict()
-        _atomic_save(checkpoint, ckpt_path)
+        save_compressed_state(checkpoint, ckpt_path)
         (out / "history.json").write_text(json.dumps(history, indent=1))
     history["wall_seconds"] = sum(r["seconds"] for r in history["epochs"])
     if history["epochs"] and "test_acc" in history["epochs"][-1]:
