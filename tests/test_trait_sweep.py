@@ -147,6 +147,14 @@ def test_the_table_equals_the_points_statistics(sweep, tmp_path):
         assert f"{100 * d.mean():+.2f} ± {100 * d.std(ddof=1) / math.sqrt(2):.2f}" in md
     assert data["networks"][0]["vs_reference"] == [None, None]
     assert (tmp_path / "traits.png").stat().st_size > 10_000
+    for row in data["networks"]:  # the training wall times: the epochs' seconds summed
+        study = network_folders(row["network"], sweep["weights"], sweep["points"]).study
+        runs = json.loads((study / "training.json").read_text())
+        hours = {stage: sum(e["seconds"] for e in runs[stage]["epochs"]) / 3600
+                 for stage in ("fp32", "hwa")}
+        assert row["training_hours"] == pytest.approx(hours, rel=1e-12)
+        assert (f"| {row['network']} | {hours['fp32']:.2f} | {hours['hwa']:.2f} | "
+                f"{hours['fp32'] + hours['hwa']:.2f} |") in md
 
 
 def test_the_adabs_table_equals_stage_4s_points(sweep, tmp_path):

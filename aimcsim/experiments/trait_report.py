@@ -98,12 +98,25 @@ def read_network(folder: Path) -> dict:
     training = folder / "training.json"
     if not training.is_file() and config.get("adabs"):
         training = folder.parent / "training.json"  # stage 4 beside stage 3's folder
-    hwa_run = json.loads(training.read_text()).get("hwa") if training.is_file() else None
+    runs = json.loads(training.read_text()) if training.is_file() else {}
+    hwa_run = runs.get("hwa")
     digital = hwa_run.get("test_acc") if hwa_run and hwa_run.get("finished") else None
     return {"network": config["model"], "seed": config["seed"], "limit": config["limit"],
             "repetitions": reps, "times": [float(t) for t in config["times"]],
             "adabs": int(config.get("adabs") or 0),
-            "fp32": fp32[0] if fp32 else None, "hwa_digital": digital, "hwa": hwa}
+            "fp32": fp32[0] if fp32 else None, "hwa_digital": digital, "hwa": hwa,
+            "training_hours": {stage: _stage_hours(runs.get(stage)) for stage in ("fp32", "hwa")}}
+
+
+def _stage_hours(run: dict | None) -> float | None:
+    """Wall time of a finished training stage, hours: the sum of its epochs' seconds as
+    ``training.json`` recorded them (None when unfinished or not recorded)."""
+    if not run or not run.get("finished"):
+        return None
+    seconds = [e.get("seconds") for e in run.get("epochs", [])]
+    if not seconds or any(x is None for x in seconds):
+        return None
+    return float(sum(seconds)) / 3600.0
 
 
 def _runs_at(net: dict, t: float) -> dict[int, float]:
@@ -269,6 +282,7 @@ def trait_data(points_root: str | os.PathLike, times=None,
                "replicate_of": net.get("replicate_of"),
                "parameters": _parameters(name), "fp32": net["fp32"],
                "hwa_digital": net["hwa_digital"], "seed": net["seed"],
+               "training_hours": net["training_hours"],
                "cells": [_cell(net, t) for t in times]}
         for baseline, suffix in (("fp32", ""), ("hwa_digital", "_digital")):
             row["vs_reference" + suffix] = [
@@ -384,6 +398,7 @@ def trait_markdown(data: dict) -> str:
               "training runs" + (": the replicate rows (another seed) measure that spread."
                                  if data.get("replicate_seeds") else
                                  " (one trained network per architecture).")]
+    lines += _training_time_table(data)
     for row in data["networks"]:
         if not row["vs_base"]:
             continue
@@ -403,6 +418,28 @@ def trait_markdown(data: dict) -> str:
         lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
                   f"loss from FP32: " + ", ".join(parts) + " points."]
     return "\n".join(lines)
+
+
+def _training_time_table(data: dict) -> list[str]:
+    """Markdown lines of the measured training wall times (hours, from ``training.json``)."""
+    rows = [r for r in data["networks"] if any(
+        h is not None for h in (r.get("training_hours") or {}).values())]
+    if not rows:
+        return []
+
+    def hours(x: float | None) -> str:
+        return f"{x:.2f}" if x is not None else "n/a"
+
+    lines = ["", "Training wall time (hours, as recorded per epoch in each network's "
+             "training.json: the training steps, without the test evaluations; one thread per "
+             "process, two processes sharing two cores; the measurement's time is not "
+             "recorded)", "",
+             "| network | FP32 stage | hardware-aware stage | both |", "|---|---:|---:|---:|"]
+    for row in rows:
+        fp32, hwa = row["training_hours"].get("fp32"), row["training_hours"].get("hwa")
+        both = fp32 + hwa if fp32 is not None and hwa is not None else None
+        lines.append(f"| {row['network']} | {hours(fp32)} | {hours(hwa)} | {hours(both)} |")
+    return lines
 
 
 def plot_traits(data: dict, path: str | os.PathLike) -> None:
