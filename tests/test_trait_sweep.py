@@ -281,7 +281,7 @@ def test_network_lists_are_checked(tmp_path):
     assert set(DEFAULT_NETWORKS) == {"t500", "resnet32"} | set(TRAIT_SPECS)
 
 
-def _study(folder, name, fp32, runs, seed=0, limit=100, digital=None):
+def _study(folder, name, fp32, runs, seed=0, limit=100, digital=None, repetitions=3):
     """A hand-made points folder: ``runs`` maps time to the accuracies of programmings 0..;
     ``digital``: the hardware-aware network's digital accuracy (training.json)."""
     folder.mkdir(parents=True)
@@ -289,7 +289,7 @@ def _study(folder, name, fp32, runs, seed=0, limit=100, digital=None):
         (folder / "training.json").write_text(json.dumps(
             {"hwa": {"finished": True, "test_acc": digital}}))
     (folder / "config.json").write_text(json.dumps(
-        {"model": name, "seed": seed, "limit": limit, "repetitions": 3,
+        {"model": name, "seed": seed, "limit": limit, "repetitions": repetitions,
          "times": sorted(runs)}))
     lines = [{"series": "fp32", "gdc": False, "rep": 0, "t": 0.0, "accuracy": fp32}]
     lines += [{"series": "hwa", "gdc": True, "rep": r, "t": t, "accuracy": a}
@@ -446,3 +446,26 @@ def test_differences_are_resolved_by_a_t_test_on_their_degrees_of_freedom(tmp_pa
     width_line = next(line for line in text.splitlines() if line.startswith("| t500_width |")
                       and "minus" not in line and "±" in line and "*" in line)
     assert width_line.count("*") == 1  # the 1 s difference only
+
+
+def test_the_text_names_the_range_of_programmings_and_the_steps_digital_loss(tmp_path):
+    """Networks with 3 and 4 programmings: the header says so instead of one count; the step
+    from its base (t500_depth from t500_width) is reported from FP32 and from own digital."""
+    _study(tmp_path / "t500", "t500", 0.90, {1.0: [0.88, 0.86, 0.87, 0.87]}, digital=0.9,
+           repetitions=4)
+    _study(tmp_path / "t500_width", "t500_width", 0.90, {1.0: [0.85, 0.84, 0.845]},
+           digital=0.89)
+    _study(tmp_path / "t500_depth", "t500_depth", 0.92, {1.0: [0.90, 0.89, 0.91]},
+           digital=0.90)
+    (tmp_path / "sweep.json").write_text(json.dumps(
+        {"epochs": 1, "lr": 0.1, "batch_size": 8, "weight_decay": 0.0, "hwa_epochs": 1,
+         "hwa_lr": 0.01, "clip_sigma": 2.5, "t_min": 1.0, "t_max": 10.0, "device": "pcm",
+         "times": [1.0], "repetitions": 4, "seed": 0, "train_limit": 64, "test_limit": 100,
+         "adabs": 0, "gemm_precision": "float32"}))
+    text = write_trait_report(tmp_path)
+    assert "3 to 4 programmings per network" in text and "raised to 4" in text
+    step = [line for line in text.splitlines() if line.startswith("t500_depth minus")]
+    assert len(step) == 2 and "from FP32" in step[0] and "own digital" in step[1]
+    # paired per programming: from FP32 (0.92 - depth) - (0.90 - width) = -3, -3, -4.5 points;
+    # from own digital (0.90 - depth) - (0.89 - width) = -4, -4, -5.5 points
+    assert "-3.50 ± 0.50" in step[0] and "-4.50 ± 0.50" in step[1]

@@ -333,8 +333,20 @@ def _recipe_text(data: dict) -> str:
             f"with the {r['device']} device model in the loop (read at log-uniform times in "
             f"{r['t_min']:g}-{r['t_max']:g} s, clip {r['clip_sigma']:g} sigma, cosine lr "
             f"{r['hwa_lr']:g}), {train}, seed {r['seed']}{replicas}. Measured on {images}, "
-            f"GDC on{adabs}, "
-            f"{_count(r['repetitions'], 'programming')}.")
+            f"GDC on{adabs}, {_programmings_text(data, int(r['repetitions']))}.")
+
+
+def _programmings_text(data: dict, recipe_reps: int) -> str:
+    """How many programmings the cells average: the recipe's count, or, when some networks
+    were measured before the recipe's count was raised, the range with a pointer to N."""
+    counts = {c["n"] for row in data["networks"] for c in row["cells"] if c}
+    if not counts:
+        return _count(recipe_reps, "programming")
+    if len(counts) == 1:
+        return _count(counts.pop(), "programming")
+    return (f"{min(counts)} to {max(counts)} programmings per network (N in each cell: "
+            f"networks measured before the sweep's count was raised to {recipe_reps} keep "
+            f"their {min(counts)})")
 
 
 def _loss_table(data: dict, baseline: str) -> tuple[list[str], bool]:
@@ -392,7 +404,8 @@ def trait_markdown(data: dict) -> str:
               + ("except those marked (u), which are unpaired."
                  if unpaired or unpaired_digital else "throughout.")
               + " * marks a difference resolved by a two-sided t-test at 95% (paired: N - 1 "
-              "degrees of freedom, so 4.30 standard errors for 3 programmings; unpaired: "
+              "degrees of freedom, so 4.30 standard errors for 3 programmings, 2.36 for 8; "
+              "unpaired: "
               "Welch's); the others are within noise."
               + " The standard errors cover the programmings only, not the spread between "
               "training runs" + (": the replicate rows (another seed) measure that spread."
@@ -412,11 +425,13 @@ def trait_markdown(data: dict) -> str:
                           f"difference, unpaired), loss {what}: " + ", ".join(parts)
                           + " points."]
             continue
-        parts = [f"{_pm(d['difference'], d['se'], signed=True)}"
-                 f"{' *' if d.get('resolved') else ''} at {x}" if d else
-                 f"n/a at {x}" for d, x in zip(row["vs_base"], labels)]
-        lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
-                  f"loss from FP32: " + ", ".join(parts) + " points."]
+        for suffix, what in (("", "from FP32"), ("_digital", "from its own digital "
+                                                             "accuracy")):
+            parts = [f"{_pm(d['difference'], d['se'], signed=True)}"
+                     f"{' *' if d.get('resolved') else ''} at {x}" if d else
+                     f"n/a at {x}" for d, x in zip(row["vs_base" + suffix], labels)]
+            lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
+                      f"loss {what}: " + ", ".join(parts) + " points."]
     return "\n".join(lines)
 
 
