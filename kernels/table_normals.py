@@ -1,5 +1,9 @@
 """Standard normals with exact tails from a counter-based hash: one table look-up per draw.
 
+The kernels' only normal generator: device reads (``kernels/devices.py``), the per-image and
+per-patch ADCs (``kernels/periphery.py``, ``kernels/adc_per_vector.py``) and the training
+kernels (``kernels/training.py``) draw from it; stream keys come from ``kernels/rng.py``.
+
 Counter words: the 64-bit word ``w_k = mix(key + (k + 1) * golden)`` of stream ``key``
 (SplitMix64's output function of its (k + 1)-th state) holds four draws: draw ``i`` is made from
 the 16-bit field ``k_i = (w_{i >> 2} >> 16 (i & 3)) & 0xFFFF``, uniform over the 65,536
