@@ -8,10 +8,9 @@ Medians of ``--repeats`` runs, same process. Rows:
   (abs-max noise management, 7 bits).
 - ADC: ``adc_accumulate`` (output noise 0.06 drawn inside, 9-bit ADC, rescale) vs
   ``numpy.random.Generator.standard_normal`` + ``reference_adc`` + rescale.
-- Gaussian draws alone: ``kernels.rng.standard_normal`` (table normals, tails cut at 4.3
-  sigma; device reads, per-image ADC, training) and ``kernels.table_normals.table_normal``
-  (table normals with exact tails beyond 3 sigma; the per-patch ADC) vs numpy and
-  ``torch.normal_``.
+- Gaussian draws alone: ``kernels.table_normals.table_normal`` (table normals with exact
+  tails beyond 3 sigma, the kernels' only normal generator: device reads, both ADCs,
+  training) vs numpy and ``torch.normal_``.
 - Per-patch ADC (the default convolution path): ``kernels.adc_per_vector`` on the same values
   in channels_last layout, one input scale per output position, output noise drawn inside. The
   row gives the kernel alone: its numpy reference (``tests/test_adc_per_vector.py``) is a
@@ -28,7 +27,6 @@ import torch
 from timing import median_seconds  # benchmarks/timing.py
 from aimcsim.kernels.periphery import NM_ABS_MAX, adc_accumulate, dac_quantize
 from aimcsim.kernels.adc_per_vector import adc_per_vector
-from aimcsim.kernels.rng import NORMAL_TABLE, standard_normal
 from aimcsim.kernels.table_normals import table_normal
 from aimcsim.tiles.periphery import PeripheryConfig, reference_adc, reference_dac
 
@@ -60,8 +58,8 @@ def main(argv=None) -> None:
 
     def adc_kernel():
         adc_accumulate(y, no_var, out, np.ones(n, np.float32), col_scale, 1, config.out_noise,
-                       False, config.out_clip, config.out_step, np.uint64(1), NORMAL_TABLE,
-                       False, False, clipped)
+                       False, config.out_clip, config.out_step, np.uint64(1), False, False,
+                       clipped)
 
     y_last = np.ascontiguousarray(y.transpose(0, 2, 1))  # (N, P, C): channels_last
     out_last = np.empty_like(y_last)
@@ -81,9 +79,6 @@ def main(argv=None) -> None:
          1e3 * median_seconds(lambda: reference_dac(x, config), args.repeats)),
         ("output noise + ADC (9 bit) + rescale", 1e3 * median_seconds(adc_kernel, args.repeats),
          1e3 * median_seconds(adc_reference, args.repeats)),
-        ("2.1M Gaussian draws, table normals",
-         1e3 * median_seconds(lambda: standard_normal(y.size, 3), args.repeats),
-         1e3 * median_seconds(lambda: rng.standard_normal(y.size, dtype=np.float32), args.repeats)),
         ("2.1M Gaussian draws, table normals with exact tails",
          1e3 * median_seconds(lambda: table_normal(y.size, 3), args.repeats),
          1e3 * median_seconds(lambda: rng.standard_normal(y.size, dtype=np.float32), args.repeats)),

@@ -6,11 +6,13 @@
     G_read  = max(0, G_drift + |G_drift| * Q_s * a * xi),  a = sqrt(ln((t + t0 + t_read) /
                                                                 (2 t_read))) * read_noise_scale
 
-``xi`` is the table normal of element i of stream ``seed`` (``kernels/rng.py``): element i lives
-in block ``i // BLOCK``, word ``(i % BLOCK) // 4``, lane ``i % 4``, exactly as in
-``rng.fill_standard_normal``. So ``read_drifted`` equals the numpy reference fed with
-``rng.standard_normal(n, seed)``, and the result depends only on the seed and the device index,
-never on the thread count.
+``xi`` is draw i of the table-normal stream with key ``block_state(seed, 0)``
+(``kernels/table_normals.py``: the exact normal beyond +-2.998 sigma, inside it the medians
+of its 65,536-level equiprobable quantisation). The devices are split into chunks of
+``table_normals.CHUNK`` (one ``prange`` iteration each) whose draws are made in one vectorised
+run, so ``read_drifted`` equals the numpy reference fed with
+``table_normal(n, key=block_state(seed, 0))`` and depends only on the seed and the device
+index, never on the thread count.
 
 There is no drift-only kernel: numpy's SIMD ``exp`` computes G_drift alone faster than a Numba
 loop (no SVML), see benchmarks/README.md ("Device reads"), so ``PCMDevice.drifted`` stays numpy.
@@ -23,15 +25,22 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .rng import BLOCK, block_state, splitmix64_next
+from .rng import block_state
+from .table_normals import CHUNK, chunk_count, fill_chunk, mark_scratch
 from .twins import serial_twin
+
+
+@nb.njit(inline="always", cache=True)
+def read_key(seed: np.uint64) -> np.uint64:
+    """The key of the read-noise stream of ``seed`` (stream 0 of the seed)."""
+    return block_state(seed, np.int64(0))
 
 
 @nb.njit(parallel=True, cache=True)
 def read_drifted(g_prog: np.ndarray, nu: np.ndarray, q: np.ndarray, active: np.ndarray,
-                 log_ratio: float, amplitude: float, seed: np.uint64, table: np.ndarray,
-                 out: np.ndarray) -> None:
-    """One noisy read of every device, into ``out``.
+                 log_ratio: float, amplitude: float, seed: np.uint64, out: np.ndarray) -> None:
+    """One noisy read of every device, into ``out``:
+    ``out = max(0, G_drift + |G_drift| Q_s a xi)``, ``G_drift = G_prog exp(-nu L)``.
 
     Args:
         g_prog: (n,) float32 programmed conductances, µS (>= 0).
@@ -40,32 +49,24 @@ def read_drifted(g_prog: np.ndarray, nu: np.ndarray, q: np.ndarray, active: np.n
         active: (n,) bool; idle devices (False) get no read noise.
         log_ratio: L = ln((t + t0) / t0).
         amplitude: a = read-noise time factor x read_noise_scale (0: no read noise).
-        seed: stream of the table normals.
-        table: ``rng.NORMAL_TABLE``.
+        seed: xi_i is draw i of the table-normal stream ``read_key(seed)``.
         out: (n,) float32 output, µS.
     """
     n = g_prog.shape[0]
-    n_blocks = (n + BLOCK - 1) // BLOCK
+    key = read_key(seed)
     amp = np.float32(amplitude)
     lr = np.float32(log_ratio)
     zero = np.float32(0.0)
-    for b in nb.prange(n_blocks):
-        start = b * BLOCK
-        m = min(BLOCK, n - start)
-        # pass 1: this block's normals (4 per 64-bit word)
-        xs = np.empty(BLOCK, np.float32)
-        state = block_state(seed, b)
-        for w in range(0, m, 4):
-            state, word = splitmix64_next(state)
-            for k in range(4):
-                xs[w + k] = table[np.int64((word >> np.uint64(16 * k)) & np.uint64(0xFFFF))]
+    for chunk in nb.prange(chunk_count(n)):
+        # pass 1: this chunk's normals, one vectorised run
+        xs = np.empty(CHUNK, np.float32)
+        start, stop = fill_chunk(xs, mark_scratch(CHUNK), key, np.uint64(0), chunk, n)
         # pass 2: drift, read noise and clamp, branch-free
-        for j in range(m):
+        for j in range(stop - start):
             i = start + j
             d = g_prog[i] * np.exp(-nu[i] * lr)
             s = q[i] * amp if active[i] else zero
             out[i] = max(d + abs(d) * s * xs[j], zero)
-
 
 
 #: Below this many devices the single-threaded variant is faster: a tile's read then does not

@@ -11,10 +11,11 @@ has A = channels, B = pixels; in channels_last layout A = pixels, B = channels).
 ``adc_accumulate``: per output value,
 ``q = Q_out(clip(y + sigma_out * xi + sqrt(var) * xi', -b_out, b_out))`` and
 ``out (+)= q * in_scale[n] * col_scale[channel]``; counts clipped values per sample. ``xi`` and
-``xi'`` are table normals (see ``kernels/rng.py``); each sample ``n`` has its own streams
-seeded from ``(seed, 2n)`` and ``(seed, 2n + 1)``, indexed by the logical (channel, position)
-index of the value, so the draws depend only on the seed and that index, never on the thread
-count or the memory layout (NCHW and channels_last give identical outputs).
+``xi'`` are table normals with exact tails (``kernels/table_normals.py``): sample ``n`` draws
+them from the streams with keys ``block_state(seed, 2n)`` and ``block_state(seed, 2n + 1)``
+(:func:`sample_normals`), value (channel a, position b) at counter ``a B + b`` of its logical
+(channel, position) order, so the draws depend only on the seed and that index, never on the
+thread count or the memory layout (NCHW and channels_last give identical outputs).
 
 Per-vector kernels (convolutions, one input vector = one patch): ``channel_absmax`` gives the
 abs-max over channels at each pixel; ``dac_per_pixel`` quantises each pixel relative to its
@@ -27,7 +28,8 @@ import numba as nb
 import numpy as np
 
 from .bfloat16 import round_row
-from .rng import block_state, splitmix64_next
+from .rng import block_state
+from .table_normals import fill_normals_run, mark_scratch
 from .twins import serial_twin
 
 NM_NONE = 0
@@ -94,8 +96,8 @@ def dac_quantize(x: np.ndarray, out: np.ndarray, scales: np.ndarray, mode: int,
 @nb.njit(parallel=True, cache=True)
 def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np.ndarray,
                    col_scale: np.ndarray, channel_axis: int, out_noise: float, use_var: bool,
-                   bound: float, step: float, seed: np.uint64, table: np.ndarray,
-                   accumulate: bool, hold_saturated: bool, saturated: np.ndarray) -> None:
+                   bound: float, step: float, seed: np.uint64, accumulate: bool,
+                   hold_saturated: bool, saturated: np.ndarray) -> None:
     """Output noise, ADC and rescaling of a batch of tile outputs, fused in one pass.
 
     Args:
@@ -109,7 +111,8 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
         out_noise: standard deviation of the additive output noise (normalised units).
         bound: ADC clip bound b_out (np.inf: no clipping).
         step: ADC step (<= 0: no quantisation).
-        seed: stream seed for the noise draws.
+        seed: stream seed of the noise draws: sample n's xi are :func:`sample_normals`
+            ``(seed, 2n)``, its xi' ``(seed, 2n + 1)``.
         accumulate: add to ``out`` instead of overwriting it.
         hold_saturated: leave ``out[n]`` untouched for a sample with a clipped value (bound
             management will redo it).
@@ -117,18 +120,13 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
     """
     n_samples, size_a, size_b = y.shape
     per_sample = size_a * size_b
-    n_words = (per_sample + 3) // 4
     two_pass = hold_saturated and accumulate
     noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     for n in nb.prange(n_samples):
         count = 0
         sn = in_scale[n]
-        noise = np.zeros(4 * n_words if noisy else 1, np.float32)
-        noise2 = np.zeros(4 * n_words if use_var else 1, np.float32)
-        if noisy:
-            _fill_normals(noise, block_state(seed, 2 * n), f_noise, table, n_words)
-        if use_var:
-            _fill_normals(noise2, block_state(seed, 2 * n + 1), np.float32(1.0), table, n_words)
+        noise = sample_normals(seed, 2 * n, per_sample, noisy)
+        noise2 = sample_normals(seed, 2 * n + 1, per_sample, use_var)
         row = np.empty(size_b, np.float32)
         for a in range(size_a):
             for b in range(size_b):
@@ -136,7 +134,7 @@ def adc_accumulate(y: np.ndarray, var: np.ndarray, out: np.ndarray, in_scale: np
                 e = a * size_b + b if channel_axis == 1 else b * size_a + a
                 v = y[n, a, b]
                 if noisy:
-                    v += noise[e]
+                    v += f_noise * noise[e]
                 if use_var:
                     v += np.sqrt(var[n, a, b]) * noise2[e]
                 count += (v > f_bound) | (v < -f_bound)
@@ -180,12 +178,18 @@ def adc_constants(out_noise: float, bound: float, step: float):
     return out_noise > 0.0, quantize, inv_step, np.float32(step), f_bound, np.float32(out_noise)
 
 
-@nb.njit(inline="always")
-def _fill_normals(buf, state, scale, table, n_words):
-    for j in range(n_words):
-        state, word = splitmix64_next(state)
-        for q in range(4):
-            buf[4 * j + q] = scale * table[np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
+@nb.njit(inline="always", cache=True)
+def sample_normals(seed: np.uint64, stream: int, size: int, draw: bool) -> np.ndarray:
+    """Draws 0 .. ``size`` - 1 (float32 standard normals) of the table-normal stream with key
+    ``block_state(seed, stream)``, in one vectorised run; a 1-element dummy when not
+    ``draw``. The per-image ADC's noise of sample n: stream 2n (output noise) and 2n + 1
+    (per-MVM read noise), indexed in logical (channel, position) order."""
+    if not draw:
+        return np.zeros(1, np.float32)
+    noise = np.empty(size, np.float32)
+    fill_normals_run(noise, mark_scratch(size), block_state(seed, np.int64(stream)),
+                     np.uint64(0))
+    return noise
 
 
 #: Below this many elements the single-threaded variants are faster (no thread wake-up).

@@ -1,30 +1,25 @@
-"""Fast, reproducible random numbers inside Numba kernels.
+"""Counter-based hashing for reproducible random streams inside Numba kernels.
 
-Streams: element ``i`` of a kernel belongs to block ``i // BLOCK``; each block has its own
-SplitMix64 stream seeded from ``(seed, block)``. The numbers therefore depend only on the seed
-and the element index, never on the number of threads or how ``prange`` splits the work.
+SplitMix64 (Steele, Lea & Flood 2014): a stream with state ``s`` outputs ``mix(s + golden)``,
+``mix(s + 2 golden)``, ..., where ``mix`` is SplitMix64's output function (a bijection of
+64-bit words) and golden = 0x9E3779B97F4A7C15. Output ``k`` is
+``counter_word(s, k) = mix(s + (k + 1) golden)``, computable without the outputs before it, so
+any element of a stream can be drawn by any thread in any order: kernel results depend only on
+the seed and the element's logical index, never on the thread count or how ``prange`` splits
+the work.
 
-Gaussian draws: each 64-bit SplitMix64 output gives four 16-bit indices into a table of the
-standard normal quantiles ``Phi^-1((k + 0.5) / 65536)``, k = 0..65535 (inverse-CDF sampling on a
-65,536-level grid). Approximation, documented: the distribution is the standard normal
-quantised to 65,536 equiprobable levels, so the tails are cut at +-4.32 sigma (an exact normal draw lies
-beyond that with probability 1.5e-5); mean 0 and standard deviation 1 - 1.0e-5. It is 5-10x faster than Box-Muller or ``torch.normal_`` and is used for output and read
-noise, where that precision is far below the device-to-device spread being modelled.
+- :func:`block_state` derives the key (initial state) of stream ``b`` under a 64-bit seed,
+  e.g. ``(seed, 2n)`` for the output noise of sample n.
+- :func:`counter_word_int` is :func:`counter_word` on Python ints (seeds derived in Python).
+- :func:`seed_from` draws a kernel seed from a numpy Generator (runs stay reproducible).
+
+The Gaussian draws themselves (table normals with exact tails beyond 2.998 sigma) live in
+``kernels/table_normals.py``, the only normal generator of the kernels.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
-from scipy.special import ndtri
-
-#: Elements per independent stream (a multiple of 4: one 64-bit word gives 4 normals).
-BLOCK = 4096
-TABLE_BITS = 16
-#: Standard-normal quantile table, float32, 65,536 entries (256 KiB, stays in L2).
-NORMAL_TABLE = ndtri((np.arange(1 << TABLE_BITS, dtype=np.float64) + 0.5)
-                     / (1 << TABLE_BITS)).astype(np.float32)
-#: Standard deviation of the table distribution (1 - 1.0e-5).
-TABLE_STD = float(np.sqrt(np.mean(NORMAL_TABLE.astype(np.float64) ** 2)))
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -58,48 +53,6 @@ def block_state(seed: np.uint64, block: np.int64) -> np.uint64:
     """Initial state of the stream of ``block`` under ``seed`` (decorrelated by one mix)."""
     _, z = splitmix64_next(seed ^ (np.uint64(block) * _MIX2))
     return z
-
-
-@nb.njit(inline="always", cache=True)
-def normal_at(state0: np.uint64, index: np.int64, table: np.ndarray) -> np.float32:
-    """The ``index``-th table normal of the stream that starts at ``state0`` (random access).
-
-    Word j of a SplitMix64 stream is mix(state0 + (j + 1) * golden) and holds the normals
-    4j .. 4j + 3, so any element can be drawn without the ones before it; the value equals
-    the one a sequential fill of the same stream puts at ``index``."""
-    z = counter_word(state0, np.uint64(index >> 2))
-    return table[np.int64((z >> np.uint64(16 * (index & 3))) & np.uint64(0xFFFF))]
-
-
-@nb.njit(parallel=True, cache=True)
-def fill_standard_normal(out: np.ndarray, seed: np.uint64, table: np.ndarray) -> None:
-    """Fill the 1-D float32 array ``out`` with table-normal draws of stream ``seed``."""
-    n = out.shape[0]
-    n_blocks = (n + BLOCK - 1) // BLOCK
-    for b in nb.prange(n_blocks):
-        state = block_state(seed, b)
-        start = b * BLOCK
-        stop = min(start + BLOCK, n)
-        full_words = (stop - start) // 4
-        for j in range(full_words):
-            state, word = splitmix64_next(state)
-            base = start + 4 * j
-            for q in range(4):
-                out[base + q] = table[np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
-        rest = start + 4 * full_words
-        if rest < stop:
-            state, word = splitmix64_next(state)
-            for q in range(stop - rest):
-                out[rest + q] = table[np.int64((word >> np.uint64(16 * q)) & np.uint64(0xFFFF))]
-
-
-def standard_normal(n: int, seed: int) -> np.ndarray:
-    """``n`` float32 table-normal draws from stream ``seed`` (see module docstring)."""
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    out = np.empty(n, dtype=np.float32)
-    fill_standard_normal(out, np.uint64(seed & 0xFFFFFFFFFFFFFFFF), NORMAL_TABLE)
-    return out
 
 
 def counter_word_int(state0: int, word: int) -> int:

@@ -1,5 +1,9 @@
 """Standard normals with exact tails from a counter-based hash: one table look-up per draw.
 
+The kernels' only normal generator: device reads (``kernels/devices.py``), the per-image and
+per-patch ADCs (``kernels/periphery.py``, ``kernels/adc_per_vector.py``) and the training
+kernels (``kernels/training.py``) draw from it; stream keys come from ``kernels/rng.py``.
+
 Counter words: the 64-bit word ``w_k = mix(key + (k + 1) * golden)`` of stream ``key``
 (SplitMix64's output function of its (k + 1)-th state) holds four draws: draw ``i`` is made from
 the 16-bit field ``k_i = (w_{i >> 2} >> 16 (i & 3)) & 0xFFFF``, uniform over the 65,536
@@ -165,18 +169,39 @@ def mark_scratch(size: int) -> np.ndarray:
     return np.zeros(8 * ((size + 7) // 8), np.uint8)
 
 
-#: Elements per thread chunk of :func:`fill_normals` (values do not depend on it).
+#: Elements per thread chunk of a parallel fill (:func:`fill_normals`, the device reads of
+#: ``kernels/devices.py``); the values do not depend on it.
 CHUNK = 4096
+
+
+@nb.njit(inline="always", cache=True)
+def chunk_count(size: int) -> int:
+    """The number of chunks of ``CHUNK`` elements (the last one shorter) in ``size``."""
+    return (size + CHUNK - 1) // CHUNK
+
+
+@nb.njit(inline="always", cache=True)
+def fill_chunk(buffer: np.ndarray, marks: np.ndarray, key: np.uint64, first: np.uint64,
+               chunk: int, size: int) -> tuple[int, int]:
+    """Chunk ``chunk`` of a parallel fill of ``size`` draws: ``buffer[j] = normal(key, first +
+    start + j)`` for the chunk's elements ``start <= start + j < stop``; returns (start, stop).
+
+    ``buffer`` is contiguous float32 of at least ``stop - start`` elements (the chunk's slice
+    of the output, or a thread's scratch of ``CHUNK``), ``marks`` is
+    ``mark_scratch(CHUNK)``. Draw i of the fill is draw ``first + i`` of the stream whichever
+    thread makes it: the values depend only on the key and the element index."""
+    start = chunk * CHUNK
+    stop = min(start + CHUNK, size)
+    fill_normals_run(buffer[:stop - start], marks, key, first + np.uint64(start))
+    return start, stop
 
 
 @nb.njit(parallel=True, cache=True)
 def fill_normals(out: np.ndarray, key: np.uint64, first: np.uint64) -> None:
     """``out[i] = normal(key, first + i)`` for the 1-D float32 array ``out`` (parallel)."""
     size = out.shape[0]
-    for chunk in nb.prange((size + CHUNK - 1) // CHUNK):
-        start = chunk * CHUNK
-        stop = min(start + CHUNK, size)
-        fill_normals_run(out[start:stop], mark_scratch(CHUNK), key, first + np.uint64(start))
+    for chunk in nb.prange(chunk_count(size)):
+        fill_chunk(out[chunk * CHUNK:], mark_scratch(CHUNK), key, first, chunk, size)
 
 
 def table_normal(n: int, key: int, first: int = 0) -> np.ndarray:

@@ -19,11 +19,11 @@ import numba as nb
 import numpy as np
 
 from .adc_per_vector import _adc_value
-from .periphery import _fill_normals, adc_constants
-from .rng import block_state, counter_word, normal_at
+from .periphery import adc_constants, sample_normals
+from .rng import block_state
+from .table_normals import fill_normals_run, mark_scratch, normal_at_counter
 from .twins import serial_twin
 
-_FIELD = np.uint64(0xFFFF)
 _ZERO = np.float32(0.0)
 
 
@@ -31,7 +31,7 @@ _ZERO = np.float32(0.0)
 def adc_forward_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
                        in_scale: np.ndarray, col_scale: np.ndarray, channel_axis: int,
                        out_noise: float, bound: float, step: float, seed: np.uint64,
-                       table: np.ndarray, saturated: np.ndarray) -> None:
+                       saturated: np.ndarray) -> None:
     """Output noise, ADC clip + quantisation and rescale; records the unclipped mask.
 
     Args:
@@ -43,24 +43,21 @@ def adc_forward_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
         out_noise: standard deviation of the additive output noise (normalised units).
         bound: ADC bound b_out (>= 3e38: no clipping).
         step: ADC step (<= 0: no quantisation).
-        seed: stream seed; sample n draws from stream ``(seed, 2n)`` as in ``adc_accumulate``.
-        table: normal quantile table (``kernels.rng.NORMAL_TABLE``).
+        seed: stream seed; sample n's xi are ``periphery.sample_normals(seed, 2n)`` in
+            logical (channel, position) order, the same draws as ``adc_accumulate``'s.
         saturated: (N,) int64, receives the number of clipped values per sample.
     """
     n_samples, size_a, size_b = y.shape
-    n_words = (size_a * size_b + 3) // 4
     noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
     for n in nb.prange(n_samples):
-        noise = np.zeros(4 * n_words if noisy else 1, np.float32)
-        if noisy:
-            _fill_normals(noise, block_state(seed, 2 * n), f_noise, table, n_words)
+        noise = sample_normals(seed, 2 * n, size_a * size_b, noisy)
         sn = in_scale[n]
         count = 0
         for a in range(size_a):
             for b in range(size_b):
                 v = y[n, a, b]
                 if noisy:  # logical (channel, position) order, as in adc_accumulate
-                    v += noise[a * size_b + b if channel_axis == 1 else b * size_a + a]
+                    v += f_noise * noise[a * size_b + b if channel_axis == 1 else b * size_a + a]
                 clipped = (v > f_bound) | (v < -f_bound)
                 count += clipped
                 inside[n, a, b] = 0 if clipped else 1
@@ -111,10 +108,11 @@ dac_backward_serial = serial_twin(dac_backward, cache=True)
 
 @nb.njit(cache=True)
 def _repeat_masked_vector(y, out, inside, p, s, col_scale, channel_axis, out_noise, bound,
-                          step, max_iterations, seed, n, table):
+                          step, max_iterations, seed, n):
     """Bound management of position ``p`` of sample ``y`` (2-D; it clipped at k = 0):
     repetitions k = 1, 2, ... with input scale s 2^k and the normals of stream
-    ``block_state(seed, 128 n + 2 k)`` (random access), until nothing clips or k =
+    ``block_state(seed, 128 n + 2 k)`` at counters ``c P + p`` (random access,
+    :func:`~kernels.table_normals.normal_at_counter`), until nothing clips or k =
     ``max_iterations``; overwrites the position's ``out`` and ``inside``. Returns (values still
     clipped, repetitions)."""
     noisy, quantize, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
@@ -130,7 +128,7 @@ def _repeat_masked_vector(y, out, inside, p, s, col_scale, channel_axis, out_noi
         state = block_state(seed, np.int64(128 * n + 2 * k))
         count = 0
         for c in range(channels):
-            xi = normal_at(state, np.int64(c * positions + p), table) if noisy \
+            xi = normal_at_counter(state, np.uint64(c * positions + p)) if noisy \
                 else np.float32(0.0)
             raw = y[c, p] if channel_axis == 1 else y[p, c]
             v, clipped = _adc_value(raw, _ZERO, inv, xi, f_noise, f_bound, inv_step, f_step,
@@ -145,28 +143,22 @@ def _repeat_masked_vector(y, out, inside, p, s, col_scale, channel_axis, out_noi
     return count, k
 
 
-@nb.njit(inline="always", cache=True)
-def _normals_strided(dest, offset, stride, state0, first, count, table):
-    """``dest[offset + i stride] = normal_at(state0, first + i)`` for i < ``count``: the
-    whole words of the run drawn four per hash (the head and tail by random access)."""
-    head = min(count, (4 - first % 4) % 4)
-    for i in range(head):
-        dest[offset + i * stride] = normal_at(state0, np.int64(first + i), table)
-    words = (count - head) // 4
-    word0 = np.uint64((first + head) // 4)
-    base = np.uint64(offset + head * stride)
-    step = np.uint64(stride)
-    for j in range(np.uint64(words)):
-        word = counter_word(state0, word0 + j)
-        at = base + np.uint64(4) * j * step
-        for q in range(np.uint64(4)):
-            dest[at + q * step] = table[(word >> (np.uint64(16) * q)) & _FIELD]
-    for i in range(head + 4 * words, count):
-        dest[offset + i * stride] = normal_at(state0, np.int64(first + i), table)
-
-
 #: Positions per block of the channels_last training ADC (their normals fit in the L1 cache).
 MASKED_BLOCK = 64
+
+
+@nb.njit(inline="always", cache=True)
+def _block_normals_transposed(noise, run, marks, key, positions, p0, p1, channels):
+    """``noise[(p - p0) C + c] = normal(key, c P + p)`` for positions p0 <= p < p1 and every
+    channel c (the outputs' channels_last layout): per channel, one vectorised run of the
+    block's counters ``c P + p0 ..`` into ``run``, then scattered with a stride of C."""
+    width = p1 - p0
+    stride = np.uint64(channels)
+    for c in range(channels):
+        fill_normals_run(run[:width], marks, key, np.uint64(c * positions + p0))
+        at = np.uint64(c)
+        for j in range(np.uint64(width)):
+            noise[at + j * stride] = run[j]
 
 
 def _build_masked(noisy: bool, quantize: bool):
@@ -175,7 +167,7 @@ def _build_masked(noisy: bool, quantize: bool):
     vectorising)."""
 
     def kernel(y, out, inside, vector_scale, col_scale, channel_axis, out_noise, bound, step,
-               max_iterations, seed, table, counts):
+               max_iterations, seed, counts):
         n_samples, size_a, size_b = y.shape
         _, _, inv_step, f_step, f_bound, f_noise = adc_constants(out_noise, bound, step)
         positions = size_b if channel_axis == 1 else size_a
@@ -186,12 +178,13 @@ def _build_masked(noisy: bool, quantize: bool):
             count = np.zeros(positions, np.int64)
             if channel_axis == 1:  # (C, P): counters c P + p run along the memory
                 noise = np.empty(positions if noisy else 1, np.float32)
+                marks = mark_scratch(positions if noisy else 1)
                 inv = np.empty(positions, np.float32)
                 for p in range(positions):
                     inv[p] = np.float32(1.0) / scales[p]
                 for c in range(channels):
                     if noisy:
-                        _normals_strided(noise, 0, 1, state0, c * positions, positions, table)
+                        fill_normals_run(noise, marks, state0, np.uint64(c * positions))
                     cs = col_scale[c]
                     for p in range(positions):
                         xi = noise[p] if noisy else np.float32(0.0)
@@ -203,12 +196,13 @@ def _build_masked(noisy: bool, quantize: bool):
             else:  # (P, C): a block of positions' normals drawn channel by channel, transposed
                 block = max(1, min(MASKED_BLOCK, positions))
                 noise = np.empty(block * channels if noisy else 1, np.float32)
+                run = np.empty(block if noisy else 1, np.float32)
+                marks = mark_scratch(block if noisy else 1)
                 for p0 in range(0, positions, block):
                     p1 = min(positions, p0 + block)
                     if noisy:
-                        for c in range(channels):
-                            _normals_strided(noise, c, channels, state0, c * positions + p0,
-                                             p1 - p0, table)
+                        _block_normals_transposed(noise, run, marks, state0, positions, p0, p1,
+                                                  channels)
                     for p in range(p0, p1):
                         s = scales[p]
                         inv_p = np.float32(1.0) / s
@@ -230,7 +224,7 @@ def _build_masked(noisy: bool, quantize: bool):
                 if c_p > 0 and max_iterations > 0:  # rare: bound management
                     c_p, k = _repeat_masked_vector(y[n], out[n], inside[n], p, scales[p],
                                                    col_scale, channel_axis, out_noise, bound,
-                                                   step, max_iterations, seed, n, table)
+                                                   step, max_iterations, seed, n)
                     repeated += k
                 clipped_total += c_p
             counts[n, 0] = clipped_total
@@ -246,7 +240,7 @@ _MASKED_VARIANTS: dict[tuple[bool, bool], tuple] = {}
 def adc_per_vector_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
                           vector_scale: np.ndarray, col_scale: np.ndarray, channel_axis: int,
                           out_noise: float, bound: float, step: float, max_iterations: int,
-                          seed: np.uint64, table: np.ndarray, counts: np.ndarray,
+                          seed: np.uint64, counts: np.ndarray,
                           parallel: bool = True) -> None:
     """Training forward of ``kernels.adc_per_vector.adc_per_vector`` (no read noise, no
     accumulation) that also records where the final noisy value was inside the ADC range.
@@ -256,12 +250,15 @@ def adc_per_vector_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
     vector clips and k < ``max_iterations``); ``inside`` (uint8, same shape) is 1 where that
     value was not clipped. Repetition k of sample n draws xi from the table-normal stream
     ``block_state(seed, 128 n + 2 k)``, value (c, p) at counter ``c P + p``
-    (``kernels.rng.normal_at``): the result depends on the seed and the logical index only.
-    Repetition 0's normals are drawn four per hashed word: per channel along the positions
-    (NCHW), or in channels_last for a block of ``MASKED_BLOCK`` positions at a time, channel by
-    channel into a buffer in the outputs' layout that stays in the L1 cache (one hash per draw
-    by random access, read with a stride of P, made this kernel 2.3-3 times slower:
-    benchmarks/README.md); the rare repetitions draw theirs by random access.
+    (``kernels/table_normals.py``, ``normal_at_counter``): the result depends on the seed and
+    the logical index only. (The inference kernel ``adc_per_vector`` uses the same keys at
+    counters ``p C + c``, so the two draw different normals of the same distribution.)
+    Repetition 0's normals are drawn in vectorised runs (``fill_normals_run``, four per hashed
+    word): per channel along the positions (NCHW), or in channels_last for a block of
+    ``MASKED_BLOCK`` positions at a time, channel by channel, scattered into a buffer in the
+    outputs' layout that stays in the L1 cache (one hash per draw by random access, read with
+    a stride of P, made this kernel 2.3-3 times slower: benchmarks/README.md); the rare
+    repetitions draw theirs by random access.
 
     Args:
         y: (N, C, P) (``channel_axis`` 1) or (N, P, C) float32 GEMM outputs in input units.
@@ -271,7 +268,7 @@ def adc_per_vector_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
         col_scale: (C,) float32 per-channel scale.
         out_noise: std of the output noise (ADC units); bound: ADC bound (>= 3e38: none);
         step: ADC step (<= 0: none); max_iterations: bound-management halvings (0: off).
-        seed: stream seed; table: ``kernels.rng.NORMAL_TABLE``.
+        seed: stream seed.
         counts: (N, 2) int64, receives per sample the values still clipped and the number of
             repeated vectors.
         parallel: samples on Numba's threads (training runs the serial kernel: torch's pool
@@ -282,8 +279,7 @@ def adc_per_vector_masked(y: np.ndarray, out: np.ndarray, inside: np.ndarray,
         _MASKED_VARIANTS[key] = _build_masked(*key)
     threaded, serial = _MASKED_VARIANTS[key]
     (threaded if parallel else serial)(y, out, inside, vector_scale, col_scale, channel_axis,
-                                       out_noise, bound, step, max_iterations, seed, table,
-                                       counts)
+                                       out_noise, bound, step, max_iterations, seed, counts)
 
 
 def adc_per_vector_masked_serial(*args) -> None:

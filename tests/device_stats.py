@@ -1,6 +1,8 @@
 """Moments and standard errors for the statistical device tests (shared by tests/test_devices_*).
 
-Every expectation is written here from the textbook formulas, independently of the library."""
+Every expectation is written here from the textbook formulas, independently of the library;
+the one library helper is :func:`read_kernel_normals`, the normals the fused read kernel draws
+(for comparisons with common random numbers)."""
 from __future__ import annotations
 
 import math
@@ -8,10 +10,19 @@ import math
 import numpy as np
 from scipy.special import ndtr
 
+from aimcsim.kernels.rng import block_state
+from aimcsim.kernels.table_normals import table_normal
+
 
 def phi(z):
     """Standard normal density."""
     return np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def read_kernel_normals(n: int, seed: int) -> np.ndarray:
+    """The n normals the fused device-read kernel draws under ``seed`` (device i gets draw i
+    of the table-normal stream with key ``block_state(seed, 0)``, kernels/devices.py)."""
+    return table_normal(n, int(block_state(np.uint64(seed), np.int64(0))))
 
 
 def censored_normal(mu, s):

@@ -19,12 +19,13 @@ from hypothesis.extra import numpy as hnp
 from scipy.special import ndtr, ndtri
 
 from aimcsim.devices import (DeviceState, PCMConfig, PCMDevice, device_from_dict, make_device)
-from aimcsim.devices.drift import drift_nu_mean, drift_nu_std
+from aimcsim.devices.drift import drift_log_ratio, drift_nu_mean, drift_nu_std
 from aimcsim.devices.programming_noise import programming_sigma
 from aimcsim.devices.read_noise import read_time_factor
-from aimcsim.kernels.rng import seed_from, standard_normal
+from aimcsim.kernels.devices import read_drifted, read_drifted_serial
+from aimcsim.kernels.rng import seed_from
 from device_stats import (assert_within, censored_normal, folded_normal, mean_se, phi,
-                          std_se)
+                          read_kernel_normals, std_se)
 
 G_MAX = 25.0
 T0 = 20.0
@@ -214,23 +215,38 @@ def test_kernel_equals_reference_given_the_same_normals(shape, t):
         state = device.program(targets, rng)
         seed = seed_from(np.random.default_rng(9))
         fast = device.read(state, t, np.random.default_rng(9), fast=True)
-        xi = standard_normal(targets.size, seed).reshape(shape)
+        xi = read_kernel_normals(targets.size, seed).reshape(shape)
         ref = device.read_given_normals(state, t, xi)
         assert fast.shape == shape and fast.dtype == np.float32
         np.testing.assert_allclose(fast, ref, rtol=2e-6, atol=1e-6)
 
 
 def test_kernel_does_not_depend_on_thread_count():
+    """The parallel kernel (chunks of table_normals.CHUNK on the threads) on one thread and on
+    all, and its serial twin, give the same bits; ``read`` (serial below
+    PARALLEL_MIN_DEVICES) too."""
     device, state = program_level(0.3, seed=8, n=50_000)
+    args = (state.g_prog, state.nu, device._q(state).astype(np.float32), state.active,
+            drift_log_ratio(DAY, device.t0), device.read_noise_amplitude(DAY), np.uint64(77))
+    serial = np.empty(state.g_prog.size, np.float32)
+    read_drifted_serial(*args, serial)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
         one = device.read(state, DAY, np.random.default_rng(4), fast=True)
+        parallel_one = np.empty_like(serial)
+        read_drifted(*args, parallel_one)
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
         many = device.read(state, DAY, np.random.default_rng(4), fast=True)
+        parallel_many = np.empty_like(serial)
+        read_drifted(*args, parallel_many)
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one, many)
+    np.testing.assert_array_equal(parallel_one, serial)
+    np.testing.assert_array_equal(parallel_many, serial)
+    ref = device.read_given_normals(state, DAY, read_kernel_normals(serial.size, 77))
+    np.testing.assert_allclose(serial, ref, rtol=2e-6, atol=1e-6)
 
 
 def test_kernel_and_numpy_reads_have_the_same_distribution():

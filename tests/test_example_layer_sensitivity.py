@@ -10,7 +10,10 @@ from aimcsim.experiments.probe import analog_accuracies, analog_accuracy
 def test_every_layer_measured_and_outputs_written(tmp_path, self_labelled_tiny_net):
     example = load_example("layer_sensitivity")
     net, split = self_labelled_tiny_net
-    fp32, results = example.layer_sensitivity(net, split, time_s=1.0, reps=1, batch_size=32)
+    # two programmings: on 64 images the accuracies of one programming can coincide (with the
+    # kernels' normals of 2026-12-02 programming 0 gives 59/64 in all three runs, though their
+    # outputs differ), so the runs are compared on the mean of two, as in the probe test below
+    fp32, results = example.layer_sensitivity(net, split, time_s=1.0, reps=2, batch_size=32)
     assert fp32 == 1.0
     assert set(results) == {example.ALL_LAYERS, "0", "3"}
     assert all(0.0 <= acc <= 1.0 for acc in results.values())

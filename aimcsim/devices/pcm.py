@@ -10,8 +10,10 @@ docstrings of :mod:`~aimcsim.devices.programming_noise`, :mod:`~aimcsim.devices.
 The numpy methods (shared with the Hermes model in :mod:`~aimcsim.devices.pcm_like`) are the
 reference implementation. ``read`` goes through the fused Numba kernel
 ``aimcsim.kernels.devices.read_drifted`` when ``fast`` (default: the config's ``fast_read``); it
-then draws table normals (kernels/rng.py) instead of numpy's exact Gaussians, and is about 3x
-faster (benchmarks/README.md, "Device reads").
+then draws the kernels' table normals with exact tails (kernels/table_normals.py: exactly
+normal beyond +-2.998 sigma, the normal quantised to 65,536 equiprobable levels inside) instead of
+numpy's exact Gaussians. Its speed against the numpy reference is measured in
+benchmarks/README.md ("Device reads").
 """
 from __future__ import annotations
 
@@ -48,8 +50,9 @@ class PCMConfig:
             noise). True: the reference toolkit's behaviour, which programs, drifts and
             read-noises it too and clamps it at 0, biasing every weight towards 0 by about
             0.4% of w_max.
-        fast_read: ``read`` uses the fused Numba kernel (table normals, kernels/rng.py) unless
-            told otherwise; False uses numpy's exact Gaussian draws.
+        fast_read: ``read`` uses the fused Numba kernel (table normals with exact tails,
+            kernels/table_normals.py) unless told otherwise; False uses numpy's exact
+            Gaussian draws.
     """
 
     g_max: float = 25.0

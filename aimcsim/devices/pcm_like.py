@@ -130,9 +130,10 @@ class PCMLikeDevice(DeviceModel):
              fast: bool | None = None) -> np.ndarray:
         """One noisy read of every device at ``t`` seconds after programming, µS (float32).
 
-        ``fast`` (default ``config.fast_read``): True runs the fused Numba kernel with table
-        normals of a stream seeded from ``rng``; False is the numpy reference with
-        ``rng.standard_normal``. Both consume ``rng`` and are reproducible from it.
+        ``fast`` (default ``config.fast_read``): True runs the fused Numba kernel with the
+        table normals with exact tails (``kernels/table_normals.py``) of a stream seeded from
+        ``rng``; False is the numpy reference with ``rng.standard_normal``. Both consume
+        ``rng`` and are reproducible from it.
         """
         t = self.check_read_time(t)
         check_state(state)
@@ -140,7 +141,7 @@ class PCMLikeDevice(DeviceModel):
             xi = rng.standard_normal(np.shape(state.g_prog), dtype=np.float32)
             return self.read_given_normals(state, t, xi)
         from aimcsim.kernels.devices import read_devices
-        from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
+        from aimcsim.kernels.rng import seed_from
         shape = np.shape(state.g_prog)
         out = np.empty(shape, np.float32)
         read_devices(np.ascontiguousarray(state.g_prog, np.float32).reshape(-1),
@@ -148,5 +149,5 @@ class PCMLikeDevice(DeviceModel):
                      np.ascontiguousarray(self._q(state), np.float32).reshape(-1),
                      np.ascontiguousarray(state.active, np.bool_).reshape(-1),
                      drift_log_ratio(t, self.t0), self.read_noise_amplitude(t),
-                     np.uint64(seed_from(rng)), NORMAL_TABLE, out.reshape(-1))
+                     np.uint64(seed_from(rng)), out.reshape(-1))
         return out

@@ -18,7 +18,7 @@ import numpy as np
 
 from aimcsim.kernels.adc_per_vector import adc_per_vector
 from aimcsim.kernels.periphery import FLOAT32_MAX, adc, dac
-from aimcsim.kernels.rng import NORMAL_TABLE, seed_from
+from aimcsim.kernels.rng import seed_from
 from aimcsim.tiles.periphery import NOISE_MANAGEMENT, PeripheryConfig
 from aimcsim.tiles.scratch import dac_buffer
 
@@ -96,7 +96,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
     hold = iterations > 0
     adc(y, var, out, scales, col_scale, channel_axis, periphery.out_noise,
                    var_gemm is not None, periphery.out_clip, periphery.out_step,
-                   np.uint64(seed_from(rng)), NORMAL_TABLE, accumulate, hold, clipped)
+                   np.uint64(seed_from(rng)), accumulate, hold, clipped)
     pending = np.flatnonzero(clipped) if hold else np.zeros(0, np.int64)
     final_clipped = int(clipped.sum()) if not hold else 0
     repeated = 0
@@ -114,7 +114,7 @@ def analog_pass(x: np.ndarray, gemm: Gemm, out: np.ndarray | None, col_scale: np
         sub_clipped = np.zeros(pending.size, np.int64)
         adc(y_sub, var_sub, y_sub, sub_scales, col_scale, channel_axis,
                        periphery.out_noise, var_gemm is not None, periphery.out_clip,
-                       periphery.out_step, np.uint64(seed_from(rng)), NORMAL_TABLE, False, False,
+                       periphery.out_step, np.uint64(seed_from(rng)), False, False,
                        sub_clipped)
         done = (sub_clipped == 0) if iteration < iterations else np.ones(pending.size, bool)
         final_clipped += int(sub_clipped[done].sum())

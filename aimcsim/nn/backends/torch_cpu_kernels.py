@@ -25,7 +25,6 @@ import torch
 from aimcsim.kernels.periphery import NM_ABS_MAX, NM_CONSTANT, NM_NONE
 from aimcsim.kernels.periphery import dac_per_patch_serial as dac_patches
 from aimcsim.kernels.periphery import dac_quantize_serial as dac
-from aimcsim.kernels.rng import NORMAL_TABLE
 from aimcsim.kernels.training import adc_backward_serial as adc_backward
 from aimcsim.kernels.training import adc_forward_masked_serial as adc_forward_masked
 from aimcsim.kernels.training import dac_backward_serial as dac_backward
@@ -112,8 +111,7 @@ class _Adc(torch.autograd.Function):
         s = in_scale.detach().to(torch.float32).reshape(-1).contiguous()
         c = col_scale.detach().to(torch.float32).reshape(-1).contiguous()
         adc_forward_masked(yv, _view(out, layout)[0], inside.numpy(), s.numpy(), c.numpy(),
-                           axis, out_noise, bound, step, np.uint64(seed), NORMAL_TABLE,
-                           saturated.numpy())
+                           axis, out_noise, bound, step, np.uint64(seed), saturated.numpy())
         ctx.save_for_backward(inside, s, c)
         ctx.layout = layout
         ctx.mark_non_differentiable(saturated)
@@ -187,8 +185,7 @@ class _AdcPerVector(torch.autograd.Function):
         c = col_scale.detach().to(torch.float32).reshape(-1).contiguous()
         adc_per_vector_masked(yv, _view(out, layout)[0], inside.numpy(),
                               vector_scale.detach().contiguous().numpy(), c.numpy(), axis,
-                              out_noise, bound, step, iterations, np.uint64(seed), NORMAL_TABLE,
-                              counts.numpy())
+                              out_noise, bound, step, iterations, np.uint64(seed), counts.numpy())
         ctx.save_for_backward(inside, c)
         ctx.layout = layout
         return out
