@@ -415,22 +415,14 @@ def trait_markdown(data: dict) -> str:
     for row in data["networks"]:
         if not row["vs_base"]:
             continue
-        if row.get("replicate_of"):
-            for suffix, what in (("", "from FP32"), ("_digital", "from its own digital "
-                                                                 "accuracy")):
-                parts = [f"{_pm(d['difference'], d['se'], signed=True)}"
-                         f"{' *' if d.get('resolved') else ''} at {x}" if d else
-                         f"n/a at {x}" for d, x in zip(row["vs_base" + suffix], labels)]
-                lines += ["", f"{row['network']} minus {row['base']} (the training-run "
-                          f"difference, unpaired), loss {what}: " + ", ".join(parts)
-                          + " points."]
-            continue
+        relation = ("the training-run difference, unpaired" if row.get("replicate_of")
+                    else "its base: the step alone")
         for suffix, what in (("", "from FP32"), ("_digital", "from its own digital "
                                                              "accuracy")):
             parts = [f"{_pm(d['difference'], d['se'], signed=True)}"
                      f"{' *' if d.get('resolved') else ''} at {x}" if d else
                      f"n/a at {x}" for d, x in zip(row["vs_base" + suffix], labels)]
-            lines += ["", f"{row['network']} minus {row['base']} (its base: the step alone), "
+            lines += ["", f"{row['network']} minus {row['base']} ({relation}), "
                       f"loss {what}: " + ", ".join(parts) + " points."]
     return "\n".join(lines)
 
